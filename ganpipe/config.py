@@ -1,0 +1,154 @@
+"""Gin: the one place where library and Keras symbols are registered, and where configs are parsed.
+
+Library functions stay free of gin; they are registered here under short names. ``gin.tf`` is
+never imported (it imports ``tf.estimator``, gone since TF 2.16); Keras optimizers, schedules and
+initializers are registered here instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Sequence
+
+import gin
+import keras
+from absl import logging
+
+from ganpipe import constraints, trainer
+from ganpipe import data as data_lib
+from ganpipe.models import factories
+
+# Where the shipped experiment files live (a source checkout or an editable install).
+GIN_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "gin"))
+
+_TRAIN_INTERNAL = ["output_dir", "config_text", "config_header", "operative_config"]
+
+# gin name -> (object, module shown in gin, denylist).
+_SYMBOLS = {
+    "train": (trainer.train, "ganpipe", _TRAIN_INTERNAL),
+    "Schedule": (trainer.Schedule, "ganpipe", None),
+    "Latent": (trainer.Latent, "ganpipe", None),
+    "build_generator": (factories.build_generator, "ganpipe", None),
+    "build_critic": (factories.build_critic, "ganpipe", ["input_shape"]),
+    "load_images": (data_lib.load_images, "ganpipe", None),
+    "WeightClip": (constraints.WeightClip, "ganpipe", None),
+    "GradientPenalty": (constraints.GradientPenalty, "ganpipe", None),
+}
+for _cls in (keras.optimizers.Adam, keras.optimizers.AdamW, keras.optimizers.RMSprop,
+             keras.optimizers.SGD):
+    _SYMBOLS[_cls.__name__] = (_cls, "keras.optimizers", None)
+for _cls in (keras.optimizers.schedules.ExponentialDecay, keras.optimizers.schedules.CosineDecay,
+             keras.optimizers.schedules.PiecewiseConstantDecay,
+             keras.optimizers.schedules.PolynomialDecay,
+             keras.optimizers.schedules.InverseTimeDecay):
+    _SYMBOLS[_cls.__name__] = (_cls, "keras.optimizers.schedules", None)
+for _cls in (keras.initializers.TruncatedNormal, keras.initializers.RandomNormal,
+             keras.initializers.RandomUniform, keras.initializers.GlorotUniform,
+             keras.initializers.GlorotNormal, keras.initializers.HeNormal,
+             keras.initializers.HeUniform, keras.initializers.Orthogonal,
+             keras.initializers.Zeros, keras.initializers.Ones, keras.initializers.Constant):
+    _SYMBOLS[_cls.__name__] = (_cls, "keras.initializers", None)
+
+CONFIGURABLES: dict[str, object] = {}
+
+
+class ConfigError(ValueError):
+    """A gin file or binding cannot be used; the message says where and how to fix it."""
+
+
+def register() -> None:
+    """Registers every configurable once per process."""
+    if CONFIGURABLES:
+        return
+    for name, (obj, module, denylist) in _SYMBOLS.items():
+        CONFIGURABLES[name] = gin.external_configurable(
+            obj, name=name, module=module, denylist=denylist
+        )
+
+
+def _parameters(name: str) -> list[str]:
+    obj = _SYMBOLS[name][0]
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    params = inspect.signature(target).parameters
+    denied = set(_SYMBOLS[name][2] or [])
+    return [p for p in params if p not in ("self", "args", "kwargs") and p not in denied]
+
+
+def _explain(error: Exception) -> str:
+    """Adds close-match suggestions to gin's error message."""
+    message = str(error)
+    hints = []
+    for quote in ("'", '"'):
+        for chunk in message.split(quote)[1::2]:
+            base = chunk.split("/")[-1].split(".")[0]
+            if base and base not in _SYMBOLS:
+                close = difflib.get_close_matches(base, list(_SYMBOLS), n=3)
+                if close:
+                    hints.append(f"'{base}' is not a configurable; did you mean {close}?")
+            if "." in chunk:
+                owner, _, param = chunk.split("/")[-1].rpartition(".")
+                if owner in _SYMBOLS and param not in _parameters(owner):
+                    close = difflib.get_close_matches(param, _parameters(owner), n=3)
+                    hints.append(
+                        f"{owner} has no parameter '{param}'"
+                        + (f"; did you mean {close}?" if close else "")
+                        + f" Its parameters: {', '.join(_parameters(owner))}."
+                    )
+    if "No configurable matching" in message or "not a configurable" in " ".join(hints):
+        hints.append(f"Known configurables: {', '.join(sorted(_SYMBOLS))}.")
+    return message + ("\n" + "\n".join(dict.fromkeys(hints)) if hints else "")
+
+
+def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
+    """Parses experiment files and bindings, rejecting unknown names; returns the parsed config.
+
+    Later files and bindings override earlier ones. Includes are searched next to each file and
+    in the shipped gin/ folder.
+
+    Raises:
+        ConfigError: a file is missing, has a syntax error, or names an unknown configurable or
+            parameter.
+    """
+    register()
+    gin.clear_config()
+    if not gin_files:
+        raise ConfigError("Give at least one --gin_file, e.g. --gin_file=gin/wgan.gin.")
+    for path in gin_files:
+        if not os.path.isfile(path):
+            shipped = sorted(n for n in os.listdir(GIN_DIR) if n.endswith(".gin")) if os.path.isdir(
+                GIN_DIR) else []
+            raise ConfigError(
+                f"Gin file {path!r} not found. Shipped experiment files in {GIN_DIR}: "
+                f"{', '.join(shipped)}."
+            )
+    for directory in dict.fromkeys([GIN_DIR] + [os.path.dirname(os.path.abspath(p)) for p in
+                                                gin_files]):
+        gin.add_config_file_search_path(directory)
+    # gin logs an error for every search-path miss while it resolves an include; a real miss
+    # raises, so those lines are noise.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.FATAL)
+    try:
+        gin.parse_config_files_and_bindings(
+            list(gin_files), list(gin_params), skip_unknown=False, finalize_config=False
+        )
+    except Exception as error:  # gin raises ValueError, SyntaxError, KeyError, IOError, ...
+        raise ConfigError(f"Cannot parse the config: {_explain(error)}") from error
+    finally:
+        logging.set_verbosity(verbosity)
+    return gin.config_str()
+
+
+def train(**kwargs):
+    """Calls the gin-configured ``ganpipe.trainer.train``."""
+    register()
+    try:
+        return CONFIGURABLES["train"](**kwargs)
+    except TypeError as error:
+        if "missing" in str(error) and "argument" in str(error):
+            raise ConfigError(
+                f"A required binding is missing: {error}. Bind it in a gin file or with --gin_param."
+            ) from error
+        raise

@@ -1,0 +1,68 @@
+"""Core types shared by the data loaders: the in-memory image container and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when no way of obtaining the requested data set worked.
+
+    The message lists every way to get the data and why each attempt failed, so that the
+    user can fix the problem without reading the source.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageArray:
+    """A whole image data set held in memory.
+
+    Attributes:
+        images: uint8 array of shape (N, H, W, C); C is 1 for grayscale.
+        labels: int64 array of shape (N,), or None when the source has no labels.
+        source: Human-readable description of where the data came from.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(
+                "ImageArray.images must be a uint8 array of shape (N, H, W, C); got "
+                f"dtype {self.images.dtype} and shape {self.images.shape}."
+            )
+        if self.labels is not None and self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"ImageArray.labels has shape {self.labels.shape} but there are "
+                f"{self.images.shape[0]} images."
+            )
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The (H, W, C) shape of a single image."""
+        height, width, channels = self.images.shape[1:]
+        return int(height), int(width), int(channels)
+
+
+def describe(images: ImageArray) -> str:
+    """Summarizes a data set in one line.
+
+    Args:
+        images: The data set to describe.
+
+    Returns:
+        A line such as "60000 images of 28x28x1 uint8, with labels, from IDX files in ...".
+    """
+    height, width, channels = images.image_shape
+    labels = "with labels" if images.labels is not None else "no labels"
+    return (
+        f"{len(images)} images of {height}x{width}x{channels} {images.images.dtype}, "
+        f"{labels}, from {images.source}"
+    )

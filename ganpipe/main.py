@@ -1,0 +1,61 @@
+"""Trains a GAN from gin files: ``python -m ganpipe.main --gin_file=gin/wgan.gin``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's C++ start-up chatter out.
+
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string(
+    "gin_file", None, "Experiment file; repeat it to layer files, later ones overriding earlier."
+)
+flags.DEFINE_multi_string(
+    "gin_param", [], "One gin binding, e.g. 'NUM_STEPS=2000' or 'critic/Adam.learning_rate=1e-4'; "
+    "repeatable, applied after the files."
+)
+flags.DEFINE_string(
+    "output_dir", None, "Run directory (default: runs/<stem of the last --gin_file>). An existing "
+    "one with the same config is resumed; one with another config is refused."
+)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}. Use --gin_param for bindings.")
+    from ganpipe import config  # Imported here so --help stays fast.
+    from ganpipe.actions import NonFiniteLossError
+    from ganpipe.rundir import RunDirectoryError
+
+    output_dir = FLAGS.output_dir or os.path.join(
+        "runs", os.path.splitext(os.path.basename(FLAGS.gin_file[-1]))[0]
+    )
+    try:
+        config_text = config.parse(FLAGS.gin_file, FLAGS.gin_param)
+        import gin
+
+        header = [f"--gin_file={f}" for f in FLAGS.gin_file]
+        header += [f"--gin_param={p}" for p in FLAGS.gin_param]
+        config.train(output_dir=output_dir, config_text=config_text, config_header=header,
+                     operative_config=gin.operative_config_str)
+    except NonFiniteLossError as error:
+        logging.error("%s", error)
+        return 3
+    except (ValueError, RunDirectoryError, FileNotFoundError) as error:
+        print(f"ganpipe: error: {error}", file=sys.stderr)
+        return 2
+    logging.info("Done. Outputs are in %s", os.path.abspath(output_dir))
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    flags.mark_flag_as_required("gin_file")
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,149 @@
+"""Generator and critic factories: block specs from gin in, functional Keras models out.
+
+Models know nothing of losses, optimizers or data pipelines. The critic returns raw, unbounded
+scores of shape ``(batch, 1)``; a loss that needs a probability applies the sigmoid itself, in its
+numerically safe form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+from ganpipe.models import blocks as blocks_lib
+
+InitializerLike = str | dict | Callable[[], Any] | keras.initializers.Initializer
+
+
+def _initializer_factory(initializer: InitializerLike) -> Callable[[], Any]:
+    """Returns a callable that makes a fresh initializer for each layer.
+
+    A fresh instance per layer matters: a Keras 3 initializer instance fixes its seed when created,
+    so sharing one instance between two layers of the same shape gives them identical weights.
+    """
+    if isinstance(initializer, keras.initializers.Initializer):
+        config = keras.initializers.serialize(initializer)
+        return lambda: keras.initializers.deserialize(config)
+    if isinstance(initializer, (str, dict)):
+        return lambda: keras.initializers.get(initializer)
+    if callable(initializer):
+        return initializer
+    raise ValueError(
+        f"Cannot use {initializer!r} as an initializer: give a Keras initializer name, config dict, "
+        "instance, or a gin reference to an initializer class such as @generator/TruncatedNormal."
+    )
+
+
+def _build(
+    name: str,
+    input_shape: Sequence[int],
+    blocks: Sequence[blocks_lib.BlockSpec],
+    kernel_initializer: InitializerLike,
+    bias_initializer: InitializerLike,
+) -> keras.Model:
+    if not blocks:
+        raise ValueError(f"The {name} needs at least one block; its `blocks` list is empty.")
+    layers = blocks_lib.build_blocks(
+        blocks,
+        kernel_initializer=_initializer_factory(kernel_initializer),
+        bias_initializer=_initializer_factory(bias_initializer),
+    )
+    inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
+    outputs = inputs
+    for index, layer in enumerate(layers):
+        try:
+            outputs = layer(outputs)
+        except Exception as error:  # Keras raises several types for shape mismatches.
+            raise ValueError(
+                f"The {name}'s layer {index} ({layer.__class__.__name__}) cannot take an input of "
+                f"shape {tuple(outputs.shape)}: {error}"
+            ) from error
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_generator(
+    *,
+    latent_dim: int,
+    blocks: Sequence[blocks_lib.BlockSpec],
+    kernel_initializer: InitializerLike = "glorot_uniform",
+    bias_initializer: InitializerLike = "zeros",
+    name: str = "generator",
+) -> keras.Model:
+    """Builds a generator that maps latent vectors ``(batch, latent_dim)`` to images.
+
+    Args:
+        latent_dim: Size of the latent (noise) vector.
+        blocks: Block specs, applied in order (see ``ganpipe.models.blocks``).
+        kernel_initializer: Default kernel initializer of weighted blocks.
+        bias_initializer: Default bias initializer of weighted blocks.
+        name: Model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    if int(latent_dim) <= 0:
+        raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}.")
+    return _build(name, (int(latent_dim),), blocks, kernel_initializer, bias_initializer)
+
+
+def build_critic(
+    *,
+    input_shape: Sequence[int],
+    blocks: Sequence[blocks_lib.BlockSpec],
+    kernel_initializer: InitializerLike = "glorot_uniform",
+    bias_initializer: InitializerLike = "zeros",
+    name: str = "critic",
+) -> keras.Model:
+    """Builds a critic that maps images to one raw score each, shape ``(batch, 1)``.
+
+    The last block must produce one unit. Critics normally end without an activation: losses that
+    need a probability apply the sigmoid internally (see ``ganpipe.losses``), and the trainer
+    refuses a sigmoid-ended critic with such a loss.
+
+    Args:
+        input_shape: Image shape ``(height, width, channels)``; the trainer passes the data's.
+        blocks: Block specs, applied in order.
+        kernel_initializer: Default kernel initializer of weighted blocks.
+        bias_initializer: Default bias initializer of weighted blocks.
+        name: Model name.
+
+    Returns:
+        A functional ``keras.Model``.
+    """
+    model = _build(name, input_shape, blocks, kernel_initializer, bias_initializer)
+    if tuple(model.output_shape[1:]) != (1,):
+        raise ValueError(
+            f"The critic must output one score per image, shape (batch, 1), but its blocks give "
+            f"{tuple(model.output_shape)}. End the critic with {{'block': 'dense', 'units': 1}}."
+        )
+    return model
+
+
+def final_activation(model: keras.Model) -> str | None:
+    """Name of the activation the model's output passes through last, if one can be read off.
+
+    Shape-only layers (reshape, flatten) are looked through. Returns ``None`` where the last
+    value-changing layer has no activation (for example, a batch norm).
+    """
+    for layer in reversed(model.layers):
+        if isinstance(layer, (keras.layers.Reshape, keras.layers.Flatten, keras.layers.InputLayer)):
+            continue
+        inner = getattr(layer, "layer", layer)  # Look inside wrappers (spectral norm).
+        activation = getattr(inner, "activation", None)
+        if activation is None:
+            return None
+        name = getattr(activation, "__name__", str(activation))
+        return None if name == "linear" else name
+    return None
+
+
+# Output value ranges of bounded final activations; used to check that the data is scaled to
+# match the generator.
+ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+
+
+def output_range(model: keras.Model) -> tuple[float, float] | None:
+    """The value range of the generator's output, where its final activation bounds it."""
+    return ACTIVATION_RANGES.get(final_activation(model) or "")

@@ -1,0 +1,150 @@
+"""The run directory: refuses to mix configs, holds a lock, and writes files atomically."""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+
+CONFIG_FILE = "config.gin"
+OPERATIVE_CONFIG_FILE = "operative_config.gin"
+LOCK_FILE = ".lock"
+
+# Bindings that may change between a run and its resumption: raising the step budget extends a run.
+_RESUMABLE_CHANGES = (re.compile(r"^NUM_STEPS\s*="), re.compile(r"^train\.num_steps\s*="))
+
+
+class RunDirectoryError(RuntimeError):
+    """The output directory cannot hold this run (another config, another process, not writable)."""
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file and a rename, so readers never see half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _comparable(text: str) -> list[str]:
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if any(pattern.match(stripped) for pattern in _RESUMABLE_CHANGES):
+            continue
+        lines.append(stripped)
+    return lines
+
+
+def config_difference(saved: str, requested: str) -> list[str]:
+    """Unified-diff lines between two configs, ignoring comments and the step budget."""
+    return list(
+        difflib.unified_diff(
+            _comparable(saved), _comparable(requested), "config.gin (in the run directory)",
+            "config requested now", lineterm="", n=0,
+        )
+    )
+
+
+class RunDirectory:
+    """A run's output directory.
+
+    Opening it checks that it is new, empty, or holds a run with the same config (ignoring
+    NUM_STEPS, so a finished run can be extended), and takes an exclusive lock so a second process
+    given the same directory is refused while the first runs.
+
+    Args:
+        path: The directory.
+        config_text: The parsed config (``gin.config_str()``), compared and saved as config.gin.
+        header: Comment lines written above the config (the command's gin files and params).
+    """
+
+    def __init__(self, path: str, config_text: str, header: Iterable[str] = ()):
+        self.path = os.path.abspath(path)
+        self.config_text = config_text
+        self.header = list(header)
+        self.resuming = False
+        self._lock_fd: int | None = None
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(self.path, *parts)
+
+    def check(self) -> bool:
+        """Validates the directory without writing anything; returns whether this is a resume."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunDirectoryError(f"--output_dir {self.path} exists and is not a directory.")
+        parent = self.path
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK):
+            raise RunDirectoryError(
+                f"--output_dir {self.path} is not writable (no write permission on {parent}). "
+                "Choose another --output_dir."
+            )
+        config_path = self.join(CONFIG_FILE)
+        if os.path.isfile(config_path):
+            with open(config_path) as f:
+                saved = f.read()
+            diff = config_difference(saved, self.config_text)
+            if diff:
+                shown = "\n".join(diff[:60]) + ("\n..." if len(diff) > 60 else "")
+                raise RunDirectoryError(
+                    f"{self.path} already holds a run with a different config; nothing was "
+                    f"changed. Differences (- saved, + requested):\n{shown}\nUse another "
+                    "--output_dir, or the saved config to resume this run."
+                )
+            self.resuming = True
+        elif os.path.isdir(self.path) and [n for n in os.listdir(self.path) if n != LOCK_FILE]:
+            raise RunDirectoryError(
+                f"{self.path} is not empty and holds no {CONFIG_FILE}: it is not a ganpipe run "
+                "directory. Choose a new or empty --output_dir."
+            )
+        return self.resuming
+
+    def open(self) -> RunDirectory:
+        """Checks, locks, and (for a new run) writes config.gin. Returns self."""
+        self.check()
+        os.makedirs(self.path, exist_ok=True)
+        fd = os.open(self.join(LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            os.close(fd)
+            raise RunDirectoryError(
+                f"Another process is training in {self.path} (it holds {LOCK_FILE}). Wait for it "
+                "to finish or choose another --output_dir."
+            ) from error
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        if not self.resuming:
+            header = "".join(f"# {line}\n" for line in self.header)
+            atomic_write(self.join(CONFIG_FILE), header + self.config_text)
+        return self
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> RunDirectory:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
