@@ -23,11 +23,9 @@ from ganpipe.models import factories
 # Where the shipped experiment files live (a source checkout or an editable install).
 GIN_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "gin"))
 
-_TRAIN_INTERNAL = ["output_dir", "config_text", "config_header", "operative_config"]
-
 # gin name -> (object, module shown in gin, denylist).
 _SYMBOLS = {
-    "train": (trainer.train, "ganpipe", _TRAIN_INTERNAL),
+    "train": (trainer.Trainer, "ganpipe", None),
     "Schedule": (trainer.Schedule, "ganpipe", None),
     "Latent": (trainer.Latent, "ganpipe", None),
     "build_generator": (factories.build_generator, "ganpipe", None),
@@ -141,11 +139,11 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
     return gin.config_str()
 
 
-def train(**kwargs):
-    """Calls the gin-configured ``ganpipe.trainer.train``."""
+def make_trainer(**overrides) -> trainer.Trainer:
+    """Builds the gin-configured ``Trainer`` (the ``train`` configurable) from the parsed config."""
     register()
     try:
-        return CONFIGURABLES["train"](**kwargs)
+        return CONFIGURABLES["train"](**overrides)
     except TypeError as error:
         if "missing" in str(error) and "argument" in str(error):
             raise ConfigError(

@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}. Use --gin_param for bindings.")
     from ganpipe import config  # Imported here so --help stays fast.
     from ganpipe.actions import NonFiniteLossError
-    from ganpipe.rundir import RunDirectoryError
+    from ganpipe.rundir import RunDirectory, RunDirectoryError
 
     output_dir = FLAGS.output_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(FLAGS.gin_file[-1]))[0]
@@ -37,10 +37,12 @@ def main(argv: list[str]) -> int:
         config_text = config.parse(FLAGS.gin_file, FLAGS.gin_param)
         import gin
 
+        # Refuse a run directory holding another config before any data or model is built.
+        RunDirectory(output_dir, config_text).check()
         header = [f"--gin_file={f}" for f in FLAGS.gin_file]
         header += [f"--gin_param={p}" for p in FLAGS.gin_param]
-        config.train(output_dir=output_dir, config_text=config_text, config_header=header,
-                     operative_config=gin.operative_config_str)
+        config.make_trainer().fit(output_dir, config_text=config_text, config_header=header,
+                                  operative_config=gin.operative_config_str)
     except NonFiniteLossError as error:
         logging.error("%s", error)
         return 3

@@ -244,37 +244,15 @@ def _check_compatible(generator, critic, loss, image_shape, value_range) -> None
         )
 
 
-def train(
-    *,
-    output_dir: str,
-    num_steps: int,
-    batch_size: int,
-    generator: Callable[[], keras.Model],
-    critic: Callable[..., keras.Model],
-    data: Callable[[], data_module.ImageArray],
-    loss: Any,
-    generator_optimizer: Any,
-    critic_optimizer: Any,
-    value_range: Sequence[float] = (0.0, 1.0),
-    schedule: Schedule = Schedule(),
-    latent: Latent = Latent(),
-    critic_constraint: Any = None,
-    penalty: Any = None,
-    strategy: str | tf.distribute.Strategy = "auto",
-    seed: int = 0,
-    log_every: int = 100,
-    sample_every: int = 1000,
-    checkpoint_every: int = 1000,
-    keep_checkpoints: int = 3,
-    num_samples: int = 64,
-    config_text: str = "",
-    config_header: Sequence[str] = (),
-    operative_config: Callable[[], str] | None = None,
-) -> dict[str, float]:
-    """Trains a GAN and writes its run directory; resumes from the directory's last checkpoint.
+class Trainer:
+    """Builds everything a run needs from its parts, then trains: ``Trainer(...).fit(output_dir)``.
+
+    Construction validates every setting, loads the data and builds the models and optimizers
+    under the strategy's scope, writing nothing, so a bad config fails before any compute is spent
+    or any file is touched. ``fit`` owns the run directory and the side effects; ``train_round``
+    is one round with none (tests drive it directly). Registered in gin as ``train``.
 
     Args:
-        output_dir: The run directory.
         num_steps: Generator updates to reach in total (``NUM_STEPS``).
         batch_size: The global batch, over all replicas (``BATCH_SIZE``).
         generator: Factory returning the generator (gin: ``@build_generator``).
@@ -295,123 +273,197 @@ def train(
         checkpoint_every: Steps between checkpoints.
         keep_checkpoints: Checkpoints kept.
         num_samples: Images in each sample grid (drawn from the same fixed noise every time).
-        config_text: The parsed config, saved as config.gin and compared on resume.
-        config_header: Comment lines for config.gin.
-        operative_config: Returns the operative config, written once training has started.
-
-    Returns:
-        The last metrics row.
     """
-    num_steps = _positive_int("NUM_STEPS (train.num_steps)", num_steps)
-    batch_size = _positive_int("BATCH_SIZE (train.batch_size)", batch_size)
-    for name, value in (("log_every", log_every), ("sample_every", sample_every),
-                        ("checkpoint_every", checkpoint_every),
-                        ("keep_checkpoints", keep_checkpoints), ("num_samples", num_samples)):
-        _positive_int(f"train.{name}", value)
-    if not isinstance(schedule, Schedule):
-        raise ValueError(f"train.schedule must be a Schedule (@Schedule()), got {schedule!r}.")
-    if not isinstance(latent, Latent):
-        raise ValueError(f"train.latent must be a Latent (@Latent()), got {latent!r}.")
-    value_range = tuple(float(v) for v in value_range)
-    loss = losses.get(loss)
-    constraint = constraints.get_constraint(critic_constraint)
-    penalty = constraints.get_penalty(penalty)
-    if isinstance(strategy, str):
-        strategy = distribute.make_strategy(strategy)
-    distribute.split_global_batch(batch_size, strategy)
 
-    images = data()
-    logging.info("Data: %s", data_module.describe(images))
-    dataset = data_module.make_dataset(
-        images=images, batch_size=batch_size, value_range=value_range, seed=seed
-    )
-    run_dir = RunDirectory(output_dir, config_text, config_header)
-    run_dir.check()
+    def __init__(
+        self,
+        *,
+        num_steps: int,
+        batch_size: int,
+        generator: Callable[[], keras.Model],
+        critic: Callable[..., keras.Model],
+        data: Callable[[], data_module.ImageArray],
+        loss: Any,
+        generator_optimizer: Any,
+        critic_optimizer: Any,
+        value_range: Sequence[float] = (0.0, 1.0),
+        schedule: Schedule = Schedule(),
+        latent: Latent = Latent(),
+        critic_constraint: Any = None,
+        penalty: Any = None,
+        strategy: str | tf.distribute.Strategy = "auto",
+        seed: int = 0,
+        log_every: int = 100,
+        sample_every: int = 1000,
+        checkpoint_every: int = 1000,
+        keep_checkpoints: int = 3,
+        num_samples: int = 64,
+    ):
+        self.num_steps = _positive_int("NUM_STEPS (train.num_steps)", num_steps)
+        self.batch_size = _positive_int("BATCH_SIZE (train.batch_size)", batch_size)
+        for name, value in (("log_every", log_every), ("sample_every", sample_every),
+                            ("checkpoint_every", checkpoint_every),
+                            ("keep_checkpoints", keep_checkpoints),
+                            ("num_samples", num_samples)):
+            _positive_int(f"train.{name}", value)
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise ValueError(f"train.seed must be an integer, got {seed!r}.")
+        if not isinstance(schedule, Schedule):
+            raise ValueError(f"train.schedule must be a Schedule (@Schedule()), got {schedule!r}.")
+        if not isinstance(latent, Latent):
+            raise ValueError(f"train.latent must be a Latent (@Latent()), got {latent!r}.")
+        self.log_every, self.sample_every = log_every, sample_every
+        self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
+        self.num_samples, self.seed = num_samples, int(seed)
+        self.schedule, self.latent = schedule, latent
+        self.value_range = tuple(float(v) for v in value_range)
+        self.loss = losses.get(loss)
+        self.constraint = constraints.get_constraint(critic_constraint)
+        self.penalty = constraints.get_penalty(penalty)
+        self.strategy = (
+            distribute.make_strategy(strategy) if isinstance(strategy, str) else strategy
+        )
+        distribute.split_global_batch(self.batch_size, self.strategy)
 
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        generator_model = generator()
-        critic_model = critic(input_shape=tuple(images.images.shape[1:]))
-        _check_compatible(generator_model, critic_model, loss, images.images.shape[1:], value_range)
-        g_opt = optimizers.get(generator_optimizer, "generator")
-        c_opt = optimizers.get(critic_optimizer, "critic")
-        g_opt.build(generator_model.trainable_variables)
-        c_opt.build(critic_model.trainable_variables)
-        rng = tf.random.Generator.from_seed(seed)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
-    logging.info(
-        "Generator: %d parameters; critic: %d parameters; loss %s; schedule %d critic / %d "
-        "generator updates per round; constraint %s; penalty %s.",
-        generator_model.count_params(), critic_model.count_params(), loss.name,
-        schedule.critic_steps, schedule.generator_steps, constraint, penalty,
-    )
+        self.images = data()
+        logging.info("Data: %s", data_module.describe(self.images))
+        self.dataset = data_module.make_dataset(
+            images=self.images, batch_size=self.batch_size, value_range=self.value_range,
+            seed=self.seed,
+        )
 
-    with run_dir:
+        keras.utils.set_random_seed(self.seed)
+        with self.strategy.scope():
+            self.generator = generator()
+            self.critic = critic(input_shape=tuple(self.images.images.shape[1:]))
+            _check_compatible(self.generator, self.critic, self.loss,
+                              self.images.images.shape[1:], self.value_range)
+            self.generator_optimizer = optimizers.get(generator_optimizer, "generator")
+            self.critic_optimizer = optimizers.get(critic_optimizer, "critic")
+            self.generator_optimizer.build(self.generator.trainable_variables)
+            self.critic_optimizer.build(self.critic.trainable_variables)
+            self.rng = tf.random.Generator.from_seed(self.seed)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
+        logging.info(
+            "Generator: %d parameters; critic: %d parameters; loss %s; %d critic / %d generator "
+            "updates per round; constraint %s; penalty %s.",
+            self.generator.count_params(), self.critic.count_params(), self.loss.name,
+            schedule.critic_steps, schedule.generator_steps, self.constraint, self.penalty,
+        )
+        self._steps = _Steps(
+            strategy=self.strategy, generator=self.generator, critic=self.critic, loss=self.loss,
+            generator_optimizer=self.generator_optimizer, critic_optimizer=self.critic_optimizer,
+            schedule=schedule, latent=latent, constraint=self.constraint, penalty=self.penalty,
+            rng=self.rng, global_batch=self.batch_size, step=self.step,
+        )
+        self._round = tf.function(self._steps.round)
+        self._iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
+
+    def train_critic(self) -> dict[str, float]:
+        """One critic update on the next real batch, nothing else; returns its metrics."""
+        if not hasattr(self, "_critic_fn"):
+            self._critic_fn = tf.function(lambda it: self._steps._reduce(
+                self.strategy.run(self._steps.critic_update, args=(next(it),))))
+        return {k: float(v) for k, v in self._critic_fn(self._iterator).items()}
+
+    def train_generator(self) -> dict[str, float]:
+        """One generator update, nothing else; returns its metrics."""
+        if not hasattr(self, "_generator_fn"):
+            self._generator_fn = tf.function(lambda: self._steps._reduce(
+                self.strategy.run(self._steps.generator_update)))
+        return {k: float(v) for k, v in self._generator_fn().items()}
+
+    def train_round(self, generator_steps: int | None = None) -> dict[str, float]:
+        """Runs one round (``generator_steps`` defaults to the schedule's); returns its metrics."""
+        steps = self.schedule.generator_steps if generator_steps is None else generator_steps
+        metrics = self._round(self._iterator, tf.constant(steps))
+        return {k: float(v) for k, v in metrics.items()}
+
+    def fit(
+        self,
+        output_dir: str,
+        *,
+        config_text: str = "",
+        config_header: Sequence[str] = (),
+        operative_config: Callable[[], str] | None = None,
+    ) -> dict[str, float]:
+        """Trains to ``num_steps``, writing the run directory; resumes from its last checkpoint.
+
+        Args:
+            output_dir: The run directory.
+            config_text: The parsed config, saved as config.gin and compared on resume.
+            config_header: Comment lines for config.gin.
+            operative_config: Returns the operative config, written once training has started.
+
+        Returns:
+            The last metrics row.
+        """
+        run_dir = RunDirectory(output_dir, config_text, config_header)
+        with run_dir:
+            return self._fit(run_dir, operative_config)
+
+    def _fit(self, run_dir: RunDirectory, operative_config) -> dict[str, float]:
         checkpoint = tf.train.Checkpoint(
-            generator=generator_model, critic=critic_model, generator_optimizer=g_opt,
-            critic_optimizer=c_opt, rng=rng, step=step, elapsed=elapsed,
+            generator=self.generator, critic=self.critic,
+            generator_optimizer=self.generator_optimizer, critic_optimizer=self.critic_optimizer,
+            rng=self.rng, step=self.step, elapsed=self.elapsed,
         )
         checkpointer = actions.Checkpointer(run_dir.join("checkpoints"), checkpoint,
-                                            keep_checkpoints)
+                                            self.keep_checkpoints)
         restored = checkpointer.restore()
-        start_step = int(step.numpy())
+        start = int(self.step.numpy())
         if restored:
-            logging.info("Resuming from %s at step %d.", restored, start_step)
-        metrics_log = actions.MetricsLog(run_dir.join("metrics.jsonl"), start_step)
+            logging.info("Resuming from %s at step %d.", restored, start)
+        metrics_log = actions.MetricsLog(run_dir.join("metrics.jsonl"), start)
         tensorboard = actions.TensorBoard(run_dir.join("tensorboard"))
-        fixed_noise = Latent.sample(
-            latent, tf.random.Generator.from_seed(seed + 1), [num_samples, generator_model.input_shape[-1]]
+        noise_shape = [self.num_samples, int(self.generator.input_shape[-1])]
+        fixed_noise = self.latent.sample(
+            tf.random.Generator.from_seed(self.seed + 1), noise_shape
         ).numpy()
-        samples = actions.SampleGrid(run_dir.join("samples"), fixed_noise, value_range)
-        progress = actions.Progress(num_steps, start_step)
+        samples = actions.SampleGrid(run_dir.join("samples"), fixed_noise, self.value_range)
+        progress = actions.Progress(self.num_steps, start)
 
-        steps = _Steps(
-            strategy=strategy, generator=generator_model, critic=critic_model, loss=loss,
-            generator_optimizer=g_opt, critic_optimizer=c_opt, schedule=schedule, latent=latent,
-            constraint=constraint, penalty=penalty, rng=rng, global_batch=batch_size, step=step,
-        )
-        round_fn = tf.function(steps.round)
-        iterator = iter(strategy.experimental_distribute_dataset(dataset))
-
-        current = start_step
-        last_row: dict[str, float] = {}
-        wrote_operative = False
-        images_per_round = batch_size * schedule.critic_steps
-        clock = time.perf_counter()
-        base_elapsed = float(elapsed.numpy())
-        if current >= num_steps:
-            logging.info("The run already reached step %d of %d.", current, num_steps)
-        while current < num_steps:
-            generator_steps = min(schedule.generator_steps, num_steps - current)
-            metrics = {k: float(v) for k, v in round_fn(iterator, tf.constant(generator_steps)).items()}
-            previous, current = current, current + generator_steps
+        current, last_row = start, {}
+        images_per_round = self.batch_size * self.schedule.critic_steps
+        clock, base_elapsed = time.perf_counter(), float(self.elapsed.numpy())
+        if current >= self.num_steps:
+            logging.info("The run already reached step %d of %d.", current, self.num_steps)
+        while current < self.num_steps:
+            metrics = self.train_round(min(self.schedule.generator_steps,
+                                           self.num_steps - current))
+            previous, current = current, int(self.step.numpy())
             actions.check_finite(metrics, current, checkpointer.latest)
-            elapsed.assign(base_elapsed + time.perf_counter() - clock)
-            if not wrote_operative and operative_config is not None:
+            self.elapsed.assign(base_elapsed + time.perf_counter() - clock)
+            if previous == start and operative_config is not None:
                 atomic_write(run_dir.join(OPERATIVE_CONFIG_FILE), operative_config())
-                wrote_operative = True
-            done = current >= num_steps
-            if done or previous // log_every != current // log_every:
+            done = current >= self.num_steps
+
+            def crossed(every, previous=previous):
+                return done or previous // every != current // every
+
+            if crossed(self.log_every):
                 rate = progress.rate(current)
-                row = {"step": current, "elapsed_seconds": round(float(elapsed.numpy()), 3)}
+                row = {"step": current, "elapsed_seconds": round(float(self.elapsed.numpy()), 3)}
                 row.update(metrics)
                 row["steps_per_second"] = rate
-                row["images_per_second"] = rate / schedule.generator_steps * images_per_round
+                row["images_per_second"] = (
+                    rate / self.schedule.generator_steps * images_per_round
+                )
                 metrics_log.write(row)
                 tensorboard.scalars(current, {k: v for k, v in row.items() if k != "step"})
                 logging.info(progress.line(current, rate, row))
                 last_row = row
-            if done or previous // sample_every != current // sample_every or previous == start_step:
-                samples(generator_model, current, tensorboard)
-            if done or previous // checkpoint_every != current // checkpoint_every:
+            if crossed(self.sample_every) or previous == start:
+                samples(self.generator, current, tensorboard)
+            if crossed(self.checkpoint_every):
                 checkpointer.save(current)
 
         model_path = run_dir.join("generator.keras")
-        if not os.path.exists(model_path) or current > start_step:
+        if not os.path.exists(model_path) or current > start:
             tmp = run_dir.join(".generator.tmp.keras")
-            generator_model.save(tmp)
+            self.generator.save(tmp)
             os.replace(tmp, model_path)
             logging.info("Saved the generator to %s", model_path)
         tensorboard.close()
-    return last_row
+        return last_row

@@ -1,0 +1,52 @@
+"""Shared fixtures: a clean gin/Keras state per test, and tiny trainers built from real gin files."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gin  # noqa: E402
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+from ganpipe import config  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+GIN = REPO / "gin"
+EXPERIMENTS = sorted(p.stem for p in GIN.glob("*.gin"))
+FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    gin.clear_config()
+    keras.utils.clear_session()
+    yield
+    gin.clear_config()
+
+
+def parse(experiment: str, *params: str, tiny: bool = True) -> str:
+    """Parses gin/<experiment>.gin (plus gin/testing/tiny.gin) and bindings."""
+    files = [str(GIN / f"{experiment}.gin")]
+    if tiny:
+        files.append(str(GIN / "testing" / "tiny.gin"))
+    return config.parse(files, params)
+
+
+def make_trainer(experiment: str, *params: str, tiny: bool = True):
+    """A Trainer built from a real experiment file, made tiny, with extra bindings."""
+    parse(experiment, *params, tiny=tiny)
+    return config.make_trainer()
+
+
+def run_main(*args: str, timeout: float = 300, env: dict | None = None):
+    """Runs ``python -m ganpipe.main`` in a subprocess; returns the CompletedProcess."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ganpipe.main", *args], capture_output=True, text=True,
+        timeout=timeout, cwd=REPO, env=full_env,
+    )

@@ -1,0 +1,45 @@
+"""Optimizer registry and hyperparameter validation."""
+
+import keras
+import pytest
+
+from ganpipe import optimizers
+
+
+@pytest.mark.parametrize("name, cls", [("adam", keras.optimizers.Adam),
+                                       ("rmsprop", keras.optimizers.RMSprop),
+                                       ("sgd", keras.optimizers.SGD),
+                                       ("adamw", keras.optimizers.AdamW)])
+def test_registry_round_trip(name, cls):
+    made = optimizers.get(name, "critic")
+    assert type(made) is cls
+    assert optimizers.get(made, "critic") is made
+    assert type(optimizers.get({"class_name": name, "config": {"learning_rate": 0.1}},
+                               "critic")) is cls
+    assert type(optimizers.get(lambda: cls(learning_rate=0.1), "critic")) is cls
+
+
+@pytest.mark.parametrize("lr", [-1e-4, 0.0, float("nan")])
+def test_bad_learning_rate_names_role_and_binding(lr):
+    with pytest.raises(ValueError, match=r"critic optimizer's learning rate.*critic/RMSprop"):
+        optimizers.get(keras.optimizers.RMSprop(learning_rate=lr), "critic")
+
+
+def test_schedule_checked_at_step_zero():
+    schedule = keras.optimizers.schedules.ExponentialDecay(-1e-3, decay_steps=10, decay_rate=0.5)
+    with pytest.raises(ValueError, match="ExponentialDecay"):
+        optimizers.get(keras.optimizers.Adam(learning_rate=schedule), "generator")
+    good = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=10, decay_rate=0.5)
+    assert optimizers.get(keras.optimizers.Adam(learning_rate=good), "generator")
+
+
+def test_bad_beta_rejected():
+    with pytest.raises(ValueError, match="beta_2 must lie in"):
+        optimizers.get(keras.optimizers.Adam(beta_2=1.5), "generator")
+
+
+def test_unknown_and_missing():
+    with pytest.raises(ValueError, match="Unknown optimizer 'adma'.*'adam'"):
+        optimizers.get("adma", "generator")
+    with pytest.raises(ValueError, match="No generator optimizer"):
+        optimizers.get(None, "generator")
