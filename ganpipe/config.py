@@ -8,13 +8,13 @@ initializers are registered here instead.
 from __future__ import annotations
 
 import difflib
+import logging as std_logging
 import inspect
 import os
 from collections.abc import Sequence
 
 import gin
 import keras
-from absl import logging
 
 from ganpipe import constraints, trainer
 from ganpipe import data as data_lib
@@ -50,6 +50,11 @@ for _cls in (keras.initializers.TruncatedNormal, keras.initializers.RandomNormal
     _SYMBOLS[_cls.__name__] = (_cls, "keras.initializers", None)
 
 CONFIGURABLES: dict[str, object] = {}
+
+
+class _DropIncludeSearchNoise(std_logging.Filter):
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return not record.pathname.endswith("resource_reader.py")
 
 
 class ConfigError(ValueError):
@@ -126,8 +131,11 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
         gin.add_config_file_search_path(directory)
     # gin logs an error for every search-path miss while it resolves an include; a real miss
     # raises, so those lines are noise.
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.FATAL)
+    quiet = _DropIncludeSearchNoise()
+    root = std_logging.getLogger()
+    root.addFilter(quiet)
+    for handler in root.handlers:
+        handler.addFilter(quiet)
     try:
         gin.parse_config_files_and_bindings(
             list(gin_files), list(gin_params), skip_unknown=False, finalize_config=False
@@ -135,7 +143,9 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
     except Exception as error:  # gin raises ValueError, SyntaxError, KeyError, IOError, ...
         raise ConfigError(f"Cannot parse the config: {_explain(error)}") from error
     finally:
-        logging.set_verbosity(verbosity)
+        root.removeFilter(quiet)
+        for handler in root.handlers:
+            handler.removeFilter(quiet)
     return gin.config_str()
 
 

@@ -325,6 +325,9 @@ class Trainer:
         )
         distribute.split_global_batch(self.batch_size, self.strategy)
 
+        # Seeds Python, NumPy, TensorFlow and Keras before anything random is created (the data
+        # order included), so a run is reproducible from `seed` alone.
+        keras.utils.set_random_seed(self.seed)
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
         self.dataset = data_module.make_dataset(
@@ -332,7 +335,6 @@ class Trainer:
             seed=self.seed,
         )
 
-        keras.utils.set_random_seed(self.seed)
         with self.strategy.scope():
             self.generator = generator()
             self.critic = critic(input_shape=tuple(self.images.images.shape[1:]))

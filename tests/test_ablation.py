@@ -1,0 +1,215 @@
+"""Config-swap ablations: parse the real experiment files, swap one binding, assert its effect."""
+
+import re
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ganpipe import config
+from tests.conftest import EXPERIMENTS, make_trainer, parse
+
+
+def _max_abs(variables):
+    return max(float(np.max(np.abs(np.asarray(v)))) for v in variables)
+
+
+@pytest.mark.parametrize("clip", [0.01, 0.05])
+def test_clipping_keeps_every_critic_weight_in_range_after_every_update(clip):
+    trainer = make_trainer("wgan", f"WeightClip.clip_value = {clip}")
+    assert _max_abs(trainer.critic.trainable_variables) > clip  # stddev 0.05 initial weights
+    for _ in range(3):
+        trainer.train_critic()
+        assert _max_abs(trainer.critic.trainable_variables) <= clip * (1 + 1e-6)
+    trainer.train_round()
+    assert _max_abs(trainer.critic.trainable_variables) <= clip * (1 + 1e-6)
+
+
+def test_without_clipping_critic_weights_leave_the_range():
+    trainer = make_trainer("wgan", "train.critic_constraint = None")
+    trainer.train_critic()
+    assert _max_abs(trainer.critic.trainable_variables) > 0.01
+
+
+def _op_types(trainer):
+    """Every op type in the traced round, including loop bodies and nested functions."""
+    concrete = trainer._round.get_concrete_function(trainer._iterator, tf.constant(1))
+    graph_def = concrete.graph.as_graph_def()
+    ops = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        ops.update(node.op for node in function.node_def)
+    return ops
+
+
+SIGMOID_OR_LOG = {"Log", "Log1p", "Sigmoid", "Softplus", "LogSigmoid"}
+
+
+@pytest.mark.parametrize(
+    "experiment, params, expect_log",
+    [
+        ("wgan", (), False),
+        ("wgan_gp", (), False),
+        ("wgan", ("train.loss = 'non_saturating'",), True),
+        ("dcgan", (), True),
+        ("dcgan", ("train.loss = 'hinge'",), False),
+        ("dcgan", ("train.loss = 'least_squares'",), False),
+        ("dcgan", ("train.loss = 'minimax'",), True),
+    ],
+)
+def test_loss_switch_decides_whether_the_graph_has_log_or_sigmoid(experiment, params, expect_log):
+    ops = _op_types(make_trainer(experiment, *params))
+    assert bool(ops & SIGMOID_OR_LOG) == expect_log, sorted(ops & SIGMOID_OR_LOG)
+
+
+@pytest.mark.parametrize("critic_steps", [5, 2])
+def test_critic_steps_sets_the_update_ratio(critic_steps):
+    trainer = make_trainer("wgan", f"Schedule.critic_steps = {critic_steps}")
+    for _ in range(3):
+        trainer.train_round()
+    assert int(trainer.generator_optimizer.iterations) == 3
+    assert int(trainer.critic_optimizer.iterations) == 3 * critic_steps
+
+
+def test_dcgan_schedule_is_5_critic_then_50_generator_updates():
+    trainer = make_trainer("dcgan")
+    trainer.train_round()
+    assert int(trainer.critic_optimizer.iterations) == 5
+    assert int(trainer.generator_optimizer.iterations) == 50
+
+
+@pytest.mark.parametrize(
+    "experiment, params, cls, lr",
+    [
+        ("wgan", (), keras.optimizers.RMSprop, 5e-5),
+        ("dcgan", (), keras.optimizers.Adam, 2e-5),
+        ("wgan_gp", (), keras.optimizers.Adam, 1e-4),
+        ("wgan", ("train.critic_optimizer = @critic/SGD", "critic/SGD.learning_rate = 0.1"),
+         keras.optimizers.SGD, 0.1),
+    ],
+)
+def test_optimizer_binding_picks_the_critic_optimizer(experiment, params, cls, lr):
+    trainer = make_trainer(experiment, *params)
+    assert type(trainer.critic_optimizer) is cls or isinstance(trainer.critic_optimizer, cls)
+    assert float(trainer.critic_optimizer.learning_rate) == pytest.approx(lr)
+    before = [np.array(v) for v in trainer.critic.trainable_variables]
+    trainer.train_critic()
+    # The update really went through this optimizer.
+    assert int(trainer.critic_optimizer.iterations) == 1
+    assert any(not np.array_equal(b, np.asarray(v))
+               for b, v in zip(before, trainer.critic.trainable_variables))
+
+
+def test_wgan_gp_uses_penalty_not_clipping():
+    trainer = make_trainer("wgan_gp")
+    assert trainer.constraint is None and trainer.penalty is not None
+    metrics = trainer.train_critic()
+    assert metrics["gradient_penalty"] > 0
+
+
+@pytest.mark.parametrize("value_range, low, high", [("(0.0, 1.0)", 0.0, 1.0),
+                                                    ("(-1.0, 1.0)", -1.0, 1.0)])
+def test_output_scaling_binding_scales_the_data(value_range, low, high):
+    trainer = make_trainer("dcgan", f"VALUE_RANGE = {value_range}")
+    batch = next(iter(trainer.dataset)).numpy()
+    assert batch.min() >= low and batch.max() <= high
+    assert batch.min() == pytest.approx(low)  # synthetic images have black pixels
+
+
+def test_output_scaling_must_match_a_bounded_generator():
+    with pytest.raises(ValueError, match=r"ends in sigmoid.*\[0.0, 1.0\].*VALUE_RANGE"):
+        make_trainer("gan", "VALUE_RANGE = (-1.0, 1.0)")
+
+
+# --- The difference between experiments' operative configs is exactly the documented switches.
+
+# What wgan.gin changes on top of dcgan.gin (see the comments in gin/wgan.gin and WORKSPACE.md).
+WGAN_SWITCHES = {
+    "train.loss": ("'non_saturating'", "'wasserstein'"),
+    "train.critic_constraint": ("None", "@WeightClip()"),
+    "WeightClip.clip_value": (None, "0.01"),
+    "train.generator_optimizer": ("@generator/Adam", "@generator/RMSprop"),
+    "train.critic_optimizer": ("@critic/Adam", "@critic/RMSprop"),
+    "generator/Adam.learning_rate": ("9e-05", None),
+    "generator/Adam.epsilon": ("1e-08", None),
+    "critic/Adam.learning_rate": ("2e-05", None),
+    "critic/Adam.epsilon": ("1e-08", None),
+    "generator/RMSprop.learning_rate": (None, "5e-05"),
+    "critic/RMSprop.learning_rate": (None, "5e-05"),
+    "Schedule.generator_steps": ("50", "1"),
+}
+# Keys where gan.gin and dcgan.gin differ: the seed's two models and their data scaling,
+# batch, step budget, learning rates, noise and schedule.
+DCGAN_KEYS = {
+    "LATENT_DIM", "BATCH_SIZE", "NUM_STEPS", "VALUE_RANGE", "Latent.scale",
+    "build_generator.blocks", "build_critic.blocks", "generator/TruncatedNormal.stddev",
+    "critic/TruncatedNormal.stddev", "generator/Adam.learning_rate", "critic/Adam.learning_rate",
+    "Schedule.critic_steps", "Schedule.generator_steps", "Schedule.share_noise",
+}
+
+
+def _bindings(text):
+    """gin config text -> {binding: value text}."""
+    bindings, key, value = {}, None, []
+    for line in text.splitlines() + ["#"]:
+        match = re.match(r"^([\w/.%]+) = (.*)$", line)
+        if match or line.startswith("#") or not line.strip():
+            if key:
+                bindings[key] = " ".join(value).replace("\\", "").strip()
+                key = None
+            if match:
+                key, value = match.group(1), [match.group(2)]
+        else:
+            value.append(line.strip())
+    return bindings
+
+
+def _operative(experiment):
+    """The bindings the experiment file sets that training used."""
+    explicit = _bindings(parse(experiment, "load_images.source = 'synthetic'",
+                               "load_images.num_synthetic = 500", "train.strategy = 'default'",
+                               tiny=False))
+    config.make_trainer()
+    operative = _bindings(gin.operative_config_str())
+    used = {k: v for k, v in operative.items() if k in explicit}
+    # Overrides added above for speed are the same in every experiment and are not switches.
+    for name in ("load_images.source", "load_images.num_synthetic", "train.strategy"):
+        used.pop(name, None)
+    return used
+
+
+def _diff(a, b):
+    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+@pytest.fixture(scope="module")
+def operative_configs():
+    configs = {}
+    for name in ("gan", "dcgan", "wgan"):
+        gin.clear_config()
+        keras.utils.clear_session()
+        configs[name] = _operative(name)
+    return configs
+
+
+def test_dcgan_to_wgan_is_exactly_the_wgan_switches(operative_configs):
+    assert _diff(operative_configs["dcgan"], operative_configs["wgan"]) == WGAN_SWITCHES
+
+
+def test_gan_to_wgan_is_the_model_switches_plus_the_wgan_switches(operative_configs):
+    diff = _diff(operative_configs["gan"], operative_configs["wgan"])
+    # gan.gin already has one generator update per round, as wgan.gin does.
+    assert set(diff) == (DCGAN_KEYS | set(WGAN_SWITCHES)) - {"Schedule.generator_steps"}
+    for key in set(WGAN_SWITCHES) - DCGAN_KEYS:
+        assert diff[key] == WGAN_SWITCHES[key]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_trains_two_steps_tiny(experiment, tmp_path):
+    trainer = make_trainer(experiment)
+    row = trainer.fit(str(tmp_path / "run"))
+    assert row["step"] == 2
+    assert all(np.isfinite(v) for v in row.values())
+    assert (tmp_path / "run" / "generator.keras").exists()

@@ -1,0 +1,89 @@
+"""The alternating trainer: what each side's update may and may not touch; seeding; validation."""
+
+import numpy as np
+import pytest
+
+from ganpipe import trainer as trainer_lib
+from tests.conftest import make_trainer
+
+
+def _values(variables):
+    return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
+
+
+def _assert_unchanged(before, variables):
+    for old, variable in zip(before, variables):
+        np.testing.assert_array_equal(old, np.asarray(variable))
+
+
+def _assert_changed(before, variables):
+    assert any(not np.array_equal(old, np.asarray(v)) for old, v in zip(before, variables))
+
+
+def test_critic_update_leaves_generator_untouched_including_batch_norm_statistics():
+    trainer = make_trainer("dcgan")  # Its generator has batch norm with moving statistics.
+    generator_before = _values(trainer.generator.variables)
+    critic_before = _values(trainer.critic.trainable_variables)
+    trainer.train_critic()
+    _assert_unchanged(generator_before, trainer.generator.variables)
+    _assert_changed(critic_before, trainer.critic.trainable_variables)
+    assert int(trainer.critic_optimizer.iterations) == 1
+    assert int(trainer.generator_optimizer.iterations) == 0
+
+
+def test_generator_update_leaves_critic_untouched():
+    trainer = make_trainer("dcgan", "build_critic.blocks = ["
+                           "{'block': 'conv', 'filters': 4, 'kernel_size': 3},"
+                           "{'block': 'batch_norm'}, {'block': 'flatten'},"
+                           "{'block': 'dense', 'units': 1}]")
+    critic_before = _values(trainer.critic.variables)  # Includes its batch-norm statistics.
+    generator_before = _values(trainer.generator.trainable_variables)
+    trainer.train_generator()
+    _assert_unchanged(critic_before, trainer.critic.variables)
+    _assert_changed(generator_before, trainer.generator.trainable_variables)
+    assert int(trainer.critic_optimizer.iterations) == 0
+
+
+def test_same_seed_same_losses_different_seed_different_losses():
+    def losses(seed):
+        trainer = make_trainer("gan", f"train.seed = {seed}")
+        return [trainer.train_round() for _ in range(3)]
+
+    first, second, other = losses(3), losses(3), losses(4)
+    assert first == second
+    assert first != other
+
+
+def test_share_noise_needs_one_update_each():
+    with pytest.raises(ValueError, match="share_noise"):
+        trainer_lib.Schedule(critic_steps=5, generator_steps=1, share_noise=True)
+
+
+@pytest.mark.parametrize("field", ["critic_steps", "generator_steps"])
+@pytest.mark.parametrize("value", [0, -1, 1.5])
+def test_schedule_rejects_non_positive_counts(field, value):
+    with pytest.raises(ValueError, match=f"Schedule.{field} must be an integer >= 1"):
+        trainer_lib.Schedule(**{field: value})
+
+
+def test_latent_validation_and_sampling():
+    import tensorflow as tf
+
+    with pytest.raises(ValueError, match="distribution"):
+        trainer_lib.Latent(distribution="cauchy")
+    with pytest.raises(ValueError, match="scale"):
+        trainer_lib.Latent(scale=-0.2)
+    rng = tf.random.Generator.from_seed(0)
+    normal = trainer_lib.Latent("normal", 0.2).sample(rng, [20000, 2]).numpy()
+    assert abs(normal.std() - 0.2) < 0.01
+    uniform = trainer_lib.Latent("uniform", 2.0).sample(rng, [20000, 2]).numpy()
+    assert uniform.min() >= -2.0 and uniform.max() <= 2.0 and uniform.max() > 1.9
+
+
+def test_losses_are_global_batch_means():
+    trainer = make_trainer("wgan")
+    metrics = trainer.train_critic()
+    # Wasserstein critic loss = mean(fake) - mean(real), each a global-batch mean.
+    assert metrics["critic_loss"] == pytest.approx(
+        metrics["critic_fake"] - metrics["critic_real"], abs=1e-6)
+    assert metrics["wasserstein_estimate"] == pytest.approx(-metrics["critic_loss"], abs=1e-6)
