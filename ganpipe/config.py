@@ -11,12 +11,13 @@ import difflib
 import logging as std_logging
 import inspect
 import os
+import re
 from collections.abc import Sequence
 
 import gin
 import keras
 
-from ganpipe import constraints, trainer
+from ganpipe import constraints, distribute, trainer
 from ganpipe import data as data_lib
 from ganpipe.models import factories
 
@@ -31,6 +32,7 @@ _SYMBOLS = {
     "build_generator": (factories.build_generator, "ganpipe", None),
     "build_critic": (factories.build_critic, "ganpipe", ["input_shape"]),
     "load_images": (data_lib.load_images, "ganpipe", None),
+    "make_strategy": (distribute.make_strategy, "ganpipe", None),
     "WeightClip": (constraints.WeightClip, "ganpipe", None),
     "GradientPenalty": (constraints.GradientPenalty, "ganpipe", None),
 }
@@ -83,25 +85,25 @@ def _explain(error: Exception) -> str:
     """Adds close-match suggestions to gin's error message."""
     message = str(error)
     hints = []
-    for quote in ("'", '"'):
-        for chunk in message.split(quote)[1::2]:
-            base = chunk.split("/")[-1].split(".")[0]
-            if base and base not in _SYMBOLS:
-                close = difflib.get_close_matches(base, list(_SYMBOLS), n=3)
-                if close:
-                    hints.append(f"'{base}' is not a configurable; did you mean {close}?")
-            if "." in chunk:
-                owner, _, param = chunk.split("/")[-1].rpartition(".")
-                if owner in _SYMBOLS and param not in _parameters(owner):
-                    close = difflib.get_close_matches(param, _parameters(owner), n=3)
-                    hints.append(
-                        f"{owner} has no parameter '{param}'"
-                        + (f"; did you mean {close}?" if close else "")
-                        + f" Its parameters: {', '.join(_parameters(owner))}."
-                    )
-    if "No configurable matching" in message or "not a configurable" in " ".join(hints):
+    match = re.search(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", message)
+    if match:
+        owner, param = match.group(1).split("/")[-1].split(".")[-1], match.group(2)
+        if owner in _SYMBOLS:
+            known = _parameters(owner)
+            close = difflib.get_close_matches(param, known, n=3)
+            hints.append(
+                f"{owner} has no parameter {param!r}"
+                + (f"; did you mean {close}?" if close else ".")
+                + f" Its parameters: {', '.join(known)}."
+            )
+    match = re.search(r"No configurable matching '([^']+)'", message)
+    if match:
+        name = match.group(1).split("/")[-1].split(".")[-1]
+        close = difflib.get_close_matches(name, list(_SYMBOLS), n=3)
+        if close:
+            hints.append(f"{name!r} is not a configurable; did you mean {close}?")
         hints.append(f"Known configurables: {', '.join(sorted(_SYMBOLS))}.")
-    return message + ("\n" + "\n".join(dict.fromkeys(hints)) if hints else "")
+    return message + ("\n" + "\n".join(hints) if hints else "")
 
 
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:

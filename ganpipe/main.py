@@ -1,4 +1,13 @@
-"""Trains a GAN from gin files: ``python -m ganpipe.main --gin_file=gin/wgan.gin``."""
+"""Trains a GAN described by gin files.
+
+Usage:
+  python -m ganpipe.main --gin_file=gin/wgan.gin
+  python -m ganpipe.main --gin_file=gin/gan.gin --gin_param=NUM_STEPS=2000 --output_dir=runs/gan
+
+Every shipped experiment honours the macros NUM_STEPS (generator updates) and BATCH_SIZE (global
+batch). The run directory receives config.gin, operative_config.gin, metrics.jsonl, samples/,
+tensorboard/, checkpoints/ and generator.keras; rerunning the same command resumes.
+"""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def validate(optimizer: keras.optimizers.Optimizer, role: str) -> None:
         where = f"{role}/{cls}.learning_rate"
     if not math.isfinite(first) or first <= 0:
         raise ValueError(
-            f"The {role} optimizer's learning rate must be a finite number > 0, got {first}. "
+            f"The {role} optimizer's learning rate must be a finite number > 0, got {first:.6g}. "
             f"Set {where} to a positive value."
         )
     for name, (low, high, low_inclusive, high_inclusive) in _BOUNDS.items():
@@ -85,7 +85,7 @@ def validate(optimizer: keras.optimizers.Optimizer, role: str) -> None:
         if too_low or too_high or math.isnan(value):
             interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
             raise ValueError(
-                f"The {role} optimizer's {name} must lie in {interval}, got {value}. "
+                f"The {role} optimizer's {name} must lie in {interval}, got {value:.6g}. "
                 f"Set {role}/{cls}.{name}."
             )
 

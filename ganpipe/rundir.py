@@ -91,6 +91,11 @@ class RunDirectory:
         parent = self.path
         while not os.path.exists(parent):
             parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise RunDirectoryError(
+                f"--output_dir {self.path} is not writable: {parent} is not a directory. Choose "
+                "another --output_dir."
+            )
         if not os.access(parent, os.W_OK):
             raise RunDirectoryError(
                 f"--output_dir {self.path} is not writable (no write permission on {parent}). "

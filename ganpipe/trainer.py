@@ -273,6 +273,8 @@ class Trainer:
         checkpoint_every: Steps between checkpoints.
         keep_checkpoints: Checkpoints kept.
         num_samples: Images in each sample grid (drawn from the same fixed noise every time).
+        max_train_seconds: Optional wall-clock budget for the whole run (resumes included): on
+            reaching it, training stops as if at the last step (checkpoint, samples, generator).
     """
 
     def __init__(
@@ -298,6 +300,7 @@ class Trainer:
         checkpoint_every: int = 1000,
         keep_checkpoints: int = 3,
         num_samples: int = 64,
+        max_train_seconds: float | None = None,
     ):
         self.num_steps = _positive_int("NUM_STEPS (train.num_steps)", num_steps)
         self.batch_size = _positive_int("BATCH_SIZE (train.batch_size)", batch_size)
@@ -315,6 +318,9 @@ class Trainer:
         self.log_every, self.sample_every = log_every, sample_every
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.num_samples, self.seed = num_samples, int(seed)
+        if max_train_seconds is not None and not max_train_seconds > 0:
+            raise ValueError(f"train.max_train_seconds must be > 0 or None, got {max_train_seconds!r}.")
+        self.max_train_seconds = max_train_seconds
         self.schedule, self.latent = schedule, latent
         self.value_range = tuple(float(v) for v in value_range)
         self.loss = losses.get(loss)
@@ -429,9 +435,14 @@ class Trainer:
         current, last_row = start, {}
         images_per_round = self.batch_size * self.schedule.critic_steps
         clock, base_elapsed = time.perf_counter(), float(self.elapsed.numpy())
-        if current >= self.num_steps:
-            logging.info("The run already reached step %d of %d.", current, self.num_steps)
-        while current < self.num_steps:
+        def over_budget():
+            return (self.max_train_seconds is not None
+                    and float(self.elapsed.numpy()) >= self.max_train_seconds)
+
+        if current >= self.num_steps or over_budget():
+            logging.info("The run already reached step %d of %d (elapsed %.0f s).", current,
+                         self.num_steps, float(self.elapsed.numpy()))
+        while current < self.num_steps and not over_budget():
             metrics = self.train_round(min(self.schedule.generator_steps,
                                            self.num_steps - current))
             previous, current = current, int(self.step.numpy())
@@ -439,7 +450,10 @@ class Trainer:
             self.elapsed.assign(base_elapsed + time.perf_counter() - clock)
             if previous == start and operative_config is not None:
                 atomic_write(run_dir.join(OPERATIVE_CONFIG_FILE), operative_config())
-            done = current >= self.num_steps
+            done = current >= self.num_steps or over_budget()
+            if done and current < self.num_steps:
+                logging.info("Time budget of %.0f s reached at step %d; stopping.",
+                             self.max_train_seconds, current)
 
             def crossed(every, previous=previous):
                 return done or previous // every != current // every
