@@ -29,11 +29,16 @@ def check_finite(metrics: Mapping[str, float], step: int, last_checkpoint: str |
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
     if not bad:
         return
-    sides = sorted({"critic" if k.startswith(("critic", "gradient", "wasserstein")) else "generator"
-                    for k in bad})
+    sides = sorted(
+        {
+            "critic" if k.startswith(("critic", "gradient", "wasserstein")) else "generator"
+            for k in bad
+        }
+    )
     raise NonFiniteLossError(
-        f"Non-finite value(s) {bad} at step {step} on the {' and '.join(sides)} side. No checkpoint "
-        f"was written after it; the last good checkpoint is {last_checkpoint or 'none (none saved)'}. "
+        f"Non-finite value(s) {bad} at step {step} on the {' and '.join(sides)} side. No "
+        "checkpoint was written after it; the last good checkpoint is "
+        f"{last_checkpoint or 'none (none saved)'}. "
         "Lower the learning rate, check the data scaling, or add a penalty/constraint, then rerun "
         "the same command to resume from that checkpoint."
     )
@@ -61,7 +66,8 @@ class MetricsLog:
             if len(kept) != len(rows):
                 logging.info(
                     "metrics.jsonl: dropping %d row(s) logged after the checkpoint at step %d.",
-                    len(rows) - len(kept), resume_step,
+                    len(rows) - len(kept),
+                    resume_step,
                 )
                 atomic_write(path, "".join(kept))
 
@@ -94,7 +100,9 @@ class TensorBoard:
         self.writer.close()
 
 
-def image_grid(images: np.ndarray, value_range: tuple[float, float], columns: int = 8) -> np.ndarray:
+def image_grid(
+    images: np.ndarray, value_range: tuple[float, float], columns: int = 8
+) -> np.ndarray:
     """Tiles ``(n, h, w, c)`` images scaled in ``value_range`` into one uint8 grid, 2-pixel gaps."""
     low, high = value_range
     scaled = np.clip((images - low) / (high - low), 0.0, 1.0)
@@ -155,7 +163,12 @@ class Progress:
         left = (self.total - step) / steps_per_second if steps_per_second > 0 else math.inf
         shown = " | ".join(
             f"{name} {row[name]:.4g}"
-            for name in ("critic_loss", "generator_loss", "wasserstein_estimate", "gradient_penalty")
+            for name in (
+                "critic_loss",
+                "generator_loss",
+                "wasserstein_estimate",
+                "gradient_penalty",
+            )
             if name in row
         )
         return (

@@ -8,15 +8,15 @@ initializers are registered here instead.
 from __future__ import annotations
 
 import difflib
-import logging as std_logging
 import inspect
+import logging as std_logging
 import os
 import re
 from collections.abc import Sequence
 
-import gin
 import keras
 
+import gin
 from ganpipe import constraints, distribute, trainer
 from ganpipe import data as data_lib
 from ganpipe.models import factories
@@ -36,19 +36,34 @@ _SYMBOLS = {
     "WeightClip": (constraints.WeightClip, "ganpipe", None),
     "GradientPenalty": (constraints.GradientPenalty, "ganpipe", None),
 }
-for _cls in (keras.optimizers.Adam, keras.optimizers.AdamW, keras.optimizers.RMSprop,
-             keras.optimizers.SGD):
+for _cls in (
+    keras.optimizers.Adam,
+    keras.optimizers.AdamW,
+    keras.optimizers.RMSprop,
+    keras.optimizers.SGD,
+):
     _SYMBOLS[_cls.__name__] = (_cls, "keras.optimizers", None)
-for _cls in (keras.optimizers.schedules.ExponentialDecay, keras.optimizers.schedules.CosineDecay,
-             keras.optimizers.schedules.PiecewiseConstantDecay,
-             keras.optimizers.schedules.PolynomialDecay,
-             keras.optimizers.schedules.InverseTimeDecay):
+for _cls in (
+    keras.optimizers.schedules.ExponentialDecay,
+    keras.optimizers.schedules.CosineDecay,
+    keras.optimizers.schedules.PiecewiseConstantDecay,
+    keras.optimizers.schedules.PolynomialDecay,
+    keras.optimizers.schedules.InverseTimeDecay,
+):
     _SYMBOLS[_cls.__name__] = (_cls, "keras.optimizers.schedules", None)
-for _cls in (keras.initializers.TruncatedNormal, keras.initializers.RandomNormal,
-             keras.initializers.RandomUniform, keras.initializers.GlorotUniform,
-             keras.initializers.GlorotNormal, keras.initializers.HeNormal,
-             keras.initializers.HeUniform, keras.initializers.Orthogonal,
-             keras.initializers.Zeros, keras.initializers.Ones, keras.initializers.Constant):
+for _cls in (
+    keras.initializers.TruncatedNormal,
+    keras.initializers.RandomNormal,
+    keras.initializers.RandomUniform,
+    keras.initializers.GlorotUniform,
+    keras.initializers.GlorotNormal,
+    keras.initializers.HeNormal,
+    keras.initializers.HeUniform,
+    keras.initializers.Orthogonal,
+    keras.initializers.Zeros,
+    keras.initializers.Ones,
+    keras.initializers.Constant,
+):
     _SYMBOLS[_cls.__name__] = (_cls, "keras.initializers", None)
 
 CONFIGURABLES: dict[str, object] = {}
@@ -122,14 +137,18 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
         raise ConfigError("Give at least one --gin_file, e.g. --gin_file=gin/wgan.gin.")
     for path in gin_files:
         if not os.path.isfile(path):
-            shipped = sorted(n for n in os.listdir(GIN_DIR) if n.endswith(".gin")) if os.path.isdir(
-                GIN_DIR) else []
+            shipped = (
+                sorted(n for n in os.listdir(GIN_DIR) if n.endswith(".gin"))
+                if os.path.isdir(GIN_DIR)
+                else []
+            )
             raise ConfigError(
                 f"Gin file {path!r} not found. Shipped experiment files in {GIN_DIR}: "
                 f"{', '.join(shipped)}."
             )
-    for directory in dict.fromkeys([GIN_DIR] + [os.path.dirname(os.path.abspath(p)) for p in
-                                                gin_files]):
+    for directory in dict.fromkeys(
+        [GIN_DIR] + [os.path.dirname(os.path.abspath(p)) for p in gin_files]
+    ):
         gin.add_config_file_search_path(directory)
     # gin logs an error for every search-path miss while it resolves an include; a real miss
     # raises, so those lines are noise.
@@ -159,6 +178,7 @@ def make_trainer(**overrides) -> trainer.Trainer:
     except TypeError as error:
         if "missing" in str(error) and "argument" in str(error):
             raise ConfigError(
-                f"A required binding is missing: {error}. Bind it in a gin file or with --gin_param."
+                f"A required binding is missing: {error}. Bind it in a gin file or with "
+                "--gin_param."
             ) from error
         raise

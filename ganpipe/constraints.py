@@ -1,4 +1,4 @@
-"""Critic weight constraints (applied after each critic update) and critic penalties (added to its loss).
+"""Critic weight constraints (applied after each critic update) and penalties (added to its loss).
 
 Constraints are pure functions of a weight value and use ``keras.ops``; the trainer applies them to
 every trainable critic weight in cross-replica context, so mirrored copies stay identical.
@@ -26,7 +26,9 @@ class WeightConstraint:
 
 
 class WeightClip(WeightConstraint):
-    """Clips every weight to [-clip_value, clip_value] (Arjovsky et al., 2017, Algorithm 1; c = 0.01).
+    """Clips every weight to [-clip_value, clip_value] (Arjovsky et al., 2017, Algorithm 1).
+
+    The paper uses c = 0.01.
 
     Args:
         clip_value: c > 0.
@@ -35,7 +37,10 @@ class WeightClip(WeightConstraint):
     name = "weight_clip"
 
     def __init__(self, clip_value: float = 0.01):
-        if not (isinstance(clip_value, (int, float)) and math.isfinite(clip_value)) or clip_value <= 0:
+        if (
+            not (isinstance(clip_value, (int, float)) and math.isfinite(clip_value))
+            or clip_value <= 0
+        ):
             raise ValueError(
                 f"WeightClip.clip_value must be a finite number > 0, got {clip_value!r}. The WGAN "
                 "paper uses 0.01 (set `WeightClip.clip_value = 0.01`)."

@@ -81,7 +81,9 @@ STRATEGIES = Registry(
 )
 
 
-def make_strategy(name: str = "auto", devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
+def make_strategy(
+    name: str = "auto", devices: Sequence[str] | None = None
+) -> tf.distribute.Strategy:
     """Creates the tf.distribute strategy named in gin.
 
     Args:

@@ -76,7 +76,10 @@ class NonSaturating(Minimax):
 
 
 class Wasserstein(GANLoss):
-    """WGAN (Arjovsky et al., 2017): critic D(G(z)) - D(x), generator -D(G(z)); no log, no sigmoid."""
+    """WGAN (Arjovsky et al., 2017): critic D(G(z)) - D(x), generator -D(G(z)).
+
+    No log and no sigmoid anywhere.
+    """
 
     name = "wasserstein"
     wasserstein_estimate = True
@@ -89,7 +92,10 @@ class Wasserstein(GANLoss):
 
 
 class Hinge(GANLoss):
-    """Hinge loss (Lim & Ye, 2017; Miyato et al., 2018): relu(1 - D(x)) + relu(1 + D(G(z))), -D(G(z))."""
+    """Hinge loss (Lim & Ye, 2017; Miyato et al., 2018).
+
+    critic: relu(1 - D(x)) + relu(1 + D(G(z))); generator: -D(G(z)).
+    """
 
     name = "hinge"
 

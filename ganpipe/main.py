@@ -23,12 +23,16 @@ flags.DEFINE_multi_string(
     "gin_file", None, "Experiment file; repeat it to layer files, later ones overriding earlier."
 )
 flags.DEFINE_multi_string(
-    "gin_param", [], "One gin binding, e.g. 'NUM_STEPS=2000' or 'critic/Adam.learning_rate=1e-4'; "
-    "repeatable, applied after the files."
+    "gin_param",
+    [],
+    "One gin binding, e.g. 'NUM_STEPS=2000' or 'critic/Adam.learning_rate=1e-4'; "
+    "repeatable, applied after the files.",
 )
 flags.DEFINE_string(
-    "output_dir", None, "Run directory (default: runs/<stem of the last --gin_file>). An existing "
-    "one with the same config is resumed; one with another config is refused."
+    "output_dir",
+    None,
+    "Run directory (default: runs/<stem of the last --gin_file>). An existing "
+    "one with the same config is resumed; one with another config is refused.",
 )
 
 
@@ -50,8 +54,12 @@ def main(argv: list[str]) -> int:
         RunDirectory(output_dir, config_text).check()
         header = [f"--gin_file={f}" for f in FLAGS.gin_file]
         header += [f"--gin_param={p}" for p in FLAGS.gin_param]
-        config.make_trainer().fit(output_dir, config_text=config_text, config_header=header,
-                                  operative_config=gin.operative_config_str)
+        config.make_trainer().fit(
+            output_dir,
+            config_text=config_text,
+            config_header=header,
+            operative_config=gin.operative_config_str,
+        )
     except NonFiniteLossError as error:
         logging.error("%s", error)
         return 3

@@ -83,7 +83,9 @@ def validate(optimizer: keras.optimizers.Optimizer, role: str) -> None:
         too_low = value < low if low_inclusive else value <= low
         too_high = value > high if high_inclusive else value >= high
         if too_low or too_high or math.isnan(value):
-            interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+            interval = (
+                f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+            )
             raise ValueError(
                 f"The {role} optimizer's {name} must lie in {interval}, got {value:.6g}. "
                 f"Set {role}/{cls}.{name}."

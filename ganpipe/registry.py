@@ -65,7 +65,8 @@ class Registry:
         if isinstance(identifier, Mapping):
             if "class_name" not in identifier:
                 raise ValueError(
-                    f"A {self.concept} config dict needs a 'class_name' key, got {dict(identifier)}."
+                    f"A {self.concept} config dict needs a 'class_name' key, got "
+                    f"{dict(identifier)}."
                 )
             factory = self.entries[self.resolve(identifier["class_name"])]
             return factory(**dict(identifier.get("config", {})))

@@ -22,7 +22,7 @@ class RunDirectoryError(RuntimeError):
 
 
 def atomic_write(path: str, data: str | bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and a rename, so readers never see half."""
+    """Writes ``data`` to ``path`` via a temporary file and a rename: never half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
@@ -55,8 +55,12 @@ def config_difference(saved: str, requested: str) -> list[str]:
     """Unified-diff lines between two configs, ignoring comments and the step budget."""
     return list(
         difflib.unified_diff(
-            _comparable(saved), _comparable(requested), "config.gin (in the run directory)",
-            "config requested now", lineterm="", n=0,
+            _comparable(saved),
+            _comparable(requested),
+            "config.gin (in the run directory)",
+            "config requested now",
+            lineterm="",
+            n=0,
         )
     )
 

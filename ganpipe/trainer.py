@@ -116,9 +116,23 @@ def _frozen_call(model: keras.Model, inputs, training: bool = True):
 class _Steps:
     """The per-replica update functions and the round that runs them; built once per run."""
 
-    def __init__(self, *, strategy, generator, critic, loss, generator_optimizer,
-                 critic_optimizer, schedule, latent, constraint, penalty, rng, global_batch,
-                 step):
+    def __init__(
+        self,
+        *,
+        strategy,
+        generator,
+        critic,
+        loss,
+        generator_optimizer,
+        critic_optimizer,
+        schedule,
+        latent,
+        constraint,
+        penalty,
+        rng,
+        global_batch,
+        step,
+    ):
         self.strategy = strategy
         self.generator = generator
         self.critic = critic
@@ -304,10 +318,13 @@ class Trainer:
     ):
         self.num_steps = _positive_int("NUM_STEPS (train.num_steps)", num_steps)
         self.batch_size = _positive_int("BATCH_SIZE (train.batch_size)", batch_size)
-        for name, value in (("log_every", log_every), ("sample_every", sample_every),
-                            ("checkpoint_every", checkpoint_every),
-                            ("keep_checkpoints", keep_checkpoints),
-                            ("num_samples", num_samples)):
+        for name, value in (
+            ("log_every", log_every),
+            ("sample_every", sample_every),
+            ("checkpoint_every", checkpoint_every),
+            ("keep_checkpoints", keep_checkpoints),
+            ("num_samples", num_samples),
+        ):
             _positive_int(f"train.{name}", value)
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise ValueError(f"train.seed must be an integer, got {seed!r}.")
@@ -319,7 +336,9 @@ class Trainer:
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.num_samples, self.seed = num_samples, int(seed)
         if max_train_seconds is not None and not max_train_seconds > 0:
-            raise ValueError(f"train.max_train_seconds must be > 0 or None, got {max_train_seconds!r}.")
+            raise ValueError(
+                f"train.max_train_seconds must be > 0 or None, got {max_train_seconds!r}."
+            )
         self.max_train_seconds = max_train_seconds
         self.schedule, self.latent = schedule, latent
         self.value_range = tuple(float(v) for v in value_range)
@@ -337,15 +356,22 @@ class Trainer:
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
         self.dataset = data_module.make_dataset(
-            images=self.images, batch_size=self.batch_size, value_range=self.value_range,
+            images=self.images,
+            batch_size=self.batch_size,
+            value_range=self.value_range,
             seed=self.seed,
         )
 
         with self.strategy.scope():
             self.generator = generator()
             self.critic = critic(input_shape=tuple(self.images.images.shape[1:]))
-            _check_compatible(self.generator, self.critic, self.loss,
-                              self.images.images.shape[1:], self.value_range)
+            _check_compatible(
+                self.generator,
+                self.critic,
+                self.loss,
+                self.images.images.shape[1:],
+                self.value_range,
+            )
             self.generator_optimizer = optimizers.get(generator_optimizer, "generator")
             self.critic_optimizer = optimizers.get(critic_optimizer, "critic")
             self.generator_optimizer.build(self.generator.trainable_variables)
@@ -356,14 +382,28 @@ class Trainer:
         logging.info(
             "Generator: %d parameters; critic: %d parameters; loss %s; %d critic / %d generator "
             "updates per round; constraint %s; penalty %s.",
-            self.generator.count_params(), self.critic.count_params(), self.loss.name,
-            schedule.critic_steps, schedule.generator_steps, self.constraint, self.penalty,
+            self.generator.count_params(),
+            self.critic.count_params(),
+            self.loss.name,
+            schedule.critic_steps,
+            schedule.generator_steps,
+            self.constraint,
+            self.penalty,
         )
         self._steps = _Steps(
-            strategy=self.strategy, generator=self.generator, critic=self.critic, loss=self.loss,
-            generator_optimizer=self.generator_optimizer, critic_optimizer=self.critic_optimizer,
-            schedule=schedule, latent=latent, constraint=self.constraint, penalty=self.penalty,
-            rng=self.rng, global_batch=self.batch_size, step=self.step,
+            strategy=self.strategy,
+            generator=self.generator,
+            critic=self.critic,
+            loss=self.loss,
+            generator_optimizer=self.generator_optimizer,
+            critic_optimizer=self.critic_optimizer,
+            schedule=schedule,
+            latent=latent,
+            constraint=self.constraint,
+            penalty=self.penalty,
+            rng=self.rng,
+            global_batch=self.batch_size,
+            step=self.step,
         )
         self._round = tf.function(self._steps.round)
         self._iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
@@ -371,15 +411,19 @@ class Trainer:
     def train_critic(self) -> dict[str, float]:
         """One critic update on the next real batch, nothing else; returns its metrics."""
         if not hasattr(self, "_critic_fn"):
-            self._critic_fn = tf.function(lambda it: self._steps._reduce(
-                self.strategy.run(self._steps.critic_update, args=(next(it),))))
+            self._critic_fn = tf.function(
+                lambda it: self._steps._reduce(
+                    self.strategy.run(self._steps.critic_update, args=(next(it),))
+                )
+            )
         return {k: float(v) for k, v in self._critic_fn(self._iterator).items()}
 
     def train_generator(self) -> dict[str, float]:
         """One generator update, nothing else; returns its metrics."""
         if not hasattr(self, "_generator_fn"):
-            self._generator_fn = tf.function(lambda: self._steps._reduce(
-                self.strategy.run(self._steps.generator_update)))
+            self._generator_fn = tf.function(
+                lambda: self._steps._reduce(self.strategy.run(self._steps.generator_update))
+            )
         return {k: float(v) for k, v in self._generator_fn().items()}
 
     def train_round(self, generator_steps: int | None = None) -> dict[str, float]:
@@ -413,12 +457,17 @@ class Trainer:
 
     def _fit(self, run_dir: RunDirectory, operative_config) -> dict[str, float]:
         checkpoint = tf.train.Checkpoint(
-            generator=self.generator, critic=self.critic,
-            generator_optimizer=self.generator_optimizer, critic_optimizer=self.critic_optimizer,
-            rng=self.rng, step=self.step, elapsed=self.elapsed,
+            generator=self.generator,
+            critic=self.critic,
+            generator_optimizer=self.generator_optimizer,
+            critic_optimizer=self.critic_optimizer,
+            rng=self.rng,
+            step=self.step,
+            elapsed=self.elapsed,
         )
-        checkpointer = actions.Checkpointer(run_dir.join("checkpoints"), checkpoint,
-                                            self.keep_checkpoints)
+        checkpointer = actions.Checkpointer(
+            run_dir.join("checkpoints"), checkpoint, self.keep_checkpoints
+        )
         restored = checkpointer.restore()
         start = int(self.step.numpy())
         if restored:
@@ -435,16 +484,22 @@ class Trainer:
         current, last_row = start, {}
         images_per_round = self.batch_size * self.schedule.critic_steps
         clock, base_elapsed = time.perf_counter(), float(self.elapsed.numpy())
+
         def over_budget():
-            return (self.max_train_seconds is not None
-                    and float(self.elapsed.numpy()) >= self.max_train_seconds)
+            return (
+                self.max_train_seconds is not None
+                and float(self.elapsed.numpy()) >= self.max_train_seconds
+            )
 
         if current >= self.num_steps or over_budget():
-            logging.info("The run already reached step %d of %d (elapsed %.0f s).", current,
-                         self.num_steps, float(self.elapsed.numpy()))
+            logging.info(
+                "The run already reached step %d of %d (elapsed %.0f s).",
+                current,
+                self.num_steps,
+                float(self.elapsed.numpy()),
+            )
         while current < self.num_steps and not over_budget():
-            metrics = self.train_round(min(self.schedule.generator_steps,
-                                           self.num_steps - current))
+            metrics = self.train_round(min(self.schedule.generator_steps, self.num_steps - current))
             previous, current = current, int(self.step.numpy())
             actions.check_finite(metrics, current, checkpointer.latest)
             self.elapsed.assign(base_elapsed + time.perf_counter() - clock)
@@ -452,10 +507,13 @@ class Trainer:
                 atomic_write(run_dir.join(OPERATIVE_CONFIG_FILE), operative_config())
             done = current >= self.num_steps or over_budget()
             if done and current < self.num_steps:
-                logging.info("Time budget of %.0f s reached at step %d; stopping.",
-                             self.max_train_seconds, current)
+                logging.info(
+                    "Time budget of %.0f s reached at step %d; stopping.",
+                    self.max_train_seconds,
+                    current,
+                )
 
-            def crossed(every, previous=previous):
+            def crossed(every, previous=previous, current=current, done=done):
                 return done or previous // every != current // every
 
             if crossed(self.log_every):
@@ -463,9 +521,7 @@ class Trainer:
                 row = {"step": current, "elapsed_seconds": round(float(self.elapsed.numpy()), 3)}
                 row.update(metrics)
                 row["steps_per_second"] = rate
-                row["images_per_second"] = (
-                    rate / self.schedule.generator_steps * images_per_round
-                )
+                row["images_per_second"] = rate / self.schedule.generator_steps * images_per_round
                 metrics_log.write(row)
                 tensorboard.scalars(current, {k: v for k, v in row.items() if k != "step"})
                 logging.info(progress.line(current, rate, row))

@@ -1,4 +1,4 @@
-"""Shared fixtures: a clean gin/Keras state per test, and tiny trainers built from real gin files."""
+"""Shared fixtures: clean gin/Keras state per test; tiny trainers built from real gin files."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import gin  # noqa: E402
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+import gin  # noqa: E402
 from ganpipe import config  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -47,6 +47,10 @@ def run_main(*args: str, timeout: float = 300, env: dict | None = None):
     """Runs ``python -m ganpipe.main`` in a subprocess; returns the CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "ganpipe.main", *args], capture_output=True, text=True,
-        timeout=timeout, cwd=REPO, env=full_env,
+        [sys.executable, "-m", "ganpipe.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=full_env,
     )

@@ -2,12 +2,12 @@
 
 import re
 
-import gin
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import gin
 from ganpipe import config
 from tests.conftest import EXPERIMENTS, make_trainer, parse
 
@@ -85,8 +85,12 @@ def test_dcgan_schedule_is_5_critic_then_50_generator_updates():
         ("wgan", (), keras.optimizers.RMSprop, 5e-5),
         ("dcgan", (), keras.optimizers.Adam, 2e-5),
         ("wgan_gp", (), keras.optimizers.Adam, 1e-4),
-        ("wgan", ("train.critic_optimizer = @critic/SGD", "critic/SGD.learning_rate = 0.1"),
-         keras.optimizers.SGD, 0.1),
+        (
+            "wgan",
+            ("train.critic_optimizer = @critic/SGD", "critic/SGD.learning_rate = 0.1"),
+            keras.optimizers.SGD,
+            0.1,
+        ),
     ],
 )
 def test_optimizer_binding_picks_the_critic_optimizer(experiment, params, cls, lr):
@@ -97,8 +101,10 @@ def test_optimizer_binding_picks_the_critic_optimizer(experiment, params, cls, l
     trainer.train_critic()
     # The update really went through this optimizer.
     assert int(trainer.critic_optimizer.iterations) == 1
-    assert any(not np.array_equal(b, np.asarray(v))
-               for b, v in zip(before, trainer.critic.trainable_variables))
+    assert any(
+        not np.array_equal(b, np.asarray(v))
+        for b, v in zip(before, trainer.critic.trainable_variables)
+    )
 
 
 def test_wgan_gp_uses_penalty_not_clipping():
@@ -108,8 +114,9 @@ def test_wgan_gp_uses_penalty_not_clipping():
     assert metrics["gradient_penalty"] > 0
 
 
-@pytest.mark.parametrize("value_range, low, high", [("(0.0, 1.0)", 0.0, 1.0),
-                                                    ("(-1.0, 1.0)", -1.0, 1.0)])
+@pytest.mark.parametrize(
+    "value_range, low, high", [("(0.0, 1.0)", 0.0, 1.0), ("(-1.0, 1.0)", -1.0, 1.0)]
+)
 def test_output_scaling_binding_scales_the_data(value_range, low, high):
     trainer = make_trainer("dcgan", f"VALUE_RANGE = {value_range}")
     batch = next(iter(trainer.dataset)).numpy()
@@ -142,10 +149,20 @@ WGAN_SWITCHES = {
 # Keys where gan.gin and dcgan.gin differ: the seed's two models and their data scaling,
 # batch, step budget, learning rates, noise and schedule.
 DCGAN_KEYS = {
-    "LATENT_DIM", "BATCH_SIZE", "NUM_STEPS", "VALUE_RANGE", "Latent.scale",
-    "build_generator.blocks", "build_critic.blocks", "generator/TruncatedNormal.stddev",
-    "critic/TruncatedNormal.stddev", "generator/Adam.learning_rate", "critic/Adam.learning_rate",
-    "Schedule.critic_steps", "Schedule.generator_steps", "Schedule.share_noise",
+    "LATENT_DIM",
+    "BATCH_SIZE",
+    "NUM_STEPS",
+    "VALUE_RANGE",
+    "Latent.scale",
+    "build_generator.blocks",
+    "build_critic.blocks",
+    "generator/TruncatedNormal.stddev",
+    "critic/TruncatedNormal.stddev",
+    "generator/Adam.learning_rate",
+    "critic/Adam.learning_rate",
+    "Schedule.critic_steps",
+    "Schedule.generator_steps",
+    "Schedule.share_noise",
 }
 
 
@@ -167,9 +184,15 @@ def _bindings(text):
 
 def _operative(experiment):
     """The bindings the experiment file sets that training used."""
-    explicit = _bindings(parse(experiment, "load_images.source = 'synthetic'",
-                               "load_images.num_synthetic = 500", "train.strategy = 'default'",
-                               tiny=False))
+    explicit = _bindings(
+        parse(
+            experiment,
+            "load_images.source = 'synthetic'",
+            "load_images.num_synthetic = 500",
+            "train.strategy = 'default'",
+            tiny=False,
+        )
+    )
     config.make_trainer()
     operative = _bindings(gin.operative_config_str())
     used = {k: v for k, v in operative.items() if k in explicit}

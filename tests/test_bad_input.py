@@ -13,29 +13,62 @@ CASES = [
     ("gan", ["train.num_step = 2"], config.ConfigError, r"did you mean \['num_steps'"),
     ("gan", ["Schedule.critic_step = 2"], config.ConfigError, "critic_steps"),
     ("gan", ["train.loss = 'wassersteen'"], ValueError, "Unknown loss 'wassersteen'.*wasserstein"),
-    ("wgan", ["critic/RMSprop.learning_rate = -5e-5"], ValueError,
-     "critic optimizer's learning rate.*-5e-05.*critic/RMSprop.learning_rate"),
-    ("gan", ["generator/Adam.learning_rate = 0.0"], ValueError,
-     "generator optimizer's learning rate"),
-    ("wgan", ["WeightClip.clip_value = -0.01"], ValueError, "clip_value must be a finite number > 0"),
+    (
+        "wgan",
+        ["critic/RMSprop.learning_rate = -5e-5"],
+        ValueError,
+        "critic optimizer's learning rate.*-5e-05.*critic/RMSprop.learning_rate",
+    ),
+    (
+        "gan",
+        ["generator/Adam.learning_rate = 0.0"],
+        ValueError,
+        "generator optimizer's learning rate",
+    ),
+    (
+        "wgan",
+        ["WeightClip.clip_value = -0.01"],
+        ValueError,
+        "clip_value must be a finite number > 0",
+    ),
     ("wgan", ["WeightClip.clip_value = 0"], ValueError, "clip_value"),
     ("wgan", ["Schedule.critic_steps = 0"], ValueError, "critic_steps must be an integer >= 1"),
     ("dcgan", ["Schedule.generator_steps = -1"], ValueError, "generator_steps must be"),
     ("gan", ["NUM_STEPS = 0"], ValueError, r"NUM_STEPS \(train.num_steps\) must be an integer"),
     ("gan", ["NUM_STEPS = 'many'"], ValueError, "NUM_STEPS"),
     ("gan", ["BATCH_SIZE = -8"], ValueError, "BATCH_SIZE"),
-    ("gan", ["load_images.source = 'idx'", "load_images.data_dir = '/nonexistent/idx'"],
-     DatasetNotFoundError, "/nonexistent/idx"),
+    (
+        "gan",
+        ["load_images.source = 'idx'", "load_images.data_dir = '/nonexistent/idx'"],
+        DatasetNotFoundError,
+        "/nonexistent/idx",
+    ),
     ("gan", ["load_images.source = 'imagenet21k'"], ValueError, "imagenet21k"),
     ("gan", ["train.strategy = 'tpu_pod'"], ValueError, "Unknown strategy 'tpu_pod'"),
-    ("gan", ["build_generator.blocks = [{'block': 'densse', 'units': 784}]"], ValueError,
-     "Unknown block 'densse'"),
-    ("gan", ["build_generator.blocks = [{'block': 'dense', 'units': 784},"
-             "{'block': 'reshape', 'target_shape': (14, 56, 1)}]"], ValueError,
-     r"generator outputs images of shape \(14, 56, 1\).*\(28, 28, 1\)"),
-    ("gan", ["build_critic.blocks = [{'block': 'flatten'},"
-             "{'block': 'dense', 'units': 1, 'activation': 'sigmoid'}]"], ValueError,
-     "critic ends in a sigmoid"),
+    (
+        "gan",
+        ["build_generator.blocks = [{'block': 'densse', 'units': 784}]"],
+        ValueError,
+        "Unknown block 'densse'",
+    ),
+    (
+        "gan",
+        [
+            "build_generator.blocks = [{'block': 'dense', 'units': 784},"
+            "{'block': 'reshape', 'target_shape': (14, 56, 1)}]"
+        ],
+        ValueError,
+        r"generator outputs images of shape \(14, 56, 1\).*\(28, 28, 1\)",
+    ),
+    (
+        "gan",
+        [
+            "build_critic.blocks = [{'block': 'flatten'},"
+            "{'block': 'dense', 'units': 1, 'activation': 'sigmoid'}]"
+        ],
+        ValueError,
+        "critic ends in a sigmoid",
+    ),
     ("gan", ["VALUE_RANGE = (-1.0, 1.0)"], ValueError, "ends in sigmoid"),
     ("wgan", ["Schedule.share_noise = True"], ValueError, "share_noise"),
     ("gan", ["Latent.scale = -1.0"], ValueError, "Latent.scale"),
@@ -43,12 +76,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("experiment, bindings, error, pattern", CASES,
-                         ids=[" ".join(c[1])[:40] for c in CASES])
+@pytest.mark.parametrize(
+    "experiment, bindings, error, pattern", CASES, ids=[" ".join(c[1])[:40] for c in CASES]
+)
 def test_refused_before_training(experiment, bindings, error, pattern, tmp_path):
     with pytest.raises(error, match=pattern):
-        config.parse([str(GIN / f"{experiment}.gin"), str(GIN / "testing" / "tiny.gin")],
-                      bindings)
+        config.parse([str(GIN / f"{experiment}.gin"), str(GIN / "testing" / "tiny.gin")], bindings)
         trainer = config.make_trainer()
         trainer.fit(str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
@@ -62,8 +95,12 @@ def test_missing_gin_file_lists_shipped_files():
 @pytest.mark.slow
 def test_main_exits_non_zero_with_the_message_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
-    result = run_main("--gin_file=gin/wgan.gin", "--gin_file=gin/testing/tiny.gin",
-                      "--gin_param=train.loss='wassersteen'", f"--output_dir={out}")
+    result = run_main(
+        "--gin_file=gin/wgan.gin",
+        "--gin_file=gin/testing/tiny.gin",
+        "--gin_param=train.loss='wassersteen'",
+        f"--output_dir={out}",
+    )
     assert result.returncode == 2
     assert "ganpipe: error:" in result.stderr and "Unknown loss 'wassersteen'" in result.stderr
     assert not out.exists()

@@ -39,7 +39,9 @@ def test_gradient_penalty_on_a_linear_critic():
     real = tf.random.stateless_normal([6, 2, 2, 1], seed=[1, 2])
     fake = tf.random.stateless_normal([6, 2, 2, 1], seed=[3, 4])
     penalty = constraints.GradientPenalty(weight=10.0)
-    values = penalty(_linear_critic(weights.reshape(-1)), real, fake, tf.random.Generator.from_seed(0))
+    values = penalty(
+        _linear_critic(weights.reshape(-1)), real, fake, tf.random.Generator.from_seed(0)
+    )
     np.testing.assert_allclose(values.numpy(), np.full(6, 10.0 * 16.0), rtol=1e-5)
 
 
@@ -50,8 +52,9 @@ def test_gradient_penalty_is_finite_with_finite_gradient_when_critic_gradient_is
     w = tf.Variable(tf.zeros([3, 1]))
 
     with tf.GradientTape() as tape:
-        value = tf.reduce_mean(penalty(lambda x: tf.matmul(x, w), real, fake,
-                                       tf.random.Generator.from_seed(1)))
+        value = tf.reduce_mean(
+            penalty(lambda x: tf.matmul(x, w), real, fake, tf.random.Generator.from_seed(1))
+        )
     grad = tape.gradient(value, w)
     assert np.isfinite(value.numpy()) and value.numpy() == pytest.approx(10.0, rel=1e-5)
     assert np.all(np.isfinite(grad.numpy()))

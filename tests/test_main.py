@@ -1,4 +1,4 @@
-"""End to end: ``python -m ganpipe.main`` on real Fashion-MNIST writes every output, then resumes."""
+"""End to end: ``python -m ganpipe.main`` on real Fashion-MNIST writes every output and resumes."""
 
 import json
 import os
@@ -16,12 +16,18 @@ pytestmark = pytest.mark.slow
 def real_data():
     if not FASHION_MNIST_DIR.is_dir():
         if os.environ.get("CI"):
-            pytest.fail(f"{FASHION_MNIST_DIR} is missing: .ci/run must install dataset-fashion-mnist")
+            pytest.fail(
+                f"{FASHION_MNIST_DIR} is missing: .ci/run must install dataset-fashion-mnist"
+            )
         pytest.skip("apt-get install dataset-fashion-mnist to run the end-to-end test")
 
 
-COMMON = ["--gin_file=gin/wgan_gp.gin", "--gin_file=gin/testing/tiny.gin",
-          "--gin_param=load_images.source='fashion_mnist'", "--gin_param=load_images.limit=256"]
+COMMON = [
+    "--gin_file=gin/wgan_gp.gin",
+    "--gin_file=gin/testing/tiny.gin",
+    "--gin_param=load_images.source='fashion_mnist'",
+    "--gin_param=load_images.limit=256",
+]
 
 
 def _rows(run):
@@ -37,16 +43,29 @@ def test_main_writes_every_output_then_resumes(tmp_path, real_data):
     assert "step 2/2 (100.0%)" in first.stderr and "steps/s" in first.stderr  # progress line
 
     config_text = (run / "config.gin").read_text()
-    assert "--gin_file=gin/wgan_gp.gin" in config_text and "GradientPenalty.weight = 10.0" in config_text
+    assert (
+        "--gin_file=gin/wgan_gp.gin" in config_text
+        and "GradientPenalty.weight = 10.0" in config_text
+    )
     assert "train.penalty = @GradientPenalty()" in (run / "operative_config.gin").read_text()
     rows = _rows(run)
     assert [r["step"] for r in rows] == [1, 2]
-    for key in ("elapsed_seconds", "critic_loss", "generator_loss", "critic_real", "critic_fake",
-                "wasserstein_estimate", "gradient_penalty", "images_per_second",
-                "steps_per_second"):
+    for key in (
+        "elapsed_seconds",
+        "critic_loss",
+        "generator_loss",
+        "critic_real",
+        "critic_fake",
+        "wasserstein_estimate",
+        "gradient_penalty",
+        "images_per_second",
+        "steps_per_second",
+    ):
         assert all(np.isfinite(r[key]) for r in rows), key
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
-        "step_000001.png", "step_000002.png"]
+        "step_000001.png",
+        "step_000002.png",
+    ]
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "tensorboard").iterdir())
     assert (run / "checkpoints" / "checkpoint").exists()
     generator = keras.saving.load_model(run / "generator.keras")

@@ -6,16 +6,23 @@ import pytest
 from ganpipe import optimizers
 
 
-@pytest.mark.parametrize("name, cls", [("adam", keras.optimizers.Adam),
-                                       ("rmsprop", keras.optimizers.RMSprop),
-                                       ("sgd", keras.optimizers.SGD),
-                                       ("adamw", keras.optimizers.AdamW)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("adam", keras.optimizers.Adam),
+        ("rmsprop", keras.optimizers.RMSprop),
+        ("sgd", keras.optimizers.SGD),
+        ("adamw", keras.optimizers.AdamW),
+    ],
+)
 def test_registry_round_trip(name, cls):
     made = optimizers.get(name, "critic")
     assert type(made) is cls
     assert optimizers.get(made, "critic") is made
-    assert type(optimizers.get({"class_name": name, "config": {"learning_rate": 0.1}},
-                               "critic")) is cls
+    assert (
+        type(optimizers.get({"class_name": name, "config": {"learning_rate": 0.1}}, "critic"))
+        is cls
+    )
     assert type(optimizers.get(lambda: cls(learning_rate=0.1), "critic")) is cls
 
 

@@ -32,10 +32,13 @@ def test_critic_update_leaves_generator_untouched_including_batch_norm_statistic
 
 
 def test_generator_update_leaves_critic_untouched():
-    trainer = make_trainer("dcgan", "build_critic.blocks = ["
-                           "{'block': 'conv', 'filters': 4, 'kernel_size': 3},"
-                           "{'block': 'batch_norm'}, {'block': 'flatten'},"
-                           "{'block': 'dense', 'units': 1}]")
+    trainer = make_trainer(
+        "dcgan",
+        "build_critic.blocks = ["
+        "{'block': 'conv', 'filters': 4, 'kernel_size': 3},"
+        "{'block': 'batch_norm'}, {'block': 'flatten'},"
+        "{'block': 'dense', 'units': 1}]",
+    )
     critic_before = _values(trainer.critic.variables)  # Includes its batch-norm statistics.
     generator_before = _values(trainer.generator.trainable_variables)
     trainer.train_generator()
@@ -85,5 +88,6 @@ def test_losses_are_global_batch_means():
     metrics = trainer.train_critic()
     # Wasserstein critic loss = mean(fake) - mean(real), each a global-batch mean.
     assert metrics["critic_loss"] == pytest.approx(
-        metrics["critic_fake"] - metrics["critic_real"], abs=1e-6)
+        metrics["critic_fake"] - metrics["critic_real"], abs=1e-6
+    )
     assert metrics["wasserstein_estimate"] == pytest.approx(-metrics["critic_loss"], abs=1e-6)

@@ -2,8 +2,8 @@
 
 A block spec is a dict such as ``{'block': 'conv', 'filters': 64, 'kernel_size': 5}``. The ``block``
 key names an entry of ``BLOCKS``; the other keys are that block's keyword arguments. Every block
-builder returns a list of Keras layers. Only ``keras`` and ``keras.ops`` are used here, so the blocks
-run under any Keras backend (TensorFlow, JAX, PyTorch).
+builder returns a list of Keras layers. Only ``keras`` and ``keras.ops`` are used here, so the
+blocks run under any Keras backend (TensorFlow, JAX, PyTorch).
 
 Layers that take weights (``dense``, ``conv``, ``conv_transpose``) receive the factory's default
 kernel and bias initializers unless the spec names its own, and accept ``spectral_norm=True``, which
@@ -74,7 +74,9 @@ class PixelNorm(keras.layers.Layer):
         self.epsilon = epsilon
 
     def call(self, inputs):
-        return inputs * ops.rsqrt(ops.mean(ops.square(inputs), axis=-1, keepdims=True) + self.epsilon)
+        return inputs * ops.rsqrt(
+            ops.mean(ops.square(inputs), axis=-1, keepdims=True) + self.epsilon
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -31,7 +31,8 @@ def _initializer_factory(initializer: InitializerLike) -> Callable[[], Any]:
     if callable(initializer):
         return initializer
     raise ValueError(
-        f"Cannot use {initializer!r} as an initializer: give a Keras initializer name, config dict, "
+        f"Cannot use {initializer!r} as an initializer: give a Keras initializer name, config "
+        "dict, "
         "instance, or a gin reference to an initializer class such as @generator/TruncatedNormal."
     )
 

@@ -1,4 +1,4 @@
-"""Blocks: every registry entry builds and runs; bad specs fail clearly; the blocks run under JAX."""
+"""Blocks: every entry builds and runs; bad specs fail clearly; the blocks run under JAX."""
 
 import os
 import subprocess
@@ -124,7 +124,8 @@ def test_blocks_and_factories_run_under_jax():
         """
     )
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "JAX-OK" in result.stdout

@@ -1,10 +1,10 @@
 """Factories: the seed models from the real gin files, exactly; initializers; shape checks."""
 
-import gin
 import keras
 import numpy as np
 import pytest
 
+import gin
 from ganpipe import config
 from ganpipe.models import factories
 from tests.conftest import parse
@@ -41,23 +41,37 @@ def test_seed_dcgan_models_exactly():
     shapes = [tuple(layer.output.shape[1:]) for layer in generator.layers[1:]]
     assert shapes == [(4608,), (6, 6, 128), (14, 14, 64), (14, 14, 64), (28, 28, 1), (28, 28, 1)]
     assert generator.count_params() == 21_369_925
-    transposed = [l for l in generator.layers if isinstance(l, keras.layers.Conv2DTranspose)]
-    assert [(l.padding, l.kernel_size, l.strides) for l in transposed] == [
-        ("valid", (4, 4), (2, 2)), ("same", (2, 2), (2, 2))]
-    norms = [l for l in generator.layers if isinstance(l, keras.layers.BatchNormalization)]
-    assert [(l.momentum, l.epsilon) for l in norms] == [(0.1, 1e-4), (0.1, 1e-4)]
-    assert all(np.all(np.asarray(l.moving_variance) == 0) for l in norms)
+    transposed = [
+        layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)
+    ]
+    assert [(layer.padding, layer.kernel_size, layer.strides) for layer in transposed] == [
+        ("valid", (4, 4), (2, 2)),
+        ("same", (2, 2), (2, 2)),
+    ]
+    norms = [
+        layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert [(layer.momentum, layer.epsilon) for layer in norms] == [(0.1, 1e-4), (0.1, 1e-4)]
+    assert all(np.all(np.asarray(layer.moving_variance) == 0) for layer in norms)
     critic_shapes = [tuple(layer.output.shape[1:]) for layer in critic.layers[1:]]
-    assert critic_shapes == [(28, 28, 64), (14, 14, 64), (14, 14, 128), (7, 7, 128), (6272,),
-                             (512,), (1,)]
+    assert critic_shapes == [
+        (28, 28, 64),
+        (14, 14, 64),
+        (14, 14, 128),
+        (7, 7, 128),
+        (6272,),
+        (512,),
+        (1,),
+    ]
     assert critic.count_params() == 3_418_881
 
 
 def test_each_layer_gets_its_own_initializer_draw():
     spec = {"block": "dense", "units": 8}
     model = factories.build_generator(
-        latent_dim=8, blocks=[spec, spec], kernel_initializer=keras.initializers.RandomNormal())
-    first, second = (np.asarray(l.kernel) for l in model.layers[1:])
+        latent_dim=8, blocks=[spec, spec], kernel_initializer=keras.initializers.RandomNormal()
+    )
+    first, second = (np.asarray(layer.kernel) for layer in model.layers[1:])
     assert not np.allclose(first, second)
 
 
@@ -67,9 +81,8 @@ def test_gin_initializer_reference_is_fresh_per_layer():
     with gin.config_scope("generator"):
         factory = config.CONFIGURABLES["TruncatedNormal"]
     spec = {"block": "dense", "units": 8}
-    model = factories.build_generator(latent_dim=8, blocks=[spec, spec],
-                                      kernel_initializer=factory)
-    first, second = (np.asarray(l.kernel) for l in model.layers[1:])
+    model = factories.build_generator(latent_dim=8, blocks=[spec, spec], kernel_initializer=factory)
+    first, second = (np.asarray(layer.kernel) for layer in model.layers[1:])
     assert not np.allclose(first, second)
 
 
@@ -80,8 +93,13 @@ def test_critic_must_output_one_score():
 
 def test_incompatible_block_names_layer_and_shape():
     with pytest.raises(ValueError, match="generator's layer 1 \\(Reshape\\)"):
-        factories.build_generator(latent_dim=4, blocks=[
-            {"block": "dense", "units": 10}, {"block": "reshape", "target_shape": (3, 3, 1)}])
+        factories.build_generator(
+            latent_dim=4,
+            blocks=[
+                {"block": "dense", "units": 10},
+                {"block": "reshape", "target_shape": (3, 3, 1)},
+            ],
+        )
 
 
 def test_empty_blocks_and_bad_latent():
