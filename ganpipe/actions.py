@@ -159,8 +159,17 @@ class Progress:
         self.last_step, self.last_time = step, now
         return rate
 
-    def line(self, step: int, steps_per_second: float, row: Mapping[str, float]) -> str:
+    def line(
+        self,
+        step: int,
+        steps_per_second: float,
+        row: Mapping[str, float],
+        budget_left: float | None = None,
+    ) -> str:
+        """The progress line; ``budget_left`` (seconds) caps the time-left estimate."""
         left = (self.total - step) / steps_per_second if steps_per_second > 0 else math.inf
+        if budget_left is not None:
+            left = min(left, max(budget_left, 0.0))
         shown = " | ".join(
             f"{name} {row[name]:.4g}"
             for name in (

@@ -524,7 +524,12 @@ class Trainer:
                 row["images_per_second"] = rate / self.schedule.generator_steps * images_per_round
                 metrics_log.write(row)
                 tensorboard.scalars(current, {k: v for k, v in row.items() if k != "step"})
-                logging.info(progress.line(current, rate, row))
+                budget_left = (
+                    None
+                    if self.max_train_seconds is None
+                    else self.max_train_seconds - row["elapsed_seconds"]
+                )
+                logging.info(progress.line(current, rate, row, budget_left))
                 last_row = row
             if crossed(self.sample_every) or previous == start:
                 samples(self.generator, current, tensorboard)

@@ -81,3 +81,10 @@ def test_training_round_under_mirrored_strategy_on_two_logical_cpus():
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "MIRRORED-OK" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["auto", "default", "mirrored", "one_device", "cpu", "mirror"])
+def test_strategy_registry_names_make_strategies(name):
+    strategy = distribute.make_strategy(name)
+    assert isinstance(strategy, tf.distribute.Strategy)
+    assert strategy.num_replicas_in_sync >= 1

@@ -50,3 +50,19 @@ def test_unknown_and_missing():
         optimizers.get("adma", "generator")
     with pytest.raises(ValueError, match="No generator optimizer"):
         optimizers.get(None, "generator")
+
+
+@pytest.mark.parametrize("name", optimizers.SCHEDULES.names())
+def test_schedule_registry_round_trip(name):
+    configs = {
+        "piecewise_constant_decay": {"boundaries": [10], "values": [1e-3, 1e-4]},
+        "cosine_decay": {"initial_learning_rate": 1e-3, "decay_steps": 10},
+    }
+    config = configs.get(name, {"initial_learning_rate": 1e-3, "decay_steps": 10})
+    if name in ("exponential_decay", "inverse_time_decay"):
+        config = {**config, "decay_rate": 0.5}
+    schedule = optimizers.SCHEDULES.get({"class_name": name, "config": config})
+    assert isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
+    assert optimizers.SCHEDULES.get(schedule) is schedule
+    # A schedule drives the optimizer and is validated at step 0.
+    assert optimizers.get(keras.optimizers.SGD(learning_rate=schedule), "critic")
