@@ -1,0 +1,120 @@
+"""Evaluation of runs and of real data with the pinned evaluator (see ``ganpipe.evaluate``)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from ganpipe.data import load_images
+from ganpipe.eval import quality
+from ganpipe.eval.classifier import Evaluator, load_evaluator
+
+REFERENCE_SPLIT = "test"
+
+
+def to_unit_range(images: np.ndarray, value_range) -> np.ndarray:
+    """Maps generator outputs in ``value_range`` to [0, 1], clipping what falls outside."""
+    low, high = (float(v) for v in value_range)
+    return np.clip((np.asarray(images, np.float32) - low) / (high - low), 0.0, 1.0)
+
+
+def generate(generator, latent, num_samples: int, value_range, *, seed: int = 0,
+             batch_size: int = 500) -> np.ndarray:
+    """``num_samples`` images in [0, 1] from fixed noise (inference mode)."""
+    rng = tf.random.Generator.from_seed(seed + 12345)
+    latent_dim = int(generator.input_shape[-1])
+    out = []
+    for start in range(0, num_samples, batch_size):
+        n = min(batch_size, num_samples - start)
+        noise = latent.sample(rng, [n, latent_dim])
+        out.append(to_unit_range(generator(noise, training=False), value_range))
+    return np.concatenate(out)
+
+
+_REFERENCES: dict[tuple[str, str], quality.Reference] = {}
+
+
+def real_reference(evaluator: Evaluator, data_set: str) -> quality.Reference:
+    """The evaluator's view of the data set's test split (cached per process)."""
+    key = (evaluator.spec.name, data_set)
+    if key not in _REFERENCES:
+        real = load_images(source=data_set, split=REFERENCE_SPLIT)
+        _REFERENCES[key] = quality.Reference.from_images(
+            evaluator, real.images.astype(np.float32) / 255.0,
+            f"{len(real.images)} {data_set} {REFERENCE_SPLIT} images ({real.source})",
+        )
+    return _REFERENCES[key]
+
+
+def reference_floor(data_set: str, *, num_samples: int = 10000, seed: int = 0) -> dict:
+    """Metrics of real training images against the test split: what a perfect generator scores."""
+    evaluator = load_evaluator(data_set)
+    reference = real_reference(evaluator, data_set)
+    train = load_images(source=data_set, split="train")
+    if num_samples > len(train.images):
+        raise ValueError(f"--num_samples={num_samples} exceeds the {len(train.images)} images.")
+    index = np.random.default_rng(seed).choice(len(train.images), num_samples, replace=False)
+    images = train.images[np.sort(index)].astype(np.float32) / 255.0
+    return {
+        "what": f"real {data_set} train images vs the {REFERENCE_SPLIT} split",
+        "evaluator": evaluator.spec.name,
+        "data_set": data_set,
+        "reference": reference.description,
+        "metrics": quality.score(evaluator, images, reference, seed=seed),
+    }
+
+
+def _restore(trainer, run_dir: str, checkpoint: str) -> tuple[str, int]:
+    """Loads the chosen weights into ``trainer.generator``; returns (what was loaded, step)."""
+    if checkpoint == "final":
+        path = os.path.join(run_dir, "generator.keras")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} does not exist: the run has not finished.")
+        import keras
+
+        trainer.generator.set_weights(keras.saving.load_model(path).get_weights())
+        steps = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+        return path, int(steps.rsplit("-", 1)[-1]) if steps else -1
+    if checkpoint in ("latest", "best"):
+        folder = os.path.join(run_dir, "checkpoints", *(["best"] if checkpoint == "best" else []))
+        path = tf.train.latest_checkpoint(folder)
+        if path is None:
+            raise FileNotFoundError(f"No {checkpoint} checkpoint in {folder}.")
+    else:
+        path = checkpoint
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(generator=trainer.generator, step=step).restore(path).expect_partial()
+    return path, int(step.numpy())
+
+
+def evaluate_run(run_dir: str, *, checkpoint: str = "latest", num_samples: int = 10000,
+                 seed: int = 0) -> dict:
+    """Rebuilds a run's generator from its config.gin, restores it, and scores its samples."""
+    from ganpipe import config
+
+    import gin
+
+    config_path = os.path.join(run_dir, "config.gin")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path} does not exist: {run_dir} is not a run directory.")
+    config.parse([config_path], ["train.strategy = 'default'"])
+    data_set = gin.query_parameter("load_images.source")
+    evaluator = load_evaluator(data_set)
+    trainer = config.make_trainer()
+    loaded, step = _restore(trainer, run_dir, checkpoint)
+    logging.info("Evaluating %s (step %d) on %d samples.", loaded, step, num_samples)
+    images = generate(trainer.generator, trainer.latent, num_samples, trainer.value_range,
+                      seed=seed)
+    reference = real_reference(evaluator, data_set)
+    return {
+        "what": f"{run_dir} at step {step} ({checkpoint})",
+        "evaluator": evaluator.spec.name,
+        "data_set": data_set,
+        "checkpoint": loaded,
+        "step": step,
+        "reference": reference.description,
+        "metrics": quality.score(evaluator, images, reference, seed=seed),
+    }
