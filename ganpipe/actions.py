@@ -20,27 +20,38 @@ from absl import logging
 from ganpipe.rundir import atomic_write
 
 
+class Preempted(RuntimeError):
+    """SIGTERM or SIGINT arrived; the run checkpointed and stopped. Rerun to resume."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the run stops before anything non-finite is saved."""
 
 
-def check_finite(metrics: Mapping[str, float], step: int, last_checkpoint: str | None) -> None:
-    """Raises NonFiniteLossError naming the side and step where a loss is not finite."""
+NONFINITE_GRADIENTS = ("critic_nonfinite_grads", "generator_nonfinite_grads")
+
+
+def non_finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The metrics that show a NaN/Inf: a non-finite loss, or non-finite gradient entries."""
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-    if not bad:
-        return
+    bad.update({k: metrics[k] for k in NONFINITE_GRADIENTS if metrics.get(k, 0.0) > 0})
+    return bad
+
+
+def non_finite_message(bad: Mapping[str, float], step: int, last_checkpoint: str | None) -> str:
+    """Names the side(s), the step and the last good checkpoint."""
     sides = sorted(
         {
             "critic" if k.startswith(("critic", "gradient", "wasserstein")) else "generator"
             for k in bad
         }
     )
-    raise NonFiniteLossError(
-        f"Non-finite value(s) {bad} at step {step} on the {' and '.join(sides)} side. No "
-        "checkpoint was written after it; the last good checkpoint is "
-        f"{last_checkpoint or 'none (none saved)'}. "
-        "Lower the learning rate, check the data scaling, or add a penalty/constraint, then rerun "
-        "the same command to resume from that checkpoint."
+    return (
+        f"Non-finite value(s) {dict(bad)} in the round ending at step {step}, on the "
+        f"{' and '.join(sides)} side. No checkpoint was written after it; the last good checkpoint "
+        f"is {last_checkpoint or 'none (none saved yet)'}. Lower the learning rate, check the data "
+        "scaling, add a penalty or constraint, or set train.non_finite = 'skip'; rerunning the "
+        "same command resumes from that checkpoint."
     )
 
 
@@ -128,7 +139,7 @@ class SampleGrid:
         os.makedirs(directory, exist_ok=True)
 
     def __call__(self, generator, step: int, tensorboard: TensorBoard | None = None) -> str:
-        images = np.asarray(generator(self.noise, training=False))
+        images = np.asarray(generator(self.noise, training=False)).astype(np.float32)
         grid = image_grid(images, self.value_range)
         path = os.path.join(self.directory, f"step_{step:06d}.png")
         atomic_write(path, tf.io.encode_png(grid).numpy())
@@ -187,6 +198,37 @@ class Progress:
         )
 
 
+class Evaluation:
+    """Scores the generator with the pinned evaluator against the data set's test split.
+
+    Args:
+        data_set: Which evaluator and test split (``load_images`` source name).
+        latent: The run's noise distribution.
+        value_range: The generator's output range, mapped to [0, 1] for the evaluator.
+        num_samples: Images generated per evaluation (from fixed noise).
+        seed: Seed of that noise and of KID's subsets.
+    """
+
+    def __init__(self, data_set: str, *, latent, value_range, num_samples: int, seed: int):
+        from ganpipe.eval import classifier, evaluation
+
+        self._evaluation = evaluation
+        self.evaluator = classifier.load_evaluator(data_set)
+        self.reference = evaluation.real_reference(self.evaluator, data_set)
+        self.latent, self.value_range = latent, value_range
+        self.num_samples, self.seed = num_samples, seed
+
+    def __call__(self, generator) -> dict[str, float]:
+        from ganpipe.eval import quality
+
+        images = self._evaluation.generate(
+            generator, self.latent, self.num_samples, self.value_range, seed=self.seed
+        )
+        scores = quality.score(self.evaluator, images, self.reference, seed=self.seed)
+        scores.pop("num_samples")
+        return {f"eval_{name}": float(value) for name, value in scores.items()}
+
+
 class Checkpointer:
     """tf.train.CheckpointManager over the run's checkpoints/ folder."""
 
@@ -199,18 +241,44 @@ class Checkpointer:
         return self.manager.latest_checkpoint
 
     def restore(self) -> str | None:
-        """Restores the latest checkpoint, if any; returns its path."""
-        path = self.manager.latest_checkpoint
-        if path is None:
-            return None
-        try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
+        """Restores the newest readable checkpoint, if any; returns its path.
+
+        A checkpoint whose files are missing, truncated or corrupt (a process killed while
+        writing it) is skipped with a warning and the one before it is used. A checkpoint that
+        reads fine but does not fit these models is an error: the config changed.
+        """
+        candidates = list(reversed(self.manager.checkpoints))
+        for index, path in enumerate(candidates):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (
+                tf.errors.DataLossError,
+                tf.errors.NotFoundError,
+                tf.errors.OutOfRangeError,
+                tf.errors.InvalidArgumentError,
+            ) as error:
+                following = candidates[index + 1] if index + 1 < len(candidates) else None
+                logging.warning(
+                    "Checkpoint %s is unreadable (%s: %s); %s.",
+                    path,
+                    type(error).__name__,
+                    str(error).splitlines()[0][:200],
+                    f"falling back to {following}" if following else "no older one is left",
+                )
+                continue
+            except (AssertionError, ValueError) as error:
+                raise ValueError(
+                    f"Checkpoint {path} does not fit the models and optimizers of this config "
+                    f"({error.__class__.__name__}: {str(error)[:500]}). Train in a new "
+                    "--output_dir."
+                ) from error
+            return path
+        if candidates:
             raise ValueError(
-                f"Checkpoint {path} does not fit the models and optimizers of this config "
-                f"({error.__class__.__name__}: {str(error)[:500]}). Train in a new --output_dir."
-            ) from error
-        return path
+                f"No readable checkpoint in {self.manager.directory} (tried {candidates}). "
+                "Move that folder away to restart the run from scratch."
+            )
+        return None
 
     def save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=step)

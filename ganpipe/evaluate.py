@@ -5,9 +5,9 @@
     python -m ganpipe.evaluate --reference --data_set=fashion_mnist
 
 The first form rebuilds the run's generator from its config.gin, restores the chosen weights, draws
-``num_samples`` images from fixed noise, compares them with the data set's test split, prints a table
-and writes eval.json into the run directory. The second compares a sample of real training images
-with the test split: what a perfect generator would score.
+``num_samples`` images from fixed noise, compares them with the data set's test split, prints a
+table and writes eval.json into the run directory. The second compares a sample of real training
+images with the test split: what a perfect generator would score.
 """
 
 from __future__ import annotations
@@ -21,25 +21,49 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "Run directory to evaluate.")
-flags.DEFINE_string("checkpoint", "latest",
-                    "best (by FD during training), latest, final (generator.keras) or a path.")
+flags.DEFINE_string(
+    "checkpoint",
+    "latest",
+    "best (by FD during training), latest, final (generator.keras) or a path.",
+)
 flags.DEFINE_integer("num_samples", 10000, "Generated images to score.")
 flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise and KID subsets.")
 flags.DEFINE_bool("reference", False, "Score real training images instead (the real-data floor).")
 flags.DEFINE_string("data_set", "fashion_mnist", "With --reference: the data set.")
 flags.DEFINE_string("output_json", None, "Also write the result here.")
+flags.DEFINE_bool(
+    "inception",
+    True,
+    "Also compute Inception FID/KID (Lucic et al., 2018) when "
+    "InceptionV3 ImageNet weights are available; skipped with a message otherwise.",
+)
+flags.DEFINE_string("inception_weights", None, "Local InceptionV3 no-top weights file.")
 FLAGS = flags.FLAGS
 
-ORDER = ("fd", "kid", "kid_std", "classifier_score", "classifier_score_std", "classes_covered",
-         "class_kl", "precision", "recall", "num_samples")
+ORDER = (
+    "fd",
+    "kid",
+    "kid_std",
+    "classifier_score",
+    "classifier_score_std",
+    "classes_covered",
+    "class_kl",
+    "precision",
+    "recall",
+    "inception_fid",
+    "inception_kid",
+    "num_samples",
+)
 
 
 def table(result: dict) -> str:
     """A two-column text table of a result's metrics."""
     rows = [(name, result["metrics"][name]) for name in ORDER if name in result["metrics"]]
     width = max(len(name) for name, _ in rows)
-    lines = [f"{name:<{width}}  {value:.4g}" if isinstance(value, float) else
-             f"{name:<{width}}  {value}" for name, value in rows]
+    lines = [
+        f"{name:<{width}}  {value:.4g}" if isinstance(value, float) else f"{name:<{width}}  {value}"
+        for name, value in rows
+    ]
     return "\n".join(lines)
 
 
@@ -50,14 +74,21 @@ def main(argv) -> int:
 
     try:
         if FLAGS.reference:
-            result = evaluation.reference_floor(FLAGS.data_set, num_samples=FLAGS.num_samples,
-                                                seed=FLAGS.seed)
+            result = evaluation.reference_floor(
+                FLAGS.data_set, num_samples=FLAGS.num_samples, seed=FLAGS.seed
+            )
             target = None
         else:
             if not FLAGS.run_dir:
                 raise ValueError("Give --run_dir=RUN (or --reference for the real-data floor).")
-            result = evaluation.evaluate_run(FLAGS.run_dir, checkpoint=FLAGS.checkpoint,
-                                             num_samples=FLAGS.num_samples, seed=FLAGS.seed)
+            result = evaluation.evaluate_run(
+                FLAGS.run_dir,
+                checkpoint=FLAGS.checkpoint,
+                num_samples=FLAGS.num_samples,
+                seed=FLAGS.seed,
+                inception=FLAGS.inception,
+                inception_weights=FLAGS.inception_weights,
+            )
             target = os.path.join(FLAGS.run_dir, "eval.json")
     except (ValueError, FileNotFoundError) as error:
         print(f"ganpipe.evaluate: error: {error}", file=sys.stderr)
@@ -69,6 +100,8 @@ def main(argv) -> int:
             logging.info("Wrote %s", path)
     print(f"{result['what']}  (evaluator {result['evaluator']})")
     print(table(result))
+    if "inception" in result and result["inception"].startswith("skipped"):
+        print(result["inception"])
     return 0
 
 

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}. Use --gin_param for bindings.")
     from ganpipe import config  # Imported here so --help stays fast.
-    from ganpipe.actions import NonFiniteLossError
+    from ganpipe.actions import NonFiniteLossError, Preempted
     from ganpipe.rundir import RunDirectory, RunDirectoryError
 
     output_dir = FLAGS.output_dir or os.path.join(
@@ -63,6 +63,9 @@ def main(argv: list[str]) -> int:
     except NonFiniteLossError as error:
         logging.error("%s", error)
         return 3
+    except Preempted as error:
+        logging.warning("%s", error)
+        return 4
     except (ValueError, RunDirectoryError, FileNotFoundError) as error:
         print(f"ganpipe: error: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -84,7 +86,8 @@ class Latent:
         if not math.isfinite(self.scale) or self.scale <= 0:
             raise ValueError(f"Latent.scale must be > 0, got {self.scale!r}.")
 
-    def sample(self, rng: tf.random.Generator, shape) -> tf.Tensor:
+    def sample(self, rng, shape) -> tf.Tensor:
+        """Draws noise of ``shape`` from ``rng`` (a ``tf.random.Generator`` or ReplicaRandom)."""
         if self.distribution == "normal":
             return rng.normal(shape, stddev=self.scale)
         return rng.uniform(shape, minval=-self.scale, maxval=self.scale)
@@ -97,7 +100,11 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 def _scores(model_output) -> tf.Tensor:
-    return tf.reshape(model_output, [-1])
+    # Scores and everything downstream (losses, penalties) are float32 under mixed precision.
+    return tf.cast(tf.reshape(model_output, [-1]), tf.float32)
+
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _frozen_call(model: keras.Model, inputs, training: bool = True):
@@ -111,6 +118,65 @@ def _frozen_call(model: keras.Model, inputs, training: bool = True):
         training=training,
     )
     return outputs
+
+
+def _count_nonfinite(grads) -> tf.Tensor:
+    """Non-finite gradient entries of this replica (summed over replicas by the round)."""
+    return tf.add_n(
+        [
+            tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(g, tf.float32)), tf.float32))
+            for g in grads
+            if g is not None
+        ]
+    )
+
+
+# Stateless random streams: one per use, so no two uses ever share numbers.
+_CRITIC_NOISE, _GENERATOR_NOISE, _PENALTY = 0, 1, 2
+_STREAMS = 4
+
+
+class ReplicaRandom:
+    """Random numbers for one update, identical however many replicas share the global batch.
+
+    Each draw is made for the whole global batch from the stateless seed
+    ``(seed, counter * 4 + stream)``, and each replica keeps its own rows. So replicas get
+    different numbers, a run on N replicas draws exactly what a run on one replica draws, and the
+    numbers depend only on the seed and the update counter, which checkpoints restore: a resumed
+    run continues the same streams. It quacks like ``tf.random.Generator`` (``normal``,
+    ``uniform``) with per-replica shapes, so losses and penalties take either.
+
+    Args:
+        seed: The run's seed.
+        counter: The update's index (the optimizer's iteration count).
+        stream: Which use (critic noise, generator noise, penalty).
+        global_batch: The global batch; the leading dimension asked for must be its share.
+    """
+
+    def __init__(self, seed: int, counter, stream: int, global_batch: int):
+        counter = tf.cast(counter, tf.int64)
+        self._seed = tf.stack([tf.constant(seed, tf.int64), counter * _STREAMS + stream])
+        self._global_batch = global_batch
+
+    def _slice(self, draw, shape, **kwargs):
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        per_replica = self._global_batch // replicas
+        shape = tf.convert_to_tensor(shape, tf.int32)
+        full_shape = tf.concat([[self._global_batch], shape[1:]], axis=0)
+        full = draw(full_shape, seed=self._seed, **kwargs)
+        if replicas == 1:
+            return full
+        start = tf.cast(context.replica_id_in_sync_group, tf.int32) * per_replica
+        return full[start : start + per_replica]
+
+    def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
+        return self._slice(tf.random.stateless_normal, shape, mean=mean, stddev=stddev, dtype=dtype)
+
+    def uniform(self, shape, minval=0.0, maxval=1.0, dtype=tf.float32):
+        return self._slice(
+            tf.random.stateless_uniform, shape, minval=minval, maxval=maxval, dtype=dtype
+        )
 
 
 class _Steps:
@@ -129,7 +195,7 @@ class _Steps:
         latent,
         constraint,
         penalty,
-        rng,
+        seed,
         global_batch,
         step,
     ):
@@ -143,7 +209,8 @@ class _Steps:
         self.latent = latent
         self.constraint = constraint
         self.penalty = penalty
-        self.rng = rng
+        self.seed = int(seed)
+        self.batch = int(global_batch)
         self.global_batch = float(global_batch)
         self.step = step
         self.latent_dim = int(generator.input_shape[-1])
@@ -151,10 +218,15 @@ class _Steps:
     def _mean(self, per_example):
         return tf.reduce_sum(per_example) / self.global_batch
 
+    def _random(self, optimizer, stream):
+        return ReplicaRandom(self.seed, optimizer.iterations, stream, self.batch)
+
     def critic_update(self, real, noise=None):
         batch = tf.shape(real)[0]
         if noise is None:
-            noise = self.latent.sample(self.rng, [batch, self.latent_dim])
+            noise = self.latent.sample(
+                self._random(self.c_opt, _CRITIC_NOISE), [batch, self.latent_dim]
+            )
         fake = _frozen_call(self.generator, noise)
         variables = self.critic.trainable_variables
         with tf.GradientTape() as tape:
@@ -164,10 +236,16 @@ class _Steps:
             total = loss
             if self.penalty is not None:
                 penalty = self._mean(
-                    self.penalty(lambda x: self.critic(x, training=True), real, fake, self.rng)
+                    self.penalty(
+                        lambda x: self.critic(x, training=True),
+                        real,
+                        fake,
+                        self._random(self.c_opt, _PENALTY),
+                    )
                 )
                 total = loss + penalty
-        grads = tape.gradient(total, variables)
+        grads = tape.gradient(self.c_opt.scale_loss(total), variables)
+        bad_grads = _count_nonfinite(grads)
         self.c_opt.apply_gradients(zip(grads, variables))
         if self.constraint is not None:
             distribute.update_variables(variables, self.constraint)
@@ -175,6 +253,7 @@ class _Steps:
             "critic_loss": loss,
             "critic_real": self._mean(real_scores),
             "critic_fake": self._mean(fake_scores),
+            "critic_nonfinite_grads": bad_grads,
         }
         if self.loss.wasserstein_estimate:
             metrics["wasserstein_estimate"] = metrics["critic_real"] - metrics["critic_fake"]
@@ -184,19 +263,24 @@ class _Steps:
 
     def generator_update(self, noise=None):
         if noise is None:
-            batch = tf.cast(self.global_batch, tf.int32) // self.strategy.num_replicas_in_sync
-            noise = self.latent.sample(self.rng, [batch, self.latent_dim])
+            batch = self.batch // self.strategy.num_replicas_in_sync
+            noise = self.latent.sample(
+                self._random(self.g_opt, _GENERATOR_NOISE), [batch, self.latent_dim]
+            )
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(noise, training=True)
             loss = self._mean(self.loss.generator(_scores(_frozen_call(self.critic, fake))))
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(self.g_opt.scale_loss(loss), variables)
+        bad_grads = _count_nonfinite(grads)
         self.g_opt.apply_gradients(zip(grads, variables))
-        return {"generator_loss": loss}
+        return {"generator_loss": loss, "generator_nonfinite_grads": bad_grads}
 
     def shared_update(self, real):
         batch = tf.shape(real)[0]
-        noise = self.latent.sample(self.rng, [batch, self.latent_dim])
+        noise = self.latent.sample(
+            self._random(self.c_opt, _CRITIC_NOISE), [batch, self.latent_dim]
+        )
         metrics = self.critic_update(real, noise)
         metrics.update(self.generator_update(noise))
         return metrics
@@ -213,20 +297,29 @@ class _Steps:
             metrics = self._reduce(self.strategy.run(self.shared_update, args=(next(iterator),)))
             self.step.assign_add(tf.cast(generator_steps, tf.int64))
             return metrics
-        critic_sums = None
-        for _ in tf.range(self.schedule.critic_steps):
-            metrics = self._reduce(self.strategy.run(self.critic_update, args=(next(iterator),)))
-            if critic_sums is None:
-                critic_sums = metrics
-            else:
-                critic_sums = {k: critic_sums[k] + v for k, v in metrics.items()}
-        # Autograph needs the accumulators to exist before the loop: run the first update outside.
-        g_sum = self._reduce(self.strategy.run(self.generator_update))["generator_loss"]
+
+        # Each side's first update runs before its loop, so the loop's accumulators exist.
+        def critic_once():
+            return self._reduce(self.strategy.run(self.critic_update, args=(next(iterator),)))
+
+        def generator_once():
+            return self._reduce(self.strategy.run(self.generator_update))
+
+        critic_sums = critic_once()
+        for _ in tf.range(self.schedule.critic_steps - 1):
+            critic_sums = {
+                k: v + m for (k, v), m in zip(critic_sums.items(), critic_once().values())
+            }
+        generator_sums = generator_once()
         for _ in tf.range(generator_steps - 1):
-            g_sum += self._reduce(self.strategy.run(self.generator_update))["generator_loss"]
+            generator_sums = {
+                k: v + m for (k, v), m in zip(generator_sums.items(), generator_once().values())
+            }
         self.step.assign_add(tf.cast(generator_steps, tf.int64))
         result = {k: v / self.schedule.critic_steps for k, v in critic_sums.items()}
-        result["generator_loss"] = g_sum / tf.cast(generator_steps, tf.float32)
+        result.update(
+            {k: v / tf.cast(generator_steps, tf.float32) for k, v in generator_sums.items()}
+        )
         return result
 
 
@@ -258,6 +351,36 @@ def _check_compatible(generator, critic, loss, image_shape, value_range) -> None
         )
 
 
+class _SignalFlag:
+    """Turns SIGTERM/SIGINT into a flag the training loop checks after each round.
+
+    The round in flight finishes; the loop then checkpoints, flushes and stops. A second signal
+    of the same kind falls through to Python's default handling. Installed only in the main
+    thread (signal handlers cannot be set elsewhere).
+    """
+
+    def __init__(self):
+        self.received: signal.Signals | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        del frame
+        self.received = signal.Signals(signum)
+        logging.warning(
+            "%s received: finishing this round, then checkpointing and stopping.",
+            self.received.name,
+        )
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
 class Trainer:
     """Builds everything a run needs from its parts, then trains: ``Trainer(...).fit(output_dir)``.
 
@@ -287,6 +410,25 @@ class Trainer:
         checkpoint_every: Steps between checkpoints.
         keep_checkpoints: Checkpoints kept.
         num_samples: Images in each sample grid (drawn from the same fixed noise every time).
+        non_finite: What a NaN/Inf loss or gradient does: ``stop`` (default: stop at once, naming
+            the side, the step and the last good checkpoint; nothing non-finite is saved) or
+            ``skip`` (undo that round's updates and go on with the next data; the run still
+            stops after ``max_skips`` consecutive skips). ``skip`` keeps a host copy of every
+            variable, refreshed after each good round.
+        max_skips: Consecutive skipped rounds tolerated under ``skip``.
+        deterministic: Turn on TensorFlow's op determinism (for the whole process), so that runs
+            and resumed runs agree bit for bit even where multithreaded kernels (the gradient
+            penalty's second-order convolution gradients) would otherwise differ in the last
+            bits. It can slow some kernels.
+        precision: ``float32``, or a Keras mixed-precision policy for both models:
+            ``mixed_bfloat16`` (CPUs with AMX, TPUs, recent GPUs) or ``mixed_float16`` (GPUs;
+            Keras' LossScaleOptimizer then wraps both optimizers). Weights, critic scores and
+            losses stay float32.
+        evaluator: Data set whose pinned evaluator scores samples during training (for
+            example ``'fashion_mnist'``); None turns evaluation off.
+        eval_every: Steps between evaluations (0: never). Each writes ``eval_*`` metrics and
+            keeps the checkpoint with the lowest FD in ``checkpoints/best``.
+        eval_samples: Generated images per evaluation.
         max_train_seconds: Optional wall-clock budget for the whole run (resumes included): on
             reaching it, training stops as if at the last step (checkpoint, samples, generator).
     """
@@ -314,6 +456,13 @@ class Trainer:
         checkpoint_every: int = 1000,
         keep_checkpoints: int = 3,
         num_samples: int = 64,
+        precision: str = "float32",
+        non_finite: str = "stop",
+        max_skips: int = 10,
+        deterministic: bool = False,
+        evaluator: str | None = None,
+        eval_every: int = 0,
+        eval_samples: int = 2000,
         max_train_seconds: float | None = None,
     ):
         self.num_steps = _positive_int("NUM_STEPS (train.num_steps)", num_steps)
@@ -340,6 +489,24 @@ class Trainer:
                 f"train.max_train_seconds must be > 0 or None, got {max_train_seconds!r}."
             )
         self.max_train_seconds = max_train_seconds
+        if not isinstance(eval_every, int) or eval_every < 0:
+            raise ValueError(f"train.eval_every must be an integer >= 0, got {eval_every!r}.")
+        _positive_int("train.eval_samples", eval_samples)
+        self.eval_every = eval_every if evaluator else 0
+        self.eval_samples = eval_samples
+        self._evaluation = None
+        if evaluator and eval_every:
+            # Loaded now so a missing evaluator or test split stops the run before training.
+            self._evaluation = actions.Evaluation(
+                evaluator,
+                latent=latent,
+                value_range=self.value_range,
+                num_samples=eval_samples,
+                seed=self.seed,
+            )
+        elif eval_every and not evaluator:
+            logging.warning("train.eval_every is set but train.evaluator is None: no evaluation.")
+        self.best_fd = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_fd")
         self.schedule, self.latent = schedule, latent
         self.value_range = tuple(float(v) for v in value_range)
         self.loss = losses.get(loss)
@@ -350,21 +517,32 @@ class Trainer:
         )
         distribute.split_global_batch(self.batch_size, self.strategy)
 
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+            logging.info("TensorFlow op determinism is on (train.deterministic = True).")
         # Seeds Python, NumPy, TensorFlow and Keras before anything random is created (the data
         # order included), so a run is reproducible from `seed` alone.
         keras.utils.set_random_seed(self.seed)
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
-        self.dataset = data_module.make_dataset(
-            images=self.images,
-            batch_size=self.batch_size,
-            value_range=self.value_range,
-            seed=self.seed,
-        )
+        self.dataset = self._dataset(start_batch=0)
 
+        if non_finite not in ("stop", "skip"):
+            raise ValueError(f"train.non_finite must be 'stop' or 'skip', got {non_finite!r}.")
+        self.non_finite = non_finite
+        self.max_skips = _positive_int("train.max_skips", max_skips)
+        if precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {PRECISIONS}, got {precision!r}.")
+        self.precision = precision
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(precision)
+        try:
+            with self.strategy.scope():
+                self.generator = generator()
+                self.critic = critic(input_shape=tuple(self.images.images.shape[1:]))
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
         with self.strategy.scope():
-            self.generator = generator()
-            self.critic = critic(input_shape=tuple(self.images.images.shape[1:]))
             _check_compatible(
                 self.generator,
                 self.critic,
@@ -374,9 +552,14 @@ class Trainer:
             )
             self.generator_optimizer = optimizers.get(generator_optimizer, "generator")
             self.critic_optimizer = optimizers.get(critic_optimizer, "critic")
+            if precision == "mixed_float16":
+                # float16 gradients underflow without loss scaling (Micikevicius et al., 2018).
+                self.generator_optimizer = keras.optimizers.LossScaleOptimizer(
+                    self.generator_optimizer
+                )
+                self.critic_optimizer = keras.optimizers.LossScaleOptimizer(self.critic_optimizer)
             self.generator_optimizer.build(self.generator.trainable_variables)
             self.critic_optimizer.build(self.critic.trainable_variables)
-            self.rng = tf.random.Generator.from_seed(self.seed)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
         logging.info(
@@ -401,12 +584,37 @@ class Trainer:
             latent=latent,
             constraint=self.constraint,
             penalty=self.penalty,
-            rng=self.rng,
+            seed=self.seed,
             global_batch=self.batch_size,
             step=self.step,
         )
         self._round = tf.function(self._steps.round)
         self._iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
+
+    def _dataset(self, start_batch: int) -> tf.data.Dataset:
+        return data_module.make_training_dataset(
+            images=self.images,
+            batch_size=self.batch_size,
+            value_range=self.value_range,
+            seed=self.seed,
+            start_batch=start_batch,
+        )
+
+    def _state(self) -> list:
+        return [
+            *self.generator.variables,
+            *self.critic.variables,
+            *self.generator_optimizer.variables,
+            *self.critic_optimizer.variables,
+            self.step,
+        ]
+
+    def _snapshot(self) -> list[np.ndarray]:
+        return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in self._state()]
+
+    def _restore_snapshot(self, values: list[np.ndarray]) -> None:
+        for variable, value in zip(self._state(), values):
+            variable.assign(value)
 
     def train_critic(self) -> dict[str, float]:
         """One critic update on the next real batch, nothing else; returns its metrics."""
@@ -461,17 +669,27 @@ class Trainer:
             critic=self.critic,
             generator_optimizer=self.generator_optimizer,
             critic_optimizer=self.critic_optimizer,
-            rng=self.rng,
             step=self.step,
             elapsed=self.elapsed,
+            best_fd=self.best_fd,
         )
         checkpointer = actions.Checkpointer(
             run_dir.join("checkpoints"), checkpoint, self.keep_checkpoints
         )
+        best = actions.Checkpointer(run_dir.join("checkpoints", "best"), checkpoint, 1)
         restored = checkpointer.restore()
         start = int(self.step.numpy())
         if restored:
-            logging.info("Resuming from %s at step %d.", restored, start)
+            # Continue the data stream at the first batch the restored run had not consumed.
+            consumed = int(self.critic_optimizer.iterations.numpy())
+            self.dataset = self._dataset(start_batch=consumed)
+            self._iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
+            logging.info(
+                "Resuming from %s at step %d (batch %d of the data stream).",
+                restored,
+                start,
+                consumed,
+            )
         metrics_log = actions.MetricsLog(run_dir.join("metrics.jsonl"), start)
         tensorboard = actions.TensorBoard(run_dir.join("tensorboard"))
         noise_shape = [self.num_samples, int(self.generator.input_shape[-1])]
@@ -498,15 +716,40 @@ class Trainer:
                 self.num_steps,
                 float(self.elapsed.numpy()),
             )
+        signals = _SignalFlag()
+        skips = 0
+        snapshot = self._snapshot() if self.non_finite == "skip" else None
         while current < self.num_steps and not over_budget():
             metrics = self.train_round(min(self.schedule.generator_steps, self.num_steps - current))
             previous, current = current, int(self.step.numpy())
-            actions.check_finite(metrics, current, checkpointer.latest)
+            bad = actions.non_finite(metrics)
+            if bad and self.non_finite == "skip" and skips < self.max_skips:
+                skips += 1
+                self._restore_snapshot(snapshot)
+                current = previous
+                logging.warning(
+                    "Skipped the round ending at step %d: non-finite %s. Its updates were undone "
+                    "(%d consecutive skip(s); the run stops after %d).",
+                    previous + self.schedule.generator_steps,
+                    bad,
+                    skips,
+                    self.max_skips,
+                )
+                continue
+            if bad:
+                raise actions.NonFiniteLossError(
+                    actions.non_finite_message(bad, current, checkpointer.latest)
+                )
+            skips = 0
+            if snapshot is not None:
+                snapshot = self._snapshot()
+            for name in actions.NONFINITE_GRADIENTS:
+                metrics.pop(name, None)
             self.elapsed.assign(base_elapsed + time.perf_counter() - clock)
             if previous == start and operative_config is not None:
                 atomic_write(run_dir.join(OPERATIVE_CONFIG_FILE), operative_config())
-            done = current >= self.num_steps or over_budget()
-            if done and current < self.num_steps:
+            done = current >= self.num_steps or over_budget() or signals.received is not None
+            if done and current < self.num_steps and signals.received is None:
                 logging.info(
                     "Time budget of %.0f s reached at step %d; stopping.",
                     self.max_train_seconds,
@@ -516,10 +759,25 @@ class Trainer:
             def crossed(every, previous=previous, current=current, done=done):
                 return done or previous // every != current // every
 
-            if crossed(self.log_every):
+            evaluated = {}
+            if self._evaluation is not None and crossed(self.eval_every):
+                eval_start = time.perf_counter()
+                evaluated = self._evaluation(self.generator)
+                if evaluated["eval_fd"] < float(self.best_fd.numpy()):
+                    self.best_fd.assign(evaluated["eval_fd"])
+                    best.save(current)
+                # Evaluation time does not count against the training budget.
+                clock += time.perf_counter() - eval_start
+                logging.info(
+                    "eval at step %d: %s",
+                    current,
+                    ", ".join(f"{k[5:]} {v:.4g}" for k, v in evaluated.items()),
+                )
+            if crossed(self.log_every) or evaluated:
                 rate = progress.rate(current)
                 row = {"step": current, "elapsed_seconds": round(float(self.elapsed.numpy()), 3)}
                 row.update(metrics)
+                row.update(evaluated)
                 row["steps_per_second"] = rate
                 row["images_per_second"] = rate / self.schedule.generator_steps * images_per_round
                 metrics_log.write(row)
@@ -535,6 +793,14 @@ class Trainer:
                 samples(self.generator, current, tensorboard)
             if crossed(self.checkpoint_every):
                 checkpointer.save(current)
+            if signals.received is not None:
+                tensorboard.close()
+                signals.restore()
+                raise actions.Preempted(
+                    f"Stopped by {signals.received.name} after step {current}; checkpoint "
+                    f"{checkpointer.latest} holds it. Rerun the same command to resume."
+                )
+        signals.restore()
 
         model_path = run_dir.join("generator.keras")
         if not os.path.exists(model_path) or current > start:

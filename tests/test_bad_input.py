@@ -73,13 +73,63 @@ CASES = [
     ("wgan", ["Schedule.share_noise = True"], ValueError, "share_noise"),
     ("gan", ["Latent.scale = -1.0"], ValueError, "Latent.scale"),
     ("gan", ["train.log_every = 0"], ValueError, "log_every"),
+    (
+        "gan",
+        [
+            "LATENT_DIM = 100",
+            "build_generator.blocks = [{'block': 'reshape', 'target_shape': (28, 28, 1)}]",
+        ],
+        ValueError,
+        r"layer 0 \(Reshape\) cannot take an input of shape \(None, 100\)",
+    ),
+    (
+        "gan",
+        ["load_images.source = 'idx'", "load_images.data_dir = '{tmp}/corrupt_idx'"],
+        ValueError,
+        "magic",
+    ),
+    (
+        "gan",
+        ["load_images.source = 'folder'", "load_images.data_dir = '{tmp}/empty'"],
+        DatasetNotFoundError,
+        "empty",
+    ),
+    (
+        "gan",
+        ["load_images.source = 'folder'", "load_images.data_dir = '{tmp}/mixed'"],
+        ValueError,
+        "image_size",
+    ),
+    ("gan", ["train.strategy = 'multi_worker_mirrored'"], ValueError, "TF_CONFIG is malformed"),
+    ("gan", ["train.precision = 'float8'"], ValueError, "train.precision must be one of"),
+    ("gan", ["train.non_finite = 'ignore'"], ValueError, "train.non_finite must be"),
+    ("dcgan", ["critic/Adam.beta_1 = 1.5"], ValueError, "beta_1 must lie in"),
+    ("gan", ["BATCH_SIZE = 128"], ValueError, "larger than the number of images"),
+    ("gan", ["train.eval_every = -1"], ValueError, "eval_every"),
 ]
+
+
+@pytest.fixture
+def bad_files(tmp_path, monkeypatch):
+    """The files some cases point at: a corrupt IDX folder, an empty and a mixed image folder."""
+    from PIL import Image
+
+    (tmp_path / "corrupt_idx").mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / "corrupt_idx" / name).write_bytes(b"\x00\x00\x09\x09garbage")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "mixed").mkdir()
+    Image.new("L", (28, 28)).save(tmp_path / "mixed" / "a.png")
+    Image.new("L", (32, 30)).save(tmp_path / "mixed" / "b.png")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    return tmp_path
 
 
 @pytest.mark.parametrize(
     "experiment, bindings, error, pattern", CASES, ids=[" ".join(c[1])[:40] for c in CASES]
 )
-def test_refused_before_training(experiment, bindings, error, pattern, tmp_path):
+def test_refused_before_training(experiment, bindings, error, pattern, bad_files, tmp_path):
+    bindings = [b.replace("{tmp}", str(bad_files)) for b in bindings]
     with pytest.raises(error, match=pattern):
         config.parse([str(GIN / f"{experiment}.gin"), str(GIN / "testing" / "tiny.gin")], bindings)
         trainer = config.make_trainer()
@@ -113,3 +163,23 @@ def test_output_dir_under_a_file_is_refused(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(RunDirectoryError, match="not writable.*is not a directory"):
         RunDirectory(str(blocker / "run"), "x").check()
+
+
+def test_table_has_at_least_30_cases():
+    assert len(CASES) >= 30
+
+
+def test_checkpoint_from_an_incompatible_model_is_refused(tmp_path):
+    import shutil
+
+    from ganpipe import actions
+    from tests.conftest import make_trainer
+
+    make_trainer("gan").fit(str(tmp_path / "gan"))
+    trainer = make_trainer("dcgan")
+    import tensorflow as tf
+
+    checkpoint = tf.train.Checkpoint(generator=trainer.generator, critic=trainer.critic)
+    shutil.copytree(tmp_path / "gan" / "checkpoints", tmp_path / "copied")
+    with pytest.raises(ValueError, match="does not fit the models"):
+        actions.Checkpointer(str(tmp_path / "copied"), checkpoint, 3).restore()

@@ -75,7 +75,7 @@ def test_main_writes_every_output_then_resumes(tmp_path, real_data):
     # The same config, a larger step budget: resumes at step 2 instead of starting over.
     second = run_main(*COMMON, "--gin_param=NUM_STEPS=4", f"--output_dir={run}")
     assert second.returncode == 0, second.stderr[-4000:]
-    assert "Resuming from" in second.stderr and "at step 2." in second.stderr
+    assert "Resuming from" in second.stderr and "at step 2 (batch 10 of" in second.stderr
     assert [r["step"] for r in _rows(run)] == [1, 2, 3, 4]
     assert (run / "config.gin").read_text() == config_text  # the saved config is kept as it was
 

@@ -7,7 +7,7 @@ Typical use:
 """
 
 from ganpipe.data.core import DatasetNotFoundError, ImageArray, describe
-from ganpipe.data.pipeline import make_dataset
+from ganpipe.data.pipeline import make_dataset, make_training_dataset
 from ganpipe.data.sources import available_sources, load_images
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "describe",
     "load_images",
     "make_dataset",
+    "make_training_dataset",
 ]

@@ -90,3 +90,76 @@ def make_dataset(
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset
+
+
+def make_training_dataset(
+    *,
+    images: ImageArray | np.ndarray,
+    batch_size: int,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    seed: int = 0,
+    start_batch: int = 0,
+) -> tf.data.Dataset:
+    """The trainer's input pipeline: an endless stream of batches whose order is a pure function of
+    ``seed``, so a resumed run continues exactly where it stopped.
+
+    Epoch ``e`` is a permutation of all images drawn with the stateless seed ``(seed, e)``, cut
+    into ``N // batch_size`` batches (the last partial batch of each epoch is dropped: no image is
+    repeated or skipped within an epoch apart from those). Batch ``b`` of the stream is therefore
+    known without replaying the ones before it, and ``start_batch`` starts there. Only index
+    batches flow through tf.data; the images stay in one in-memory uint8 tensor and each batch is
+    gathered and scaled in one vectorized step.
+
+    Args:
+        images: The data set, or a uint8 array (N, H, W, C) or (N, H, W).
+        batch_size: The global batch.
+        value_range: (low, high) that pixel values 0 and 255 map to (see ``make_dataset``).
+        seed: Seed of the epoch permutations.
+        start_batch: Index of the first batch to yield (batches consumed before a resume).
+
+    Returns:
+        A dataset of float32 (batch_size, H, W, C) tensors.
+    """
+    array = images.images if isinstance(images, ImageArray) else np.asarray(images)
+    if array.ndim == 3:
+        array = array[..., np.newaxis]
+    # make_dataset's checks, on a one-batch probe, keep the two pipelines' rules identical.
+    make_dataset(
+        images=array[:batch_size] if len(array) >= batch_size else array,
+        batch_size=batch_size,
+        value_range=value_range,
+        shuffle=False,
+        repeat=False,
+        prefetch=False,
+    )
+    if start_batch < 0:
+        raise ValueError(f"start_batch must be >= 0, got {start_batch}.")
+    num_images = len(array)
+    per_epoch = num_images // batch_size
+    start_epoch, offset = divmod(int(start_batch), per_epoch)
+    low, high = (float(v) for v in value_range)
+    divisor = 255.0 / (high - low)
+    offset_value = -low * divisor
+    data = tf.constant(array)
+    seed = tf.constant(int(seed), tf.int64)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(num_images, dtype=tf.int64), seed=tf.stack([seed, epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
+        )
+
+    def gather_and_scale(index):
+        batch = tf.cast(tf.gather(data, index), tf.float64)
+        return tf.cast((batch - offset_value) / divisor, tf.float32)
+
+    dataset = (
+        tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
+        .flat_map(epoch_batches)
+        .skip(offset)
+        .map(gather_and_scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return dataset

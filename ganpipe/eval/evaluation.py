@@ -18,11 +18,13 @@ REFERENCE_SPLIT = "test"
 def to_unit_range(images: np.ndarray, value_range) -> np.ndarray:
     """Maps generator outputs in ``value_range`` to [0, 1], clipping what falls outside."""
     low, high = (float(v) for v in value_range)
-    return np.clip((np.asarray(images, np.float32) - low) / (high - low), 0.0, 1.0)
+    images = np.asarray(images).astype(np.float32)  # bfloat16 outputs under mixed precision
+    return np.clip((images - low) / (high - low), 0.0, 1.0)
 
 
-def generate(generator, latent, num_samples: int, value_range, *, seed: int = 0,
-             batch_size: int = 500) -> np.ndarray:
+def generate(
+    generator, latent, num_samples: int, value_range, *, seed: int = 0, batch_size: int = 500
+) -> np.ndarray:
     """``num_samples`` images in [0, 1] from fixed noise (inference mode)."""
     rng = tf.random.Generator.from_seed(seed + 12345)
     latent_dim = int(generator.input_shape[-1])
@@ -43,7 +45,8 @@ def real_reference(evaluator: Evaluator, data_set: str) -> quality.Reference:
     if key not in _REFERENCES:
         real = load_images(source=data_set, split=REFERENCE_SPLIT)
         _REFERENCES[key] = quality.Reference.from_images(
-            evaluator, real.images.astype(np.float32) / 255.0,
+            evaluator,
+            real.images.astype(np.float32) / 255.0,
             f"{len(real.images)} {data_set} {REFERENCE_SPLIT} images ({real.source})",
         )
     return _REFERENCES[key]
@@ -90,12 +93,38 @@ def _restore(trainer, run_dir: str, checkpoint: str) -> tuple[str, int]:
     return path, int(step.numpy())
 
 
-def evaluate_run(run_dir: str, *, checkpoint: str = "latest", num_samples: int = 10000,
-                 seed: int = 0) -> dict:
-    """Rebuilds a run's generator from its config.gin, restores it, and scores its samples."""
-    from ganpipe import config
+def add_inception(
+    result: dict, fake01: np.ndarray, data_set: str, *, weights_path: str | None, seed: int
+) -> None:
+    """Adds Inception FID/KID to ``result`` when InceptionV3 weights are available; otherwise
+    records (and logs) why they were skipped and how to enable them."""
+    from ganpipe.eval import inception
 
+    try:
+        model = inception.load_inception(weights_path)
+    except inception.InceptionUnavailable as error:
+        logging.warning("%s", error)
+        result["inception"] = f"skipped: {error}"
+        return
+    real = load_images(source=data_set, split=REFERENCE_SPLIT).images.astype(np.float32) / 255.0
+    result["metrics"].update(
+        inception.inception_scores(model, fake01, real[: len(fake01)], seed=seed)
+    )
+    result["inception"] = "computed (Lucic et al., 2018 protocol)"
+
+
+def evaluate_run(
+    run_dir: str,
+    *,
+    checkpoint: str = "latest",
+    num_samples: int = 10000,
+    seed: int = 0,
+    inception: bool = False,
+    inception_weights: str | None = None,
+) -> dict:
+    """Rebuilds a run's generator from its config.gin, restores it, and scores its samples."""
     import gin
+    from ganpipe import config
 
     config_path = os.path.join(run_dir, "config.gin")
     if not os.path.isfile(config_path):
@@ -106,10 +135,11 @@ def evaluate_run(run_dir: str, *, checkpoint: str = "latest", num_samples: int =
     trainer = config.make_trainer()
     loaded, step = _restore(trainer, run_dir, checkpoint)
     logging.info("Evaluating %s (step %d) on %d samples.", loaded, step, num_samples)
-    images = generate(trainer.generator, trainer.latent, num_samples, trainer.value_range,
-                      seed=seed)
+    images = generate(
+        trainer.generator, trainer.latent, num_samples, trainer.value_range, seed=seed
+    )
     reference = real_reference(evaluator, data_set)
-    return {
+    result = {
         "what": f"{run_dir} at step {step} ({checkpoint})",
         "evaluator": evaluator.spec.name,
         "data_set": data_set,
@@ -118,3 +148,6 @@ def evaluate_run(run_dir: str, *, checkpoint: str = "latest", num_samples: int =
         "reference": reference.description,
         "metrics": quality.score(evaluator, images, reference, seed=seed),
     }
+    if inception:
+        add_inception(result, images, data_set, weights_path=inception_weights, seed=seed)
+    return result

@@ -65,14 +65,21 @@ def score(
         ``class_kl``, ``precision``, ``recall``, ``num_samples``.
     """
     features, probabilities = evaluator(images01)
-    fd = metrics.frechet_distance_from_stats(*metrics.gaussian_stats(features), reference.mu,
-                                             reference.sigma)
-    kid, kid_std = metrics.kid(features, reference.features, num_subsets=kid_subsets,
-                               subset_size=kid_subset_size, seed=seed)
+    fd = metrics.frechet_distance_from_stats(
+        *metrics.gaussian_stats(features), reference.mu, reference.sigma
+    )
+    kid, kid_std = metrics.kid(
+        features,
+        reference.features,
+        num_subsets=kid_subsets,
+        subset_size=kid_subset_size,
+        seed=seed,
+    )
     splits = 10 if len(probabilities) >= 1000 else 1
     is_mean, is_std = metrics.classifier_score(probabilities, splits=splits)
     coverage = metrics.class_coverage(
-        probabilities.argmax(axis=1), num_classes=probabilities.shape[1],
+        probabilities.argmax(axis=1),
+        num_classes=probabilities.shape[1],
         reference_histogram=reference.class_histogram,
     )
     precision, recall = metrics.precision_recall(reference.features, features, k=k)

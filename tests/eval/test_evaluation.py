@@ -1,0 +1,123 @@
+"""The pinned evaluator and the evaluation workflow, on the real Fashion-MNIST files."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ganpipe.data import load_images
+from ganpipe.eval import classifier, evaluation
+from tests.conftest import FASHION_MNIST_DIR, make_trainer
+
+pytestmark = pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist"
+)
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    return classifier.load_evaluator("fashion_mnist")
+
+
+def test_evaluator_accuracy_on_the_full_test_split_matches_its_record(evaluator):
+    test = load_images(source="fashion_mnist", split="test")
+    _, probabilities = evaluator(test.images.astype(np.float32) / 255.0)
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == test.labels))
+    assert len(test.labels) == 10_000
+    assert accuracy >= 0.92
+    assert accuracy == pytest.approx(evaluator.spec.test_accuracy, abs=2e-3)
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    spec = classifier.EVALUATORS["fashion_mnist"]
+    copy = tmp_path / spec.weights_file
+    shutil.copy(f"{classifier.WEIGHTS_DIR}/{spec.weights_file}", copy)
+    with open(copy, "r+b") as f:
+        f.seek(-100, 2)
+        byte = f.read(1)
+        f.seek(-100, 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ValueError, match="SHA-256"):
+        classifier.Evaluator(spec, str(copy))
+    with pytest.raises(FileNotFoundError, match="missing"):
+        classifier.Evaluator(spec, str(tmp_path / "absent.weights.h5"))
+
+
+def test_unknown_data_set_has_no_evaluator():
+    with pytest.raises(ValueError, match="No pinned evaluator for data set 'cifar10'"):
+        classifier.load_evaluator("cifar10")
+
+
+def test_real_data_scores_near_perfect_and_noise_scores_badly(evaluator):
+    floor = evaluation.reference_floor("fashion_mnist", num_samples=2000)["metrics"]
+    reference = evaluation.real_reference(evaluator, "fashion_mnist")
+    noise = np.random.default_rng(0).uniform(size=(2000, 28, 28, 1)).astype(np.float32)
+    from ganpipe.eval import quality
+
+    bad = quality.score(evaluator, noise, reference)
+    assert floor["fd"] < 2.0 and bad["fd"] > 50 * floor["fd"]
+    assert floor["precision"] > 0.6 and floor["recall"] > 0.6
+    assert bad["precision"] < 0.05
+    assert floor["classes_covered"] == 10
+    assert floor["class_kl"] < 0.05 and bad["class_kl"] > 1.0
+    assert floor["classifier_score"] > 8.0 and bad["classifier_score"] < floor["classifier_score"]
+
+
+@pytest.mark.slow
+def test_eval_during_training_keeps_best_and_evaluate_command_scores_it(tmp_path):
+    run = tmp_path / "run"
+    trainer = make_trainer(
+        "gan",
+        "load_images.source = 'fashion_mnist'",
+        "load_images.limit = 512",
+        "train.eval_every = 1",
+        "train.eval_samples = 200",
+        "NUM_STEPS = 3",
+        "BATCH_SIZE = 64",
+    )
+    trainer.fit(str(run))
+    rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for row in rows:
+        assert row["eval_fd"] > 0 and 0 <= row["eval_precision"] <= 1
+    best = min(rows, key=lambda r: r["eval_fd"])
+    assert (run / "checkpoints" / "best" / f"ckpt-{best['step']}.index").exists()
+
+    result = run_main_evaluate(run, "--checkpoint=best", "--num_samples=300")
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["step"] == best["step"] and saved["evaluator"] == "fashion_mnist-v1"
+    for key in (
+        "fd",
+        "kid",
+        "classifier_score",
+        "classes_covered",
+        "class_kl",
+        "precision",
+        "recall",
+    ):
+        assert key in saved["metrics"] and key in result.stdout
+
+
+def run_main_evaluate(run, *args):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    return subprocess.run(
+        [sys.executable, "-m", "ganpipe.evaluate", f"--run_dir={run}", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def test_evaluate_command_refuses_a_folder_that_is_not_a_run(tmp_path):
+    result = run_main_evaluate(tmp_path)
+    assert result.returncode == 2
+    assert "not a run directory" in result.stderr
