@@ -500,7 +500,7 @@ class Trainer:
             self._evaluation = actions.Evaluation(
                 evaluator,
                 latent=latent,
-                value_range=self.value_range,
+                value_range=tuple(float(v) for v in value_range),
                 num_samples=eval_samples,
                 seed=self.seed,
             )
