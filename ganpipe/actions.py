@@ -252,10 +252,9 @@ class Checkpointer:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except (
-                tf.errors.DataLossError,
-                tf.errors.NotFoundError,
-                tf.errors.OutOfRangeError,
-                tf.errors.InvalidArgumentError,
+                tf.errors.OpError,  # DataLoss, NotFound, OutOfRange, InvalidArgument, ...
+                IndexError,  # a truncated data file ("Read less bytes than requested")
+                OSError,
             ) as error:
                 following = candidates[index + 1] if index + 1 < len(candidates) else None
                 logging.warning(

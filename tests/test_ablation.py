@@ -163,6 +163,7 @@ DCGAN_KEYS = {
     "Schedule.critic_steps",
     "Schedule.generator_steps",
     "Schedule.share_noise",
+    "train.eval_every",  # evaluation cadence, matched to each experiment's speed
 }
 
 
