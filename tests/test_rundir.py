@@ -1,0 +1,42 @@
+"""Run directories: config comparison, the lock against a second process, atomic writes."""
+
+import os
+
+import pytest
+
+from ganpipe import rundir
+
+
+def test_second_process_is_refused_while_the_first_holds_the_directory(tmp_path):
+    first = rundir.RunDirectory(str(tmp_path / "run"), "a = 1\n").open()
+    try:
+        # flock conflicts between open file descriptions, so a second opener in this process
+        # stands in for a second process.
+        with pytest.raises(rundir.RunDirectoryError, match="Another process is training"):
+            rundir.RunDirectory(str(tmp_path / "run"), "a = 1\n").open()
+    finally:
+        first.close()
+    second = rundir.RunDirectory(str(tmp_path / "run"), "a = 1\n").open()  # free again
+    assert second.resuming
+    second.close()
+
+
+def test_config_difference_ignores_comments_and_the_step_budget():
+    saved = "# header\nNUM_STEPS = 100\ntrain.loss = 'hinge'\n"
+    assert rundir.config_difference(saved, "NUM_STEPS = 200\ntrain.loss = 'hinge'\n") == []
+    diff = rundir.config_difference(saved, "NUM_STEPS = 100\ntrain.loss = 'wasserstein'\n")
+    assert "-train.loss = 'hinge'" in diff and "+train.loss = 'wasserstein'" in diff
+
+
+def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    rundir.atomic_write(str(path), "old contents\n")
+
+    def fail_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail_replace)
+    with pytest.raises(OSError, match="disk full"):
+        rundir.atomic_write(str(path), "new contents that never land\n")
+    assert path.read_text() == "old contents\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
