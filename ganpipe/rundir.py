@@ -13,8 +13,13 @@ CONFIG_FILE = "config.gin"
 OPERATIVE_CONFIG_FILE = "operative_config.gin"
 LOCK_FILE = ".lock"
 
-# Bindings that may change between a run and its resumption: raising the step budget extends a run.
-_RESUMABLE_CHANGES = (re.compile(r"^NUM_STEPS\s*="), re.compile(r"^train\.num_steps\s*="))
+# Bindings that may change between a run and its resumption: the budgets. Raising the step or
+# time budget extends a run.
+_RESUMABLE_CHANGES = (
+    re.compile(r"^NUM_STEPS\s*="),
+    re.compile(r"^train\.num_steps\s*="),
+    re.compile(r"^train\.max_train_seconds\s*="),
+)
 
 
 class RunDirectoryError(RuntimeError):

@@ -24,6 +24,8 @@ def test_second_process_is_refused_while_the_first_holds_the_directory(tmp_path)
 def test_config_difference_ignores_comments_and_the_step_budget():
     saved = "# header\nNUM_STEPS = 100\ntrain.loss = 'hinge'\n"
     assert rundir.config_difference(saved, "NUM_STEPS = 200\ntrain.loss = 'hinge'\n") == []
+    budget = "NUM_STEPS = 100\ntrain.loss = 'hinge'\ntrain.max_train_seconds = 600\n"
+    assert rundir.config_difference(saved, budget) == []
     diff = rundir.config_difference(saved, "NUM_STEPS = 100\ntrain.loss = 'wasserstein'\n")
     assert "-train.loss = 'hinge'" in diff and "+train.loss = 'wasserstein'" in diff
 
