@@ -98,6 +98,9 @@ class GradientPenalty(Penalty):
         batch = tf.shape(real)[0]
         eps_shape = tf.concat([[batch], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
         eps = rng.uniform(eps_shape, dtype=real.dtype)
+        # Under mixed precision the generator's images arrive in 16 bits; interpolate in the real
+        # images' dtype.
+        fake = tf.cast(fake, real.dtype)
         interpolates = eps * real + (1.0 - eps) * tf.stop_gradient(fake)
         with tf.GradientTape() as tape:
             tape.watch(interpolates)

@@ -91,3 +91,12 @@ def test_losses_are_global_batch_means():
         metrics["critic_fake"] - metrics["critic_real"], abs=1e-6
     )
     assert metrics["wasserstein_estimate"] == pytest.approx(-metrics["critic_loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("experiment", ["gan", "dcgan", "wgan", "wgan_gp"])
+def test_mixed_bfloat16_trains_every_experiment_with_float32_losses(experiment):
+    trainer = make_trainer(experiment, "train.precision = 'mixed_bfloat16'")
+    assert trainer.generator.layers[-1].compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in trainer.critic.trainable_variables)
+    metrics = trainer.train_round(1)
+    assert all(np.isfinite(v) for v in metrics.values())
