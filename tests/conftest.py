@@ -43,14 +43,19 @@ def make_trainer(experiment: str, *params: str, tiny: bool = True):
     return config.make_trainer()
 
 
-def run_main(*args: str, timeout: float = 300, env: dict | None = None):
-    """Runs ``python -m ganpipe.main`` in a subprocess; returns the CompletedProcess."""
+def run_module(module: str, *args: str, timeout: float = 300, env: dict | None = None):
+    """Runs ``python -m <module>`` from the repository root; returns the CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "ganpipe.main", *args],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
         env=full_env,
     )
+
+
+def run_main(*args: str, timeout: float = 300, env: dict | None = None):
+    """Runs ``python -m ganpipe.main`` in a subprocess; returns the CompletedProcess."""
+    return run_module("ganpipe.main", *args, timeout=timeout, env=env)

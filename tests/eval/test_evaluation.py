@@ -8,7 +8,7 @@ import pytest
 
 from ganpipe.data import load_images
 from ganpipe.eval import classifier, evaluation
-from tests.conftest import FASHION_MNIST_DIR, make_trainer
+from tests.conftest import FASHION_MNIST_DIR, make_trainer, run_module
 
 pytestmark = pytest.mark.skipif(
     not FASHION_MNIST_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist"
@@ -103,20 +103,7 @@ def test_eval_during_training_keeps_best_and_evaluate_command_scores_it(tmp_path
 
 
 def run_main_evaluate(run, *args):
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
-    return subprocess.run(
-        [sys.executable, "-m", "ganpipe.evaluate", f"--run_dir={run}", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    return run_module("ganpipe.evaluate", f"--run_dir={run}", *args)
 
 
 def test_evaluate_command_refuses_a_folder_that_is_not_a_run(tmp_path):
