@@ -791,9 +791,13 @@ class Trainer:
                 last_row = row
             if crossed(self.sample_every) or previous == start:
                 samples(self.generator, current, tensorboard)
-            if crossed(self.checkpoint_every):
+            saved = crossed(self.checkpoint_every)
+            if saved:
                 checkpointer.save(current)
             if signals.received is not None:
+                if not saved:
+                    # The signal came after this round's checks: checkpoint it all the same.
+                    checkpointer.save(current)
                 tensorboard.close()
                 signals.restore()
                 raise actions.Preempted(

@@ -127,6 +127,25 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capl
     assert _steps(run) == [1, 2, 3, 4, 5, 6]
 
 
+def test_signal_after_the_rounds_checks_still_checkpoints_the_last_step(tmp_path, monkeypatch):
+    # The signal lands while step 3's row is being written, after the loop decided this round
+    # needs no checkpoint (checkpoint_every=5): the stop must checkpoint step 3 all the same.
+    run = tmp_path / "run"
+    trainer = make_trainer("gan", "NUM_STEPS = 20", "train.checkpoint_every = 5")
+    write = actions.MetricsLog.write
+
+    def write_then_signal(self, row):
+        write(self, row)
+        if row["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(actions.MetricsLog, "write", write_then_signal)
+    with pytest.raises(actions.Preempted, match="after step 3; checkpoint .*ckpt-3 holds it"):
+        trainer.fit(str(run))
+    assert (run / "checkpoints" / "ckpt-3.index").exists()
+    assert _steps(run) == [1, 2, 3]
+
+
 def _inject_nan_in_round(trainer, round_index):
     original = trainer.train_round
     calls = {"n": 0}
