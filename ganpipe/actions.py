@@ -7,6 +7,7 @@ console progress line, and the non-finite guard.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -227,6 +228,17 @@ class Evaluation:
         scores = quality.score(self.evaluator, images, self.reference, seed=self.seed)
         scores.pop("num_samples")
         return {f"eval_{name}": float(value) for name, value in scores.items()}
+
+
+def fingerprint(variables) -> str:
+    """A short SHA-256 of the variables' values in order: equal values, equal fingerprints.
+
+    Logged at the end of a run so that workers (and runs) can be compared at a glance.
+    """
+    digest = hashlib.sha256()
+    for variable in variables:
+        digest.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 class Checkpointer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -62,6 +63,26 @@ def _multi_worker_mirrored(devices: Sequence[str] | None = None) -> tf.distribut
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def _tpu(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
+    """TPUStrategy. ``devices`` may name the TPU (``['my-tpu']`` or ``['grpc://10.0.0.2:8470']``);
+    empty means the TPU of this Cloud TPU VM (or the one named by $TPU_NAME)."""
+    if devices and len(devices) != 1:
+        raise ValueError(f"tpu takes at most one TPU name or address, got {list(devices)}.")
+    name = devices[0] if devices else os.environ.get("TPU_NAME", "")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        raise ValueError(
+            f"Strategy tpu: no TPU could be reached (name {name!r}: {str(error)[:300]}). Run on a "
+            "Cloud TPU VM, or name the TPU with make_strategy.devices = ['<name>'] (or "
+            "['grpc://<ip>:8470']) or $TPU_NAME; on GPUs or CPUs use 'auto'."
+        ) from error
+    logging.info("Strategy tpu: connected to %s.", name or "this VM's TPU")
+    return tf.distribute.TPUStrategy(resolver)
+
+
 def _default(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
     if devices:
         raise ValueError("The default strategy runs on the default device; it takes no devices.")
@@ -75,6 +96,7 @@ STRATEGIES = Registry(
         "mirrored": _mirrored,
         "one_device": _one_device,
         "multi_worker_mirrored": _multi_worker_mirrored,
+        "tpu": _tpu,
         "default": _default,
     },
     aliases={"multi_worker": "multi_worker_mirrored", "mirror": "mirrored", "cpu": "default"},
@@ -89,13 +111,17 @@ def make_strategy(
     Args:
         name: ``auto`` (MirroredStrategy over all GPUs when there are several, OneDeviceStrategy on
             one GPU, the default strategy on CPU), ``mirrored``, ``one_device``,
-            ``multi_worker_mirrored`` (reads TF_CONFIG) or ``default``.
-        devices: Optional device list for ``mirrored`` / ``one_device``.
+            ``multi_worker_mirrored`` (reads TF_CONFIG), ``tpu`` (TPUStrategy) or ``default``.
+        devices: Optional device list for ``mirrored`` / ``one_device``; for ``tpu``, the TPU's
+            name or address.
     """
-    factory = STRATEGIES.entries[STRATEGIES.resolve(name)]
-    strategy = factory(devices=devices)
+    resolved = STRATEGIES.resolve(name)
+    strategy = STRATEGIES.entries[resolved](devices=devices)
     logging.info(
-        "Using %s with %d replica(s).", type(strategy).__name__, strategy.num_replicas_in_sync
+        "Using strategy %s (%s) with %d replica(s).",
+        resolved,
+        type(strategy).__name__,
+        strategy.num_replicas_in_sync,
     )
     return strategy
 
@@ -117,6 +143,28 @@ def update_variables(variables: Iterable[tf.Variable], fn: Callable[[tf.Tensor],
     if replica_context is not None:
         return tf.__internal__.distribute.interim.maybe_merge_call(update_all, strategy, variables)
     return update_all(strategy, variables)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in the cluster: ``is_chief`` writes the run directory."""
+
+    is_chief: bool
+    name: str
+
+
+def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
+    """The chief is TF_CONFIG's ``chief`` task, or worker 0 where the cluster has none.
+
+    Single-machine strategies have one process, which is the chief.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return WorkerRole(True, "the only worker")
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+    return WorkerRole(is_chief, f"{task_type} {task_id}")
 
 
 def split_global_batch(global_batch: int, strategy: tf.distribute.Strategy) -> int:

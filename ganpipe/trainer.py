@@ -16,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -214,6 +216,16 @@ class _Steps:
         self.global_batch = float(global_batch)
         self.step = step
         self.latent_dim = int(generator.input_shape[-1])
+        self._critic_update = self.critic_update
+        self._generator_update = self.generator_update
+        self._shared_update = self.shared_update
+
+    def compile_updates(self) -> None:
+        """XLA-compiles the per-replica updates (``train.jit_compile``); the round around them,
+        which reads the input iterator, stays a plain tf.function."""
+        self._critic_update = tf.function(self.critic_update, jit_compile=True)
+        self._generator_update = tf.function(self.generator_update, jit_compile=True)
+        self._shared_update = tf.function(self.shared_update, jit_compile=True)
 
     def _mean(self, per_example):
         return tf.reduce_sum(per_example) / self.global_batch
@@ -291,19 +303,40 @@ class _Steps:
             for k, v in per_replica.items()
         }
 
+    def average_replica_state(self):
+        """Makes every replica's copy of the models' non-trainable state (batch-norm moving
+        statistics) their mean.
+
+        Keras 3 writes such a variable per replica (aggregation NONE), so without this the copies
+        drift apart under a multi-replica strategy and what is saved or evaluated is replica 0's
+        estimate from its share of the batch alone. The moving-average update is linear in the
+        batch statistics, so averaging once per round equals averaging after every update.
+        """
+        variables = [
+            v.value
+            for v in (*self.generator.non_trainable_variables, *self.critic.non_trainable_variables)
+            if tf.as_dtype(v.dtype).is_floating
+        ]
+        if not variables or self.strategy.num_replicas_in_sync == 1:
+            return
+        local = self.strategy.run(lambda: [tf.identity(v) for v in variables])
+        for variable, value in zip(variables, local):
+            variable.assign(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None))
+
     def round(self, iterator, generator_steps):
         """One round; returns the round's mean metrics (global-batch means)."""
         if self.schedule.share_noise:
-            metrics = self._reduce(self.strategy.run(self.shared_update, args=(next(iterator),)))
+            metrics = self._reduce(self.strategy.run(self._shared_update, args=(next(iterator),)))
             self.step.assign_add(tf.cast(generator_steps, tf.int64))
+            self.average_replica_state()
             return metrics
 
         # Each side's first update runs before its loop, so the loop's accumulators exist.
         def critic_once():
-            return self._reduce(self.strategy.run(self.critic_update, args=(next(iterator),)))
+            return self._reduce(self.strategy.run(self._critic_update, args=(next(iterator),)))
 
         def generator_once():
-            return self._reduce(self.strategy.run(self.generator_update))
+            return self._reduce(self.strategy.run(self._generator_update))
 
         critic_sums = critic_once()
         for _ in tf.range(self.schedule.critic_steps - 1):
@@ -316,11 +349,26 @@ class _Steps:
                 k: v + m for (k, v), m in zip(generator_sums.items(), generator_once().values())
             }
         self.step.assign_add(tf.cast(generator_steps, tf.int64))
+        self.average_replica_state()
         result = {k: v / self.schedule.critic_steps for k, v in critic_sums.items()}
         result.update(
             {k: v / tf.cast(generator_steps, tf.float32) for k, v in generator_sums.items()}
         )
         return result
+
+
+def _fused_rounds(steps: _Steps):
+    def rounds(iterator, count, generator_steps):
+        """``count`` rounds in one call; returns their mean metrics."""
+        sums = steps.round(iterator, generator_steps)
+        for _ in tf.range(count - 1):
+            sums = {
+                k: v + m
+                for (k, v), m in zip(sums.items(), steps.round(iterator, generator_steps).values())
+            }
+        return {k: v / tf.cast(count, v.dtype) for k, v in sums.items()}
+
+    return rounds
 
 
 def _check_compatible(generator, critic, loss, image_shape, value_range) -> None:
@@ -431,6 +479,16 @@ class Trainer:
         eval_samples: Generated images per evaluation.
         max_train_seconds: Optional wall-clock budget for the whole run (resumes included): on
             reaching it, training stops as if at the last step (checkpoint, samples, generator).
+        rounds_per_call: Rounds fused into one tf.function call, so that small models are not
+            bound by the per-call cost of Python and the runtime. Logging, checkpoints, the
+            non-finite check (and what ``skip`` undoes) and signals act between calls; a call
+            never runs past the next ``log_every`` boundary, and a logged row holds the mean
+            metrics of that call's rounds.
+        jit_compile: XLA-compile each per-replica critic and generator update. On one replica
+            only: with several, it is turned off with a warning (the all-reduces run outside XLA
+            here). XLA's stateless random generators give other numbers than TensorFlow's kernels
+            for the same seed, so an XLA run draws other noise than a plain run: reproducible and
+            resumable with the same setting, not equal to the run without it.
     """
 
     def __init__(
@@ -464,7 +522,13 @@ class Trainer:
         eval_every: int = 0,
         eval_samples: int = 2000,
         max_train_seconds: float | None = None,
+        rounds_per_call: int = 1,
+        jit_compile: bool = False,
     ):
+        # First: a multi-worker strategy must configure TensorFlow before any op runs.
+        self.strategy = (
+            distribute.make_strategy(strategy) if isinstance(strategy, str) else strategy
+        )
         self.num_steps = _positive_int("NUM_STEPS (train.num_steps)", num_steps)
         self.batch_size = _positive_int("BATCH_SIZE (train.batch_size)", batch_size)
         for name, value in (
@@ -481,6 +545,15 @@ class Trainer:
             raise ValueError(f"train.schedule must be a Schedule (@Schedule()), got {schedule!r}.")
         if not isinstance(latent, Latent):
             raise ValueError(f"train.latent must be a Latent (@Latent()), got {latent!r}.")
+        self.rounds_per_call = _positive_int("train.rounds_per_call", rounds_per_call)
+        if not isinstance(jit_compile, bool):
+            raise ValueError(f"train.jit_compile must be True or False, got {jit_compile!r}.")
+        if jit_compile and deterministic:
+            raise ValueError(
+                "train.jit_compile = True and train.deterministic = True cannot be combined: XLA "
+                "has no deterministic kernels for some gradients (max-pooling's among them). "
+                "Turn one of them off."
+            )
         self.log_every, self.sample_every = log_every, sample_every
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.num_samples, self.seed = num_samples, int(seed)
@@ -506,16 +579,13 @@ class Trainer:
             )
         elif eval_every and not evaluator:
             logging.warning("train.eval_every is set but train.evaluator is None: no evaluation.")
+        distribute.split_global_batch(self.batch_size, self.strategy)
         self.best_fd = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_fd")
         self.schedule, self.latent = schedule, latent
         self.value_range = tuple(float(v) for v in value_range)
         self.loss = losses.get(loss)
         self.constraint = constraints.get_constraint(critic_constraint)
         self.penalty = constraints.get_penalty(penalty)
-        self.strategy = (
-            distribute.make_strategy(strategy) if isinstance(strategy, str) else strategy
-        )
-        distribute.split_global_batch(self.batch_size, self.strategy)
 
         if deterministic:
             tf.config.experimental.enable_op_determinism()
@@ -588,17 +658,50 @@ class Trainer:
             global_batch=self.batch_size,
             step=self.step,
         )
+        if jit_compile and self.strategy.num_replicas_in_sync > 1:
+            logging.warning(
+                "train.jit_compile = True is ignored on %d replicas: XLA is used here only for "
+                "one replica's updates. Training without XLA.",
+                self.strategy.num_replicas_in_sync,
+            )
+            jit_compile = False
+        if jit_compile:
+            self._steps.compile_updates()
+            logging.info("XLA: the critic and generator updates are compiled (jit_compile).")
+        self.jit_compile = jit_compile
         self._round = tf.function(self._steps.round)
-        self._iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
+        self._rounds = tf.function(_fused_rounds(self._steps))
+        self._iterator = self._input_iterator(start_batch=0)
 
-    def _dataset(self, start_batch: int) -> tf.data.Dataset:
+    def _dataset(
+        self, start_batch: int, replicas: int = 1, local_replicas: Sequence[int] | None = None
+    ) -> tf.data.Dataset:
         return data_module.make_training_dataset(
             images=self.images,
             batch_size=self.batch_size,
             value_range=self.value_range,
             seed=self.seed,
             start_batch=start_batch,
+            replicas=replicas,
+            local_replicas=local_replicas,
         )
+
+    def _input_iterator(self, start_batch: int):
+        """The distributed input: each replica gets its block of every global batch.
+
+        Sharding is by data and explicit: each worker's pipeline gathers only the rows of its own
+        replicas (replica r of N takes rows [r * B/N, (r + 1) * B/N) of global batch B), so the
+        replicas together see exactly the global batch one replica would, with nothing dropped or
+        repeated within an epoch beyond each epoch's final partial batch.
+        """
+        replicas = self.strategy.num_replicas_in_sync
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            local = replicas // context.num_input_pipelines
+            first = context.input_pipeline_id * local
+            return self._dataset(start_batch, replicas, range(first, first + local))
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
     def _state(self) -> list:
         return [
@@ -634,6 +737,36 @@ class Trainer:
             )
         return {k: float(v) for k, v in self._generator_fn().items()}
 
+    def train_rounds(self, count: int, generator_steps: int | None = None) -> dict[str, float]:
+        """Runs ``count`` rounds in one call; returns their mean metrics."""
+        steps = self.schedule.generator_steps if generator_steps is None else generator_steps
+        metrics = self._rounds(self._iterator, tf.constant(count), tf.constant(steps))
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _rounds_for(self, current: int, limit: int) -> tuple[int, int]:
+        """(rounds, generator steps per round) of the next call from step ``current``."""
+        per_round = self.schedule.generator_steps
+        left = limit - current
+        if left < per_round:
+            return 1, left
+        next_log = (current // self.log_every + 1) * self.log_every
+        to_log = -(-(next_log - current) // per_round)
+        return max(1, min(self.rounds_per_call, left // per_round, to_log)), per_round
+
+    def train_steps(self, generator_updates: int) -> dict[str, float]:
+        """Trains ``generator_updates`` more generator updates (no side effects); last metrics."""
+        target = int(self.step.numpy()) + generator_updates
+        metrics = {}
+        while int(self.step.numpy()) < target:
+            count, steps = self._rounds_for(int(self.step.numpy()), target)
+            metrics = self._call(count, steps)
+        return metrics
+
+    def _call(self, count: int, steps: int) -> dict[str, float]:
+        if count == 1:
+            return self.train_round(steps)
+        return self.train_rounds(count, steps)
+
     def train_round(self, generator_steps: int | None = None) -> dict[str, float]:
         """Runs one round (``generator_steps`` defaults to the schedule's); returns its metrics."""
         steps = self.schedule.generator_steps if generator_steps is None else generator_steps
@@ -659,11 +792,31 @@ class Trainer:
         Returns:
             The last metrics row.
         """
-        run_dir = RunDirectory(output_dir, config_text, config_header)
-        with run_dir:
-            return self._fit(run_dir, operative_config)
+        role = distribute.worker_role(self.strategy)
+        if role.is_chief:
+            with RunDirectory(output_dir, config_text, config_header) as run_dir:
+                return self._fit(run_dir, operative_config, run_dir.join("checkpoints"))
+        # Every worker runs the same loop (saving reads variables in lockstep with the others),
+        # but only the chief writes the run directory: another worker restores from the chief's
+        # checkpoints and writes its identical copies to a scratch folder removed at the end.
+        scratch = tempfile.mkdtemp(prefix=f"ganpipe-{role.name.replace(' ', '-')}-")
+        logging.info(
+            "This process is %s, not the chief: the chief alone writes %s. This worker resumes "
+            "from the chief's checkpoints there and writes its own copies to %s, removed at the "
+            "end.",
+            role.name,
+            output_dir,
+            scratch,
+        )
+        try:
+            with RunDirectory(scratch, config_text, config_header) as run_dir:
+                return self._fit(run_dir, operative_config, os.path.join(output_dir, "checkpoints"))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
-    def _fit(self, run_dir: RunDirectory, operative_config) -> dict[str, float]:
+    def _fit(
+        self, run_dir: RunDirectory, operative_config, restore_directory: str
+    ) -> dict[str, float]:
         checkpoint = tf.train.Checkpoint(
             generator=self.generator,
             critic=self.critic,
@@ -677,13 +830,18 @@ class Trainer:
             run_dir.join("checkpoints"), checkpoint, self.keep_checkpoints
         )
         best = actions.Checkpointer(run_dir.join("checkpoints", "best"), checkpoint, 1)
-        restored = checkpointer.restore()
+        if restore_directory == run_dir.join("checkpoints"):
+            restored = checkpointer.restore()
+        else:
+            restored = actions.Checkpointer(
+                restore_directory, checkpoint, self.keep_checkpoints
+            ).restore()
         start = int(self.step.numpy())
         if restored:
             # Continue the data stream at the first batch the restored run had not consumed.
             consumed = int(self.critic_optimizer.iterations.numpy())
             self.dataset = self._dataset(start_batch=consumed)
-            self._iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset))
+            self._iterator = self._input_iterator(start_batch=consumed)
             logging.info(
                 "Resuming from %s at step %d (batch %d of the data stream).",
                 restored,
@@ -720,7 +878,7 @@ class Trainer:
         skips = 0
         snapshot = self._snapshot() if self.non_finite == "skip" else None
         while current < self.num_steps and not over_budget():
-            metrics = self.train_round(min(self.schedule.generator_steps, self.num_steps - current))
+            metrics = self._call(*self._rounds_for(current, self.num_steps))
             previous, current = current, int(self.step.numpy())
             bad = actions.non_finite(metrics)
             if bad and self.non_finite == "skip" and skips < self.max_skips:
@@ -812,5 +970,11 @@ class Trainer:
             self.generator.save(tmp)
             os.replace(tmp, model_path)
             logging.info("Saved the generator to %s", model_path)
+        logging.info(
+            "Weights fingerprint at step %d: generator %s, critic %s.",
+            current,
+            actions.fingerprint(self.generator.variables),
+            actions.fingerprint(self.critic.variables),
+        )
         tensorboard.close()
         return last_row

@@ -164,6 +164,7 @@ DCGAN_KEYS = {
     "Schedule.generator_steps",
     "Schedule.share_noise",
     "train.eval_every",  # evaluation cadence, matched to each experiment's speed
+    "build_generator.sync_batch_norm",  # batch-norm statistics over the global batch
 }
 
 

@@ -1,14 +1,16 @@
 """Strategy selection, global-batch division, and a real training step under MirroredStrategy."""
 
+import json
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from ganpipe import distribute
-from tests.conftest import REPO
+from tests.conftest import REPO, run_module
 
 
 def test_default_and_auto_on_cpu():
@@ -88,3 +90,105 @@ def test_strategy_registry_names_make_strategies(name):
     strategy = distribute.make_strategy(name)
     assert isinstance(strategy, tf.distribute.Strategy)
     assert strategy.num_replicas_in_sync >= 1
+
+
+# Replica parity: the same global batch, seed and data order on 1, 2 and 4 logical CPU replicas
+# (tests/replicas.py, one process per replica count) must train the same model.
+LOSS_TOLERANCE = 2e-5  # relative, per metric and round
+# Weights: |w_N - w_1| / |w_1 - w_0| per variable, i.e. the difference relative to what training
+# changed. Rounding differs with the summation order over replicas; the gradient penalty amplifies
+# it a little (a piecewise-linear critic's input gradient jumps where a unit changes sign), hence
+# 5e-3 rather than the ~1e-4 that the other experiments stay under.
+WEIGHT_TOLERANCE = 5e-3
+
+
+def _run_replicas(*args, timeout=900):
+    result = run_module("tests.replicas", *args, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+@pytest.fixture(scope="module")
+def parity_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("parity")
+    runs = {}
+    for replicas in (1, 2, 4):
+        path = folder / f"replicas{replicas}.npz"
+        summary = _run_replicas("parity", str(replicas), str(path))
+        runs[replicas] = (summary, dict(np.load(path)))
+    return runs
+
+
+def _parity_differences(runs, case, reference_case, replicas):
+    _, base = runs[1]
+    summary, arrays = runs[replicas]
+    base_losses = base[f"{reference_case}/losses"]
+    losses = arrays[f"{case}/losses"]
+    loss_diff = float(np.max(np.abs(losses - base_losses) / np.maximum(np.abs(base_losses), 1e-3)))
+    weight_diff = 0.0
+    for key in base:
+        if not key.startswith(f"{reference_case}/weight"):
+            continue
+        index = key.split("/weight")[1]
+        trained, initial = base[key], base[f"{reference_case}/initial{index}"]
+        change = np.linalg.norm(trained - initial)
+        if change > 0:
+            other = arrays[f"{case}/weight{index}"]
+            weight_diff = max(weight_diff, float(np.linalg.norm(other - trained) / change))
+    return loss_diff, weight_diff, summary[case]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("replicas", [2, 4])
+@pytest.mark.parametrize("experiment", ["gan", "dcgan", "wgan", "wgan_gp"])
+def test_replica_parity(parity_runs, experiment, replicas):
+    loss_diff, weight_diff, summary = _parity_differences(
+        parity_runs, experiment, experiment, replicas
+    )
+    assert summary["copies_disagree"] == [], summary
+    assert loss_diff <= LOSS_TOLERANCE, (experiment, replicas, loss_diff)
+    assert weight_diff <= WEIGHT_TOLERANCE, (experiment, replicas, weight_diff)
+
+
+@pytest.mark.slow
+def test_per_replica_batch_norm_is_a_different_model_whose_copies_still_agree(parity_runs):
+    # build_generator.sync_batch_norm = False: each replica normalises over its own 2 images, so
+    # 4 replicas train a different model from 1 (that is what per-replica statistics mean), yet
+    # the mirrored copies of the moving statistics are averaged and stay identical.
+    loss_diff, weight_diff, summary = _parity_differences(
+        parity_runs, "dcgan-per-replica-bn", "dcgan", 4
+    )
+    assert summary["copies_disagree"] == []
+    assert loss_diff > 100 * LOSS_TOLERANCE and weight_diff > 10 * WEIGHT_TOLERANCE
+
+
+@pytest.mark.slow
+def test_replicas_draw_different_noise_that_one_replica_would_draw_in_one_piece():
+    result = _run_replicas("noise")
+    for kind in ("normal", "uniform"):
+        assert result[kind]["distinct_pairs"] == 6, result  # all 4 replicas pairwise different
+        assert result[kind]["concatenation_equals_one_replica"], result
+
+
+@pytest.mark.slow
+def test_replicas_share_each_global_batch_in_order_with_no_example_dropped_or_repeated():
+    result = _run_replicas("data")
+    assert result["replica_batch_shapes"] == [[2, 28, 28, 1]] * 4
+    assert result["mismatched_batches"] == 0  # 4 replicas together see the 1-replica stream
+    assert result["distinct_in_first_epoch"] == result["rows_in_first_epoch"] == 64
+
+
+@pytest.mark.slow
+def test_nan_on_one_replica_stops_every_replica_at_the_same_step():
+    result = _run_replicas("nan", "stop")
+    assert result["outcome"].startswith("stopped: Non-finite value(s)"), result
+    assert "round ending at step 2" in result["outcome"] and "ckpt-1" in result["outcome"]
+    assert result["step"] == 2
+
+
+@pytest.mark.slow
+def test_nan_on_one_replica_is_skipped_on_every_replica():
+    result = _run_replicas("nan", "skip")
+    assert result["outcome"] == "completed" and result["step"] == 4, result
+    assert result["all_copies_finite"] and result["copies_disagree"] == [], result

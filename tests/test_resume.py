@@ -31,21 +31,25 @@ LOSS_KEYS = ("critic_loss", "generator_loss", "critic_real", "critic_fake")
 
 
 # Clipping: bit-identical. Gradient penalty: its second-order convolution gradients are not
-# bit-reproducible on CPU in TensorFlow 2.21 even with op determinism on (two straight runs
-# already differ by ~1e-7 relative after a few steps), so the resumed run is held to that noise
-# level. A resume that replayed a different data batch or noise draw differs by orders of
+# bit-reproducible on CPU in TensorFlow 2.21 even with op determinism on (~1e-7 relative), and the
+# penalty amplifies that: the input gradient of a critic made of leaky ReLUs and max-pools jumps
+# where a unit switches, so two straight runs differ by ~4e-6 relative at step 3 and up to ~1e-3
+# at step 4. The penalty's resume is therefore checked one step after the resume point (step 3),
+# at 1e-4. A resume that replayed a different data batch or noise draw differs by orders of
 # magnitude more (see test_resume_with_the_wrong_data_position_is_caught).
-TOLERANCE = {"wgan": 0.0, "wgan_gp": 1e-5}
+TOLERANCE = {"wgan": 0.0, "wgan_gp": 1e-4}
+STEPS = {"wgan": 4, "wgan_gp": 3}
 
 
 @pytest.mark.parametrize("experiment", ["wgan", "wgan_gp"])  # clipping; gradient penalty
 def test_stop_and_resume_matches_a_straight_run(experiment, tmp_path):
-    straight_weights, straight_rows = _train(experiment, tmp_path / "straight", 4)
+    steps = STEPS[experiment]
+    straight_weights, straight_rows = _train(experiment, tmp_path / "straight", steps)
     _train(experiment, tmp_path / "resumed", 2)
-    resumed_weights, resumed_rows = _train(experiment, tmp_path / "resumed", 4)
+    resumed_weights, resumed_rows = _train(experiment, tmp_path / "resumed", steps)
 
     rtol = TOLERANCE[experiment]
-    assert [r["step"] for r in resumed_rows] == [1, 2, 3, 4]
+    assert [r["step"] for r in resumed_rows] == list(range(1, steps + 1))
     for straight, resumed in zip(straight_rows, resumed_rows):
         for key in LOSS_KEYS:
             assert resumed[key] == pytest.approx(straight[key], rel=rtol, abs=rtol), (
@@ -61,13 +65,15 @@ def test_resume_with_the_wrong_data_position_is_caught(tmp_path, monkeypatch):
     # Break the property on purpose: a resume that restarts the data stream at batch 0.
     from ganpipe import trainer as trainer_lib
 
-    straight_weights, straight_rows = _train("wgan_gp", tmp_path / "straight", 4)
+    straight_weights, straight_rows = _train("wgan_gp", tmp_path / "straight", 3)
     _train("wgan_gp", tmp_path / "resumed", 2)
     original = trainer_lib.Trainer._dataset
     monkeypatch.setattr(
-        trainer_lib.Trainer, "_dataset", lambda self, start_batch: original(self, start_batch=0)
+        trainer_lib.Trainer,
+        "_dataset",
+        lambda self, start_batch, *args: original(self, 0, *args),
     )
-    _, resumed_rows = _train("wgan_gp", tmp_path / "resumed", 4)
+    _, resumed_rows = _train("wgan_gp", tmp_path / "resumed", 3)
     differences = [
         abs(r["critic_real"] - s["critic_real"]) / abs(s["critic_real"])
         for s, r in zip(straight_rows[2:], resumed_rows[2:])

@@ -100,3 +100,58 @@ def test_mixed_bfloat16_trains_every_experiment_with_float32_losses(experiment):
     assert all(v.dtype == "float32" for v in trainer.critic.trainable_variables)
     metrics = trainer.train_round(1)
     assert all(np.isfinite(v) for v in metrics.values())
+
+
+def _train_and_collect(*params, steps=6, experiment="wgan"):
+    trainer = make_trainer(experiment, "Schedule.critic_steps = 2", *params)
+    trainer.initial = _values([*trainer.generator.variables, *trainer.critic.variables])
+    trainer.train_steps(steps)
+    return trainer, _values([*trainer.generator.variables, *trainer.critic.variables])
+
+
+def test_fused_rounds_train_exactly_what_single_rounds_train():
+    single, single_values = _train_and_collect("train.rounds_per_call = 1")
+    fused, fused_values = _train_and_collect("train.rounds_per_call = 4")
+    assert int(fused.step.numpy()) == int(single.step.numpy()) == 6
+    assert int(fused.critic_optimizer.iterations.numpy()) == 12
+    for a, b in zip(single_values, fused_values):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_calls_stop_at_log_boundaries_and_at_the_last_step():
+    trainer = make_trainer("gan", "train.rounds_per_call = 8", "train.log_every = 5")
+    assert trainer._rounds_for(0, 100) == (5, 1)  # stops at step 5 to log it
+    assert trainer._rounds_for(5, 100) == (5, 1)
+    assert trainer._rounds_for(10, 13) == (3, 1)  # never past the end
+    dcgan = make_trainer("dcgan", "train.rounds_per_call = 8", "train.log_every = 100")
+    assert dcgan._rounds_for(0, 1000) == (2, 50)  # two 50-step rounds reach the boundary
+    assert dcgan._rounds_for(990, 1000) == (1, 10)  # the shortened last round
+
+
+def test_xla_training_is_reproducible_and_finite():
+    # XLA's stateless random generators differ from TensorFlow's kernels for the same seed, so an
+    # XLA run is compared with another XLA run, not with a plain one. Op determinism (turned on
+    # process-wide by train.deterministic in other tests) has no XLA max-pool gradient.
+    from tensorflow.python.framework import config as tf_config  # no public switch-off
+
+    tf_config.disable_op_determinism()
+    first, first_values = _train_and_collect("train.jit_compile = True", steps=3)
+    _, second_values = _train_and_collect("train.jit_compile = True", steps=3)
+    assert first.jit_compile
+    for a, b in zip(first_values, second_values):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(i, a) for i, a in zip(first.initial, first_values))
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        "train.rounds_per_call = 0",
+        "train.jit_compile = 'yes'",
+        "train.jit_compile = True\ntrain.deterministic = True",
+    ],
+)
+def test_speed_switches_are_validated(param):
+    with pytest.raises(ValueError, match="rounds_per_call|jit_compile"):
+        make_trainer("gan", param)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -99,6 +101,8 @@ def make_training_dataset(
     value_range: tuple[float, float] = (0.0, 1.0),
     seed: int = 0,
     start_batch: int = 0,
+    replicas: int = 1,
+    local_replicas: Sequence[int] | None = None,
 ) -> tf.data.Dataset:
     """The trainer's input pipeline: an endless stream of batches whose order is a pure function of
     ``seed``, so a resumed run continues exactly where it stopped.
@@ -116,9 +120,17 @@ def make_training_dataset(
         value_range: (low, high) that pixel values 0 and 255 map to (see ``make_dataset``).
         seed: Seed of the epoch permutations.
         start_batch: Index of the first batch to yield (batches consumed before a resume).
+        replicas: Replicas sharing each global batch (over all workers). Each global batch is
+            cut, in order, into ``replicas`` equal row blocks: replica ``r`` trains on block
+            ``r``, so N replicas see exactly the rows one replica would (sharding by data).
+        local_replicas: The replicas this input pipeline feeds (default: all). The dataset
+            yields their blocks one after another (``[r0 of batch 0, r1 of batch 0, r0 of batch
+            1, ...]``), the order in which tf.distribute hands a worker's elements to its
+            replicas. Only those rows are gathered, so a worker reads just its share.
 
     Returns:
-        A dataset of float32 (batch_size, H, W, C) tensors.
+        A dataset of float32 (batch_size, H, W, C) tensors, or with ``replicas > 1`` of
+        (batch_size // replicas, H, W, C) blocks.
     """
     array = images.images if isinstance(images, ImageArray) else np.asarray(images)
     if array.ndim == 3:
@@ -134,6 +146,15 @@ def make_training_dataset(
     )
     if start_batch < 0:
         raise ValueError(f"start_batch must be >= 0, got {start_batch}.")
+    if replicas < 1 or batch_size % replicas:
+        raise ValueError(
+            f"The global batch {batch_size} cannot be split over {replicas} replicas; use a "
+            f"multiple of {replicas}."
+        )
+    local = list(range(replicas)) if local_replicas is None else [int(r) for r in local_replicas]
+    if not local or any(not 0 <= r < replicas for r in local):
+        raise ValueError(f"local_replicas must be in [0, {replicas}), got {local_replicas!r}.")
+    block = batch_size // replicas
     num_images = len(array)
     per_epoch = num_images // batch_size
     start_epoch, offset = divmod(int(start_batch), per_epoch)
@@ -159,7 +180,14 @@ def make_training_dataset(
         tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
         .flat_map(epoch_batches)
         .skip(offset)
-        .map(gather_and_scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
     )
-    return dataset
+    if replicas > 1 or local != [0]:
+        rows = tf.constant(local, tf.int32)
+
+        def blocks(index):
+            return tf.gather(tf.reshape(index, [replicas, block]), rows)
+
+        dataset = dataset.map(blocks).unbatch()
+    return dataset.map(
+        gather_and_scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).prefetch(tf.data.AUTOTUNE)

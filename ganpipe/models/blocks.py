@@ -85,6 +85,50 @@ class PixelNorm(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package="ganpipe")
+class SyncBatchNorm(keras.layers.BatchNormalization):
+    """Batch normalization over the global batch of all replicas (``synchronized=True``).
+
+    Under a multi-replica tf.distribute strategy, the mean and variance are those of the whole
+    global batch, all-reduced over the replicas in two passes (the mean first, then the squared
+    deviations from it): the same formula ``tf.nn.moments`` uses on one replica, so N replicas
+    compute what one replica computes up to summation order. (Keras' own ``synchronized=True``
+    uses E[x^2] - E[x]^2, which loses digits to cancellation and so drifts from the one-replica
+    result.) On one replica, or under another backend, it is plain batch normalization.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.pop("synchronized", None)
+        super().__init__(**kwargs)
+
+    def _moments(self, inputs, mask):
+        if mask is not None or keras.backend.backend() != "tensorflow":
+            return super()._moments(inputs, mask)
+        import tensorflow as tf  # Only this backend has replicas to synchronise.
+
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return super()._moments(inputs, mask)
+        axes = list(self._reduction_axes)
+        total = tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype)
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        local_sum = tf.reduce_sum(inputs, axis=axes, keepdims=True)
+        mean = context.all_reduce(tf.distribute.ReduceOp.SUM, local_sum) / total
+        local_squares = tf.reduce_sum(tf.square(inputs - mean), axis=axes, keepdims=True)
+        variance = context.all_reduce(tf.distribute.ReduceOp.SUM, local_squares) / total
+        return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
+
+
+def _batch_norm(spec, kernel_initializer, bias_initializer):
+    del kernel_initializer, bias_initializer
+    if spec.pop("synchronized", False):
+        return [SyncBatchNorm(**spec)]
+    return [keras.layers.BatchNormalization(**spec)]
+
+
+_batch_norm.layer_cls = keras.layers.BatchNormalization
+
+
 def _weighted(
     layer_cls: type[keras.layers.Layer],
     spec: dict[str, Any],
@@ -139,7 +183,7 @@ BLOCKS: Mapping[str, Callable[..., list]] = types.MappingProxyType(
         "dense": _make_weighted(keras.layers.Dense),
         "conv": _make_weighted(keras.layers.Conv2D),
         "conv_transpose": _make_weighted(keras.layers.Conv2DTranspose),
-        "batch_norm": _make_plain(keras.layers.BatchNormalization),
+        "batch_norm": _batch_norm,
         "layer_norm": _make_plain(keras.layers.LayerNormalization),
         "activation": _activation,
         "reshape": _make_plain(keras.layers.Reshape),
@@ -166,6 +210,12 @@ _ALIASES = types.MappingProxyType(
         "linear": "dense",
     }
 )
+
+
+def canonical_name(name: str) -> str:
+    """A block name with aliases resolved (``'BatchNorm'`` -> ``'batch_norm'``)."""
+    key = name.lower()
+    return _ALIASES.get(key, key)
 
 
 def known_blocks() -> list[str]:

@@ -7,7 +7,7 @@ numerically safe form.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -43,9 +43,14 @@ def _build(
     blocks: Sequence[blocks_lib.BlockSpec],
     kernel_initializer: InitializerLike,
     bias_initializer: InitializerLike,
+    sync_batch_norm: bool = False,
 ) -> keras.Model:
     if not blocks:
         raise ValueError(f"The {name} needs at least one block; its `blocks` list is empty.")
+    if not isinstance(sync_batch_norm, bool):
+        raise ValueError(f"sync_batch_norm must be True or False, got {sync_batch_norm!r}.")
+    if sync_batch_norm:
+        blocks = [_synchronized(spec) for spec in blocks]
     layers = blocks_lib.build_blocks(
         blocks,
         kernel_initializer=_initializer_factory(kernel_initializer),
@@ -64,12 +69,22 @@ def _build(
     return keras.Model(inputs, outputs, name=name)
 
 
+def _synchronized(spec):
+    """The spec with ``synchronized=True`` if it is a batch-norm block that does not set it."""
+    if not isinstance(spec, Mapping) or "block" not in spec:
+        return spec  # build_blocks explains what is wrong with it.
+    if blocks_lib.canonical_name(str(spec["block"])) != "batch_norm":
+        return spec
+    return {"synchronized": True, **spec}
+
+
 def build_generator(
     *,
     latent_dim: int,
     blocks: Sequence[blocks_lib.BlockSpec],
     kernel_initializer: InitializerLike = "glorot_uniform",
     bias_initializer: InitializerLike = "zeros",
+    sync_batch_norm: bool = False,
     name: str = "generator",
 ) -> keras.Model:
     """Builds a generator that maps latent vectors ``(batch, latent_dim)`` to images.
@@ -79,6 +94,11 @@ def build_generator(
         blocks: Block specs, applied in order (see ``ganpipe.models.blocks``).
         kernel_initializer: Default kernel initializer of weighted blocks.
         bias_initializer: Default bias initializer of weighted blocks.
+        sync_batch_norm: Under a multi-replica strategy, batch-norm layers normalise with the
+            statistics of the whole global batch (all-reduced every call) instead of each
+            replica's share (Keras ``BatchNormalization(synchronized=True)``). Applies to every
+            ``batch_norm`` block that does not set ``synchronized`` itself. No effect on one
+            replica.
         name: Model name.
 
     Returns:
@@ -86,7 +106,9 @@ def build_generator(
     """
     if int(latent_dim) <= 0:
         raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}.")
-    return _build(name, (int(latent_dim),), blocks, kernel_initializer, bias_initializer)
+    return _build(
+        name, (int(latent_dim),), blocks, kernel_initializer, bias_initializer, sync_batch_norm
+    )
 
 
 def build_critic(
@@ -95,6 +117,7 @@ def build_critic(
     blocks: Sequence[blocks_lib.BlockSpec],
     kernel_initializer: InitializerLike = "glorot_uniform",
     bias_initializer: InitializerLike = "zeros",
+    sync_batch_norm: bool = False,
     name: str = "critic",
 ) -> keras.Model:
     """Builds a critic that maps images to one raw score each, shape ``(batch, 1)``.
@@ -108,12 +131,17 @@ def build_critic(
         blocks: Block specs, applied in order.
         kernel_initializer: Default kernel initializer of weighted blocks.
         bias_initializer: Default bias initializer of weighted blocks.
+        sync_batch_norm: Under a multi-replica strategy, batch-norm layers normalise with the
+            statistics of the whole global batch (all-reduced every call) instead of each
+            replica's share (Keras ``BatchNormalization(synchronized=True)``). Applies to every
+            ``batch_norm`` block that does not set ``synchronized`` itself. No effect on one
+            replica.
         name: Model name.
 
     Returns:
         A functional ``keras.Model``.
     """
-    model = _build(name, input_shape, blocks, kernel_initializer, bias_initializer)
+    model = _build(name, input_shape, blocks, kernel_initializer, bias_initializer, sync_batch_norm)
     if tuple(model.output_shape[1:]) != (1,):
         raise ValueError(
             f"The critic must output one score per image, shape (batch, 1), but its blocks give "

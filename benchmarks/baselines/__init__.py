@@ -1,0 +1,1 @@
+"""Baseline training programs for throughput comparisons with ganpipe."""

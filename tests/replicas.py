@@ -1,0 +1,202 @@
+"""Distribution checks that need the CPU split into logical devices, run in a fresh process.
+
+``python -m tests.replicas CHECK [ARGS...]`` splits the CPU into 4 logical devices (which must
+happen before TensorFlow starts), runs one check and prints its findings as one JSON line after
+``RESULT``; tests/test_distribute.py runs it and asserts on them.
+"""
+
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+DEVICES = 4
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
+
+from ganpipe import actions, config, distribute  # noqa: E402
+from ganpipe import trainer as trainer_lib  # noqa: E402
+
+ROUNDS = 2
+GENERATOR_STEPS = 1  # per round: keeps DCGAN's 5/50 rounds short; the schedule's critic steps stay
+
+
+_STRATEGIES: dict[int, tf.distribute.Strategy] = {}
+
+
+def _shared_strategy(name, devices=None):
+    # One MirroredStrategy per replica count for the whole process, as in a real run: two
+    # strategies in one process would reuse collective-op keys and abort each other.
+    del devices
+    if name == "default":
+        return tf.distribute.get_strategy()
+    replicas = int(name.split(":")[1])
+    if replicas not in _STRATEGIES:
+        _STRATEGIES[replicas] = tf.distribute.MirroredStrategy(
+            [f"/cpu:{i}" for i in range(replicas)]
+        )
+    return _STRATEGIES[replicas]
+
+
+distribute.make_strategy = _shared_strategy
+
+
+def make(experiment: str, replicas: int, *params: str):
+    strategy = "default" if replicas == 1 else f"mirrored:{replicas}"
+    config.parse(
+        [f"gin/{experiment}.gin", "gin/testing/tiny.gin"],
+        [f"train.strategy = '{strategy}'", *params],
+    )
+    trainer = config.make_trainer()
+    assert trainer.strategy.num_replicas_in_sync == replicas
+    return trainer
+
+
+def copies(trainer, variable) -> list[np.ndarray]:
+    return [np.asarray(x) for x in trainer.strategy.experimental_local_results(variable.value)]
+
+
+def copies_disagree(trainer) -> list[str]:
+    """Variables whose per-replica copies are not bitwise equal."""
+    return [
+        v.path
+        for model in (trainer.generator, trainer.critic)
+        for v in model.variables
+        if any(not np.array_equal(c, copies(trainer, v)[0]) for c in copies(trainer, v))
+    ]
+
+
+# Case -> (experiment file, extra bindings, replica counts it runs on). The shipped DCGAN-model
+# experiments (dcgan, wgan, wgan_gp) synchronise batch norm by default; "per-replica-bn" turns
+# that off, and its 1-replica reference is dcgan's (one replica has one set of statistics).
+PARITY_CASES = {
+    "gan": ("gan", (), (1, 2, 4)),
+    "wgan": ("wgan", (), (1, 2, 4)),
+    "wgan_gp": ("wgan_gp", (), (1, 2, 4)),
+    "dcgan": ("dcgan", (), (1, 2, 4)),
+    "dcgan-per-replica-bn": ("dcgan", ("build_generator.sync_batch_norm = False",), (4,)),
+}
+
+
+def parity(replicas: str, output: str) -> dict:
+    """Trains every parity case ROUNDS rounds on ``replicas`` replicas; saves losses and weights.
+
+    One process per replica count (see ``_shared_strategy``).
+    """
+    replicas = int(replicas)
+    arrays, result = {}, {}
+    for case, (experiment, params, counts) in PARITY_CASES.items():
+        if replicas not in counts:
+            continue
+        trainer = make(experiment, replicas, *params)
+        variables = (*trainer.generator.variables, *trainer.critic.variables)
+        for index, variable in enumerate(variables):
+            arrays[f"{case}/initial{index:03d}"] = np.asarray(variable)
+        rounds = [trainer.train_round(GENERATOR_STEPS) for _ in range(ROUNDS)]
+        names = sorted(rounds[0])
+        arrays[f"{case}/losses"] = np.array([[r[k] for k in names] for r in rounds])
+        for index, variable in enumerate(variables):
+            arrays[f"{case}/weight{index:03d}"] = np.asarray(variable)
+        result[case] = {"metrics": names, "copies_disagree": copies_disagree(trainer)}
+    np.savez(output, **arrays)
+    return result
+
+
+def noise() -> dict:
+    """What each of 4 replicas draws for one update, against what one replica draws."""
+    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(DEVICES)])
+    global_batch, counter = 8, tf.constant(7, tf.int64)
+    result = {}
+    for kind in ("normal", "uniform"):
+
+        def draw(kind=kind):
+            rng = trainer_lib.ReplicaRandom(0, counter, 1, global_batch)
+            return getattr(rng, kind)([global_batch // DEVICES, 3])
+
+        single = getattr(trainer_lib.ReplicaRandom(0, counter, 1, global_batch), kind)(
+            [global_batch, 3]
+        ).numpy()
+        per_replica = [
+            np.asarray(x) for x in strategy.experimental_local_results(strategy.run(draw))
+        ]
+        result[kind] = {
+            "distinct_pairs": sum(
+                not np.array_equal(a, b)
+                for i, a in enumerate(per_replica)
+                for b in per_replica[i + 1 :]
+            ),
+            "concatenation_equals_one_replica": bool(
+                np.array_equal(np.concatenate(per_replica), single)
+            ),
+        }
+    return result
+
+
+def data() -> dict:
+    """Per-replica batches of a 4-replica trainer against the 1-replica stream, over 3 epochs."""
+    trainer = make("gan", DEVICES)
+    reference = iter(trainer.dataset)
+    per_epoch = 64 // 8
+    mismatches, seen = 0, []
+    for _ in range(3 * per_epoch):
+        parts = [
+            np.asarray(x)
+            for x in trainer.strategy.experimental_local_results(next(trainer._iterator))
+        ]
+        mismatches += not np.array_equal(np.concatenate(parts), next(reference).numpy())
+        seen.append(np.concatenate(parts))
+    first_epoch = np.concatenate(seen[:per_epoch])
+    distinct = len({row.tobytes() for row in first_epoch})
+    return {
+        "mismatched_batches": mismatches,
+        "replica_batch_shapes": [list(p.shape) for p in parts],
+        "distinct_in_first_epoch": distinct,
+        "rows_in_first_epoch": int(first_epoch.shape[0]),
+    }
+
+
+def nan(policy: str) -> dict:
+    """A NaN in replica 1's copy of one critic weight only, at round 2 of 4."""
+    import tempfile
+
+    trainer = make("wgan", 2, "NUM_STEPS = 4", f"train.non_finite = '{policy}'")
+    original = trainer.train_round
+    calls = {"n": 0}
+
+    def train_round(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            copy = trainer.strategy.experimental_local_results(
+                trainer.critic.trainable_variables[0].value
+            )[1]
+            value = np.array(copy.numpy())
+            value.flat[0] = np.nan
+            copy.assign(value)
+        return original(*args, **kwargs)
+
+    trainer.train_round = train_round
+    outcome = "completed"
+    try:
+        trainer.fit(tempfile.mkdtemp())
+    except actions.NonFiniteLossError as error:
+        outcome = f"stopped: {error}"
+    finite = all(
+        np.all(np.isfinite(c))
+        for model in (trainer.generator, trainer.critic)
+        for v in model.variables
+        for c in copies(trainer, v)
+    )
+    return {
+        "outcome": outcome,
+        "step": int(trainer.step.numpy()),
+        "all_copies_finite": bool(finite),
+        "copies_disagree": copies_disagree(trainer),
+    }
+
+
+CHECKS = {"parity": parity, "noise": noise, "data": data, "nan": nan}
+
+if __name__ == "__main__":
+    check, *args = sys.argv[1:]
+    print("RESULT " + json.dumps(CHECKS[check](*args)), flush=True)
