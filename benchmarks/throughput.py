@@ -33,6 +33,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
@@ -66,27 +67,35 @@ def _layer_flops(layer, input_shape) -> float:
     return 0.0
 
 
-def _forward_flops(model: keras.Model) -> float:
-    total = 0.0
+def _forward_flops(model: keras.Model) -> tuple[float, float]:
+    """(all layers, the first weighted layer) forward FLOPs for one example."""
+    total, first = 0.0, None
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        total += _layer_flops(layer, layer.input.shape)
-    return total
+        flops = _layer_flops(layer, layer.input.shape)
+        if flops and first is None:
+            first = flops
+        total += flops
+    return total, first or 0.0
 
 
 def _flops(trainer) -> float:
-    """FLOPs per generator update, counting only dense and convolution layers.
+    """FLOPs per generator update, counting dense and convolution layers only.
 
-    Per example: a critic update runs G forward (G_f), the critic forward on real and fake (2 C_f)
-    and its backward for weights and inputs (2 x 2 C_f); a generator update runs G forward and
-    backward (3 G_f) and the critic forward and backward to its input only (2 C_f). Backward is
-    taken as twice the forward. Weighted by the schedule and the batch.
+    Backward costs one forward for the weight gradients and one for the input gradients, and
+    only what the update needs is counted (tf.GradientTape prunes the rest). Per example, with
+    G/C the generator's/critic's forward FLOPs and G1/C1 those of their first weighted layer:
+    a critic update is G + 2C (forward, real and fake) + 2C (weight gradients) + 2(C - C1)
+    (input gradients, none into the data); a generator update is G + C (forward) + C (critic
+    input gradients only) + G (weight gradients) + G - G1 (input gradients). Weighted by the
+    schedule and the batch.
     """
-    g, c = _forward_flops(trainer.generator), _forward_flops(trainer.critic)
+    g, g1 = _forward_flops(trainer.generator)
+    c, c1 = _forward_flops(trainer.critic)
     schedule = trainer.schedule
-    critic_update = g + 6 * c
-    generator_update = 3 * g + 2 * c
+    critic_update = g + 6 * c - 2 * c1
+    generator_update = 3 * g - g1 + 2 * c
     per_generator_update = (
         schedule.critic_steps / schedule.generator_steps * critic_update + generator_update
     )
@@ -160,7 +169,10 @@ def main() -> None:
             params = [*batch_params, *VARIANTS[variant]]
             runners[f"ganpipe {variant}"] = _Ganpipe(experiment, params)
         reference = runners[next(iter(runners))].trainer
-        g_params, c_params = reference.generator.count_params(), reference.critic.count_params()
+        g_params, c_params = (
+            sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+            for model in (reference.generator, reference.critic)
+        )
         images = baseline_experiments.scale_pixels(pixels, experiment)
         for name in args.baselines.split(","):
             module = {"tf1": tf1_tutorial, "fit": keras_fit}[name]
@@ -171,8 +183,8 @@ def main() -> None:
         per_round = reference.schedule.generator_steps
         chunk = per_round * (1 if per_round > 1 else 20)
         for runner in runners.values():
-            runner.run(chunk)  # warm-up: tracing, first batches
-            runner.run(chunk)
+            for _ in range(2 if per_round == 1 else 1):
+                runner.run(chunk)  # warm-up: tracing, first batches
         rates = {name: [] for name in runners}
         for _ in range(args.repeats):
             for name, runner in runners.items():
