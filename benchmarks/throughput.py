@@ -125,13 +125,9 @@ class _Ganpipe:
     def __init__(self, experiment, params):
         config.parse([f"gin/{experiment}.gin"], ["train.strategy = 'default'", *params])
         self.trainer = config.make_trainer()
-        self.per_round = self.trainer.schedule.generator_steps
 
     def run(self, generator_updates):
-        trainer = self.trainer
-        target = int(trainer.step.numpy()) + generator_updates
-        while int(trainer.step.numpy()) < target:
-            trainer.train_steps(target - int(trainer.step.numpy()))
+        self.trainer.train_steps(generator_updates)
 
 
 def _timed(runner, chunk, seconds) -> float:

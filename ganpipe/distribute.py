@@ -159,11 +159,13 @@ def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
     Single-machine strategies have one process, which is the chief.
     """
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
         return WorkerRole(True, "the only worker")
     task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    is_chief = task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+    is_chief = task_type == "chief" or (
+        "chief" not in cluster and task_type == "worker" and task_id == 0
+    )
     return WorkerRole(is_chief, f"{task_type} {task_id}")
 
 

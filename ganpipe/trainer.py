@@ -181,6 +181,11 @@ class ReplicaRandom:
         )
 
 
+def _add(sums: dict, metrics: dict) -> dict:
+    """Adds one update's (or round's) metrics to running sums, key by key."""
+    return {k: v + metrics[k] for k, v in sums.items()}
+
+
 class _Steps:
     """The per-replica update functions and the round that runs them; built once per run."""
 
@@ -340,14 +345,10 @@ class _Steps:
 
         critic_sums = critic_once()
         for _ in tf.range(self.schedule.critic_steps - 1):
-            critic_sums = {
-                k: v + m for (k, v), m in zip(critic_sums.items(), critic_once().values())
-            }
+            critic_sums = _add(critic_sums, critic_once())
         generator_sums = generator_once()
         for _ in tf.range(generator_steps - 1):
-            generator_sums = {
-                k: v + m for (k, v), m in zip(generator_sums.items(), generator_once().values())
-            }
+            generator_sums = _add(generator_sums, generator_once())
         self.step.assign_add(tf.cast(generator_steps, tf.int64))
         self.average_replica_state()
         result = {k: v / self.schedule.critic_steps for k, v in critic_sums.items()}
@@ -362,10 +363,7 @@ def _fused_rounds(steps: _Steps):
         """``count`` rounds in one call; returns their mean metrics."""
         sums = steps.round(iterator, generator_steps)
         for _ in tf.range(count - 1):
-            sums = {
-                k: v + m
-                for (k, v), m in zip(sums.items(), steps.round(iterator, generator_steps).values())
-            }
+            sums = _add(sums, steps.round(iterator, generator_steps))
         return {k: v / tf.cast(count, v.dtype) for k, v in sums.items()}
 
     return rounds
@@ -595,7 +593,7 @@ class Trainer:
         keras.utils.set_random_seed(self.seed)
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
-        self.dataset = self._dataset(start_batch=0)
+        self._start_batch = 0
 
         if non_finite not in ("stop", "skip"):
             raise ValueError(f"train.non_finite must be 'stop' or 'skip', got {non_finite!r}.")
@@ -672,6 +670,11 @@ class Trainer:
         self._round = tf.function(self._steps.round)
         self._rounds = tf.function(_fused_rounds(self._steps))
         self._iterator = self._input_iterator(start_batch=0)
+
+    @property
+    def dataset(self) -> tf.data.Dataset:
+        """The global-batch stream from where training starts (or resumed), undistributed."""
+        return self._dataset(self._start_batch)
 
     def _dataset(
         self, start_batch: int, replicas: int = 1, local_replicas: Sequence[int] | None = None
@@ -840,7 +843,7 @@ class Trainer:
         if restored:
             # Continue the data stream at the first batch the restored run had not consumed.
             consumed = int(self.critic_optimizer.iterations.numpy())
-            self.dataset = self._dataset(start_batch=consumed)
+            self._start_batch = consumed
             self._iterator = self._input_iterator(start_batch=consumed)
             logging.info(
                 "Resuming from %s at step %d (batch %d of the data stream).",
@@ -883,16 +886,16 @@ class Trainer:
             bad = actions.non_finite(metrics)
             if bad and self.non_finite == "skip" and skips < self.max_skips:
                 skips += 1
-                self._restore_snapshot(snapshot)
-                current = previous
                 logging.warning(
                     "Skipped the round ending at step %d: non-finite %s. Its updates were undone "
                     "(%d consecutive skip(s); the run stops after %d).",
-                    previous + self.schedule.generator_steps,
+                    current,
                     bad,
                     skips,
                     self.max_skips,
                 )
+                self._restore_snapshot(snapshot)
+                current = previous
                 continue
             if bad:
                 raise actions.NonFiniteLossError(
@@ -949,13 +952,11 @@ class Trainer:
                 last_row = row
             if crossed(self.sample_every) or previous == start:
                 samples(self.generator, current, tensorboard)
-            saved = crossed(self.checkpoint_every)
-            if saved:
+            # `done` was decided before a signal that lands during this round's actions; such a
+            # signal still checkpoints the round.
+            if crossed(self.checkpoint_every) or signals.received is not None:
                 checkpointer.save(current)
             if signals.received is not None:
-                if not saved:
-                    # The signal came after this round's checks: checkpoint it all the same.
-                    checkpointer.save(current)
                 tensorboard.close()
                 signals.restore()
                 raise actions.Preempted(

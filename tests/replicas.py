@@ -59,12 +59,13 @@ def copies(trainer, variable) -> list[np.ndarray]:
 
 def copies_disagree(trainer) -> list[str]:
     """Variables whose per-replica copies are not bitwise equal."""
-    return [
-        v.path
-        for model in (trainer.generator, trainer.critic)
-        for v in model.variables
-        if any(not np.array_equal(c, copies(trainer, v)[0]) for c in copies(trainer, v))
-    ]
+    disagree = []
+    for model in (trainer.generator, trainer.critic):
+        for variable in model.variables:
+            first, *others = copies(trainer, variable)
+            if any(not np.array_equal(first, other) for other in others):
+                disagree.append(variable.path)
+    return disagree
 
 
 # Case -> (experiment file, extra bindings, replica counts it runs on). The shipped DCGAN-model
