@@ -131,17 +131,34 @@ def image_grid(
 
 
 class SampleGrid:
-    """Draws the generator on the same fixed noise each time and writes samples/step_NNNNNN.png."""
+    """Draws the generator on the same fixed noise each time and writes samples/step_NNNNNN.png.
 
-    def __init__(self, directory: str, noise: np.ndarray, value_range: tuple[float, float]):
+    For a class-conditional generator (``num_classes`` set) the grid has one row per class (row
+    ``k`` is class ``k``) and one column per noise vector: each column holds one noise vector
+    drawn in every class.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        noise: np.ndarray,
+        value_range: tuple[float, float],
+        num_classes: int | None = None,
+    ):
         self.directory = directory
         self.noise = noise
         self.value_range = value_range
+        self.columns, self.labels = 8, None
+        if num_classes is not None:
+            self.columns = len(noise)
+            self.noise = np.tile(noise, (num_classes, 1))
+            self.labels = np.repeat(np.arange(num_classes, dtype=np.int32), len(noise))
         os.makedirs(directory, exist_ok=True)
 
     def __call__(self, generator, step: int, tensorboard: TensorBoard | None = None) -> str:
-        images = np.asarray(generator(self.noise, training=False)).astype(np.float32)
-        grid = image_grid(images, self.value_range)
+        inputs = self.noise if self.labels is None else [self.noise, self.labels]
+        images = np.asarray(generator(inputs, training=False)).astype(np.float32)
+        grid = image_grid(images, self.value_range, self.columns)
         path = os.path.join(self.directory, f"step_{step:06d}.png")
         atomic_write(path, tf.io.encode_png(grid).numpy())
         if tensorboard is not None:
@@ -208,9 +225,21 @@ class Evaluation:
         value_range: The generator's output range, mapped to [0, 1] for the evaluator.
         num_samples: Images generated per evaluation (from fixed noise).
         seed: Seed of that noise and of KID's subsets.
+        num_classes: A class-conditional run's classes: images are generated with labels
+            uniform over them, and ``conditional_accuracy`` is added where the evaluator has the
+            same classes.
     """
 
-    def __init__(self, data_set: str, *, latent, value_range, num_samples: int, seed: int):
+    def __init__(
+        self,
+        data_set: str,
+        *,
+        latent,
+        value_range,
+        num_samples: int,
+        seed: int,
+        num_classes: int | None = None,
+    ):
         from ganpipe.eval import classifier, evaluation
 
         self._evaluation = evaluation
@@ -218,14 +247,23 @@ class Evaluation:
         self.reference = evaluation.real_reference(self.evaluator, data_set)
         self.latent, self.value_range = latent, value_range
         self.num_samples, self.seed = num_samples, seed
+        self.num_classes = num_classes
+        self.labels = evaluation.conditional_labels(self.evaluator, num_classes, num_samples, seed)
 
     def __call__(self, generator) -> dict[str, float]:
         from ganpipe.eval import quality
 
         images = self._evaluation.generate(
-            generator, self.latent, self.num_samples, self.value_range, seed=self.seed
+            generator,
+            self.latent,
+            self.num_samples,
+            self.value_range,
+            seed=self.seed,
+            num_classes=self.num_classes,
         )
-        scores = quality.score(self.evaluator, images, self.reference, seed=self.seed)
+        scores = quality.score(
+            self.evaluator, images, self.reference, seed=self.seed, labels=self.labels
+        )
         scores.pop("num_samples")
         return {f"eval_{name}": float(value) for name, value in scores.items()}
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import keras
 
 import gin
-from ganpipe import constraints, distribute, trainer
+from ganpipe import constraints, distribute, sweeps, trainer
 from ganpipe import data as data_lib
 from ganpipe.models import factories
 
@@ -29,12 +29,15 @@ _SYMBOLS = {
     "train": (trainer.Trainer, "ganpipe", None),
     "Schedule": (trainer.Schedule, "ganpipe", None),
     "Latent": (trainer.Latent, "ganpipe", None),
-    "build_generator": (factories.build_generator, "ganpipe", None),
-    "build_critic": (factories.build_critic, "ganpipe", ["input_shape"]),
+    "build_generator": (factories.build_generator, "ganpipe", ["num_classes"]),
+    "build_critic": (factories.build_critic, "ganpipe", ["input_shape", "num_classes"]),
     "load_images": (data_lib.load_images, "ganpipe", None),
     "make_strategy": (distribute.make_strategy, "ganpipe", None),
     "WeightClip": (constraints.WeightClip, "ganpipe", None),
     "GradientPenalty": (constraints.GradientPenalty, "ganpipe", None),
+    "R1Penalty": (constraints.R1Penalty, "ganpipe", None),
+    "DraganPenalty": (constraints.DraganPenalty, "ganpipe", None),
+    "sweep": (sweeps.make_sweep, "ganpipe", None),
 }
 for _cls in (
     keras.optimizers.Adam,

@@ -126,23 +126,41 @@ def make_strategy(
     return strategy
 
 
-def update_variables(variables: Iterable[tf.Variable], fn: Callable[[tf.Tensor], tf.Tensor]):
-    """Assigns ``fn(v)`` to each variable, from replica or cross-replica context.
+def update_variables(
+    variables: Iterable[tf.Variable],
+    fn: Callable[..., tf.Tensor],
+    sources: Iterable[tf.Variable] | None = None,
+):
+    """Assigns ``fn(v)`` (or ``fn(v, source)``) to each variable, from replica or cross-replica
+    context.
 
     In replica context the update runs once, in cross-replica context, through the strategy, so
     mirrored copies receive the same value (the way Keras' optimizer applies its own updates).
+    With ``sources`` (one variable per variable, e.g. the weights an average follows), each
+    device's copy of a variable is computed from that device's copy of its source.
     """
 
-    def update_all(strategy, variables):
-        for variable in variables:
-            strategy.extended.update(variable, lambda v: v.assign(fn(v)), group=False)
+    def update_all(strategy, variables, sources):
+        for variable, source in zip(variables, sources):
+            args = () if source is None else (source,)
+            strategy.extended.update(
+                variable, lambda v, *s: v.assign(fn(v, *s)), args=args, group=False
+            )
 
     variables = [getattr(v, "value", v) for v in variables]
+    if sources is None:
+        sources = [None] * len(variables)
+    else:
+        sources = [getattr(s, "value", s) for s in sources]
+        if len(sources) != len(variables):
+            raise ValueError(f"{len(variables)} variables but {len(sources)} sources.")
     replica_context = tf.distribute.get_replica_context()
     strategy = tf.distribute.get_strategy()
     if replica_context is not None:
-        return tf.__internal__.distribute.interim.maybe_merge_call(update_all, strategy, variables)
-    return update_all(strategy, variables)
+        return tf.__internal__.distribute.interim.maybe_merge_call(
+            update_all, strategy, variables, sources
+        )
+    return update_all(strategy, variables, sources)
 
 
 @dataclasses.dataclass(frozen=True)

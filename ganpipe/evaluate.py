@@ -1,13 +1,15 @@
 """Scores a trained generator with the pinned evaluator, or computes the real-data floor.
 
     python -m ganpipe.evaluate --run_dir=runs/wgan [--checkpoint=best|latest|final|PATH]
-                               [--num_samples=10000]
+                               [--num_samples=10000] [--live_generator]
     python -m ganpipe.evaluate --reference --data_set=fashion_mnist
 
 The first form rebuilds the run's generator from its config.gin, restores the chosen weights, draws
 ``num_samples`` images from fixed noise, compares them with the data set's test split, prints a
-table and writes eval.json into the run directory. The second compares a sample of real training
-images with the test split: what a perfect generator would score.
+table and writes eval.json into the run directory. A run trained with ``train.generator_ema`` is
+scored on its generator weight average unless ``--live_generator`` is given. The second
+compares a sample of real training images with the test split: what a perfect generator would
+score.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ flags.DEFINE_string(
     "best (by FD during training), latest, final (generator.keras) or a path.",
 )
 flags.DEFINE_integer("num_samples", 10000, "Generated images to score.")
+flags.DEFINE_bool(
+    "live_generator",
+    False,
+    "For a run trained with train.generator_ema: score the live generator weights instead of "
+    "their moving average (the default, as in its samples and generator.keras).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise and KID subsets.")
 flags.DEFINE_bool("reference", False, "Score real training images instead (the real-data floor).")
 flags.DEFINE_string("data_set", "fashion_mnist", "With --reference: the data set.")
@@ -50,6 +58,7 @@ ORDER = (
     "class_kl",
     "precision",
     "recall",
+    "conditional_accuracy",
     "inception_fid",
     "inception_kid",
     "num_samples",
@@ -88,6 +97,7 @@ def main(argv) -> int:
                 seed=FLAGS.seed,
                 inception=FLAGS.inception,
                 inception_weights=FLAGS.inception_weights,
+                live=FLAGS.live_generator,
             )
             target = os.path.join(FLAGS.run_dir, "eval.json")
     except (ValueError, FileNotFoundError) as error:

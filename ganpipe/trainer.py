@@ -122,8 +122,15 @@ def _frozen_call(model: keras.Model, inputs, training: bool = True):
     return outputs
 
 
-def _count_nonfinite(grads) -> tf.Tensor:
-    """Non-finite gradient entries of this replica (summed over replicas by the round)."""
+def _count_nonfinite(grads, optimizer=None) -> tf.Tensor:
+    """Non-finite gradient entries of this replica (summed over replicas by the round).
+
+    Under dynamic loss scaling (``mixed_float16``) overflowing scaled gradients are expected: the
+    LossScaleOptimizer skips that update and lowers its scale, so they are not counted (the
+    losses are still checked).
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.constant(0.0)
     return tf.add_n(
         [
             tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(g, tf.float32)), tf.float32))
@@ -135,6 +142,10 @@ def _count_nonfinite(grads) -> tf.Tensor:
 
 # Stateless random streams: one per use, so no two uses ever share numbers.
 _CRITIC_NOISE, _GENERATOR_NOISE, _PENALTY = 0, 1, 2
+# Labels of generated images in a class-conditional run: one (batch, 2) draw per update counter,
+# column 0 for the critic's fakes, column 1 for the generator update's.
+_LABELS = 3
+_CRITIC_SIDE, _GENERATOR_SIDE = 0, 1
 _STREAMS = 4
 
 
@@ -180,6 +191,10 @@ class ReplicaRandom:
             tf.random.stateless_uniform, shape, minval=minval, maxval=maxval, dtype=dtype
         )
 
+    def integers(self, shape, maxval: int, dtype=tf.int32):
+        """Integers uniform on ``[0, maxval)``."""
+        return self._slice(tf.random.stateless_uniform, shape, minval=0, maxval=maxval, dtype=dtype)
+
 
 def _add(sums: dict, metrics: dict) -> dict:
     """Adds one update's (or round's) metrics to running sums, key by key."""
@@ -205,6 +220,10 @@ class _Steps:
         seed,
         global_batch,
         step,
+        num_classes=None,
+        generator_ema=None,
+        ema_decay=None,
+        ema_start=0,
     ):
         self.strategy = strategy
         self.generator = generator
@@ -220,7 +239,17 @@ class _Steps:
         self.batch = int(global_batch)
         self.global_batch = float(global_batch)
         self.step = step
-        self.latent_dim = int(generator.input_shape[-1])
+        self.latent_dim = factories.latent_dim(generator)
+        self.num_classes = num_classes
+        self.ema = generator_ema
+        self.ema_decay, self.ema_start = ema_decay, int(ema_start)
+        if generator_ema is not None:
+            # Trainable weights are averaged after every generator update; the rest (batch-norm
+            # moving statistics) are copied from the live model once per round.
+            trainable = {id(v) for v in generator.trainable_variables}
+            pairs = list(zip(generator_ema.variables, generator.variables))
+            self._ema_weights = [(e, v) for e, v in pairs if id(v) in trainable]
+            self._ema_state = [(e, v) for e, v in pairs if id(v) not in trainable]
         self._critic_update = self.critic_update
         self._generator_update = self.generator_update
         self._shared_update = self.shared_update
@@ -238,31 +267,57 @@ class _Steps:
     def _random(self, optimizer, stream):
         return ReplicaRandom(self.seed, optimizer.iterations, stream, self.batch)
 
-    def critic_update(self, real, noise=None):
+    def _split(self, batch):
+        """(images, labels) of a data batch; labels are None in an unconditional run."""
+        if self.num_classes is None:
+            return batch, None
+        return batch
+
+    @staticmethod
+    def _inputs(x, labels):
+        """A model's input: ``x`` alone, or ``[x, labels]`` for a conditional model."""
+        return x if labels is None else [x, labels]
+
+    def _fake_labels(self, optimizer, side):
+        """Labels for generated images, uniform over the classes (None when unconditional)."""
+        if self.num_classes is None:
+            return None
+        batch = self.batch // self.strategy.num_replicas_in_sync
+        draw = self._random(optimizer, _LABELS).integers([batch, 2], self.num_classes)
+        return draw[:, side]
+
+    def critic_update(self, real, noise=None, fake_labels=None):
+        real, real_labels = self._split(real)
         batch = tf.shape(real)[0]
         if noise is None:
             noise = self.latent.sample(
                 self._random(self.c_opt, _CRITIC_NOISE), [batch, self.latent_dim]
             )
-        fake = _frozen_call(self.generator, noise)
+        if fake_labels is None:
+            fake_labels = self._fake_labels(self.c_opt, _CRITIC_SIDE)
+        fake = _frozen_call(self.generator, self._inputs(noise, fake_labels))
         variables = self.critic.trainable_variables
         with tf.GradientTape() as tape:
-            real_scores = _scores(self.critic(real, training=True))
-            fake_scores = _scores(self.critic(fake, training=True))
+            real_scores = _scores(self.critic(self._inputs(real, real_labels), training=True))
+            fake_scores = _scores(self.critic(self._inputs(fake, fake_labels), training=True))
             loss = self._mean(self.loss.critic(real_scores, fake_scores))
             total = loss
             if self.penalty is not None:
                 penalty = self._mean(
                     self.penalty(
-                        lambda x: self.critic(x, training=True),
+                        # Interpolates are scored with the real images' labels.
+                        lambda x: self.critic(self._inputs(x, real_labels), training=True),
                         real,
                         fake,
                         self._random(self.c_opt, _PENALTY),
                     )
                 )
                 total = loss + penalty
-        grads = tape.gradient(self.c_opt.scale_loss(total), variables)
-        bad_grads = _count_nonfinite(grads)
+            # Scaled inside the tape (mixed_float16's loss scaling), or the product is not
+            # recorded and every gradient is None.
+            scaled = self.c_opt.scale_loss(total)
+        grads = tape.gradient(scaled, variables)
+        bad_grads = _count_nonfinite(grads, self.c_opt)
         self.c_opt.apply_gradients(zip(grads, variables))
         if self.constraint is not None:
             distribute.update_variables(variables, self.constraint)
@@ -278,28 +333,63 @@ class _Steps:
             metrics["gradient_penalty"] = penalty
         return metrics
 
-    def generator_update(self, noise=None):
+    def generator_update(self, noise=None, labels=None):
         if noise is None:
             batch = self.batch // self.strategy.num_replicas_in_sync
             noise = self.latent.sample(
                 self._random(self.g_opt, _GENERATOR_NOISE), [batch, self.latent_dim]
             )
+        if labels is None:
+            labels = self._fake_labels(self.g_opt, _GENERATOR_SIDE)
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            fake = self.generator(noise, training=True)
-            loss = self._mean(self.loss.generator(_scores(_frozen_call(self.critic, fake))))
-        grads = tape.gradient(self.g_opt.scale_loss(loss), variables)
-        bad_grads = _count_nonfinite(grads)
+            fake = self.generator(self._inputs(noise, labels), training=True)
+            scores = _frozen_call(self.critic, self._inputs(fake, labels))
+            loss = self._mean(self.loss.generator(_scores(scores)))
+            scaled = self.g_opt.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        bad_grads = _count_nonfinite(grads, self.g_opt)
         self.g_opt.apply_gradients(zip(grads, variables))
+        self.update_ema()
         return {"generator_loss": loss, "generator_nonfinite_grads": bad_grads}
 
+    def update_ema(self):
+        """ema = decay * ema + (1 - decay) * live for every trainable generator weight, after a
+        generator update; during the warm-up (the first ``ema_start`` updates) ema = live.
+
+        Runs in cross-replica context through the strategy (``distribute.update_variables``),
+        so every mirrored copy of the average gets the same value, computed on its own device.
+        """
+        if self.ema is None:
+            return
+        updates = self.g_opt.iterations  # generator updates so far, this one included
+
+        def average(ema, live):
+            decay = tf.where(updates > self.ema_start, self.ema_decay, 0.0)
+            decay = tf.cast(decay, ema.dtype)
+            return decay * ema + (1.0 - decay) * tf.cast(live, ema.dtype)
+
+        distribute.update_variables(
+            [e for e, _ in self._ema_weights], average, [v for _, v in self._ema_weights]
+        )
+
+    def copy_ema_state(self):
+        """Copies the live generator's non-trainable state (batch-norm moving statistics) into
+        the average; called in cross-replica context after ``average_replica_state``."""
+        if self.ema is None:
+            return
+        for ema, live in self._ema_state:
+            ema.value.assign(live.value)
+
     def shared_update(self, real):
-        batch = tf.shape(real)[0]
+        batch = tf.shape(self._split(real)[0])[0]
         noise = self.latent.sample(
             self._random(self.c_opt, _CRITIC_NOISE), [batch, self.latent_dim]
         )
-        metrics = self.critic_update(real, noise)
-        metrics.update(self.generator_update(noise))
+        # The generator update reuses the critic's fakes' noise and, when conditional, labels.
+        labels = self._fake_labels(self.c_opt, _CRITIC_SIDE)
+        metrics = self.critic_update(real, noise, labels)
+        metrics.update(self.generator_update(noise, labels))
         return metrics
 
     def _reduce(self, per_replica):
@@ -334,6 +424,7 @@ class _Steps:
             metrics = self._reduce(self.strategy.run(self._shared_update, args=(next(iterator),)))
             self.step.assign_add(tf.cast(generator_steps, tf.int64))
             self.average_replica_state()
+            self.copy_ema_state()
             return metrics
 
         # Each side's first update runs before its loop, so the loop's accumulators exist.
@@ -351,6 +442,7 @@ class _Steps:
             generator_sums = _add(generator_sums, generator_once())
         self.step.assign_add(tf.cast(generator_steps, tf.int64))
         self.average_replica_state()
+        self.copy_ema_state()
         result = {k: v / self.schedule.critic_steps for k, v in critic_sums.items()}
         result.update(
             {k: v / tf.cast(generator_steps, tf.float32) for k, v in generator_sums.items()}
@@ -394,6 +486,92 @@ def _check_compatible(generator, critic, loss, image_shape, value_range) -> None
         raise ValueError(
             f"The critic ends in a sigmoid, but the {loss.name} loss applies the sigmoid itself "
             "(in the numerically safe softplus form). Remove the critic's final sigmoid."
+        )
+
+
+LIVE_GENERATOR_FILE = "generator_live.keras"
+
+
+def _save_model(model: keras.Model, path: str) -> None:
+    """Saves ``model`` to ``path`` through a temporary file, as a trainable model (the weight
+    average is frozen only while it trains)."""
+    tmp = os.path.join(os.path.dirname(path), ".generator.tmp.keras")
+    frozen = not model.trainable
+    model.trainable = True
+    try:
+        model.save(tmp)
+    finally:
+        model.trainable = not frozen
+    os.replace(tmp, path)
+    logging.info("Saved the generator to %s", path)
+
+
+def _ema_settings(decay, start) -> tuple[float | None, int]:
+    """Validates ``train.generator_ema`` (the decay, or None) and ``train.generator_ema_start``."""
+    if decay is not None:
+        if (
+            not isinstance(decay, (int, float, np.floating))
+            or isinstance(decay, bool)
+            or not 0.0 < float(decay) < 1.0
+        ):
+            raise ValueError(
+                f"train.generator_ema is the decay of the generator's weight average and must be "
+                f"a number strictly between 0 and 1 (0.999 is common), or None to turn the "
+                f"average off; got {decay!r}."
+            )
+        decay = float(decay)
+    if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or start < 0:
+        raise ValueError(
+            f"train.generator_ema_start (generator updates during which the average copies the "
+            f"live weights) must be an integer >= 0, got {start!r}."
+        )
+    if decay is None and start:
+        raise ValueError(
+            f"train.generator_ema_start = {start} is set but train.generator_ema is None. Set "
+            "train.generator_ema (e.g. 0.999) to average the generator's weights, or drop the "
+            "start."
+        )
+    return decay, int(start)
+
+
+def _averaged_copy(generator: keras.Model, strategy, precision: str) -> keras.Model:
+    """A non-trainable copy of ``generator`` (same architecture and policy, built under the
+    strategy's scope) holding the live weights: the start of the exponential moving average."""
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        with strategy.scope():
+            copy = keras.models.clone_model(generator)
+            if [tuple(v.shape) for v in copy.variables] != [
+                tuple(v.shape) for v in generator.variables
+            ]:
+                raise ValueError(
+                    "The generator could not be copied for train.generator_ema: the copy's "
+                    "weights do not match the generator's. Set train.generator_ema = None."
+                )
+            copy.trainable = False
+            for target, source in zip(copy.variables, generator.variables):
+                target.assign(source)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return copy
+
+
+def _check_labels(images: data_module.ImageArray, num_classes: int) -> None:
+    """A class-conditional run needs labels, all in [0, num_classes)."""
+    if images.labels is None:
+        raise ValueError(
+            f"train.num_classes = {num_classes} makes the run class-conditional, but the data "
+            f"({images.source}) has no labels. Use a labelled source (fashion_mnist, mnist, idx "
+            "files with a labels file, tfds:<name> with labels, synthetic), or set "
+            "train.num_classes = None."
+        )
+    low, high = int(np.min(images.labels)), int(np.max(images.labels))
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"The data's labels run from {low} to {high}, but train.num_classes = {num_classes} "
+            f"needs them in [0, {num_classes}). Set train.num_classes = {max(high + 1, 1)} (or "
+            "more), or relabel the data."
         )
 
 
@@ -451,6 +629,12 @@ class Trainer:
         penalty: Added to the critic loss (gradient penalty).
         strategy: A ``ganpipe.distribute`` strategy name, or a strategy.
         seed: Seeds weights, noise and data order.
+        num_classes: None for an unconditional GAN; an integer makes the run class-conditional:
+            the data must have labels in ``[0, num_classes)``, both model factories get
+            ``num_classes`` (set ``build_generator.conditioning`` and
+            ``build_critic.conditioning``), the critic sees each real image with its label and
+            generated images with labels drawn uniformly from the classes, and sample grids
+            show one row per class.
         log_every: Steps between metrics rows and progress lines.
         sample_every: Steps between sample grids.
         checkpoint_every: Steps between checkpoints.
@@ -487,6 +671,17 @@ class Trainer:
             here). XLA's stateless random generators give other numbers than TensorFlow's kernels
             for the same seed, so an XLA run draws other noise than a plain run: reproducible and
             resumable with the same setting, not equal to the run without it.
+        generator_ema: The decay of an exponential moving average of the generator's weights
+            (Karras et al., 2018; Yazici et al., 2019), e.g. 0.999; None (default) turns it off.
+            The average is a separate, non-trainable copy of the generator, started from the
+            live weights and updated after every generator update: ``ema = decay * ema + (1 -
+            decay) * live`` for every trainable weight, while batch-norm moving statistics are
+            copied from the live generator. Samples, evaluation (and the best-FD checkpoint),
+            ``generator.keras`` and ``python -m ganpipe.evaluate`` then use the average; the
+            live generator is saved as ``generator_live.keras``; checkpoints hold both. Training
+            itself is unchanged.
+        generator_ema_start: Generator updates during which the average just copies the live
+            weights (a warm-up); averaging starts with update ``generator_ema_start + 1``.
     """
 
     def __init__(
@@ -507,6 +702,7 @@ class Trainer:
         penalty: Any = None,
         strategy: str | tf.distribute.Strategy = "auto",
         seed: int = 0,
+        num_classes: int | None = None,
         log_every: int = 100,
         sample_every: int = 1000,
         checkpoint_every: int = 1000,
@@ -522,6 +718,8 @@ class Trainer:
         max_train_seconds: float | None = None,
         rounds_per_call: int = 1,
         jit_compile: bool = False,
+        generator_ema: float | None = None,
+        generator_ema_start: int = 0,
     ):
         # First: a multi-worker strategy must configure TensorFlow before any op runs.
         self.strategy = (
@@ -544,6 +742,7 @@ class Trainer:
         if not isinstance(latent, Latent):
             raise ValueError(f"train.latent must be a Latent (@Latent()), got {latent!r}.")
         self.rounds_per_call = _positive_int("train.rounds_per_call", rounds_per_call)
+        self.ema_decay, self.ema_start = _ema_settings(generator_ema, generator_ema_start)
         if not isinstance(jit_compile, bool):
             raise ValueError(f"train.jit_compile must be True or False, got {jit_compile!r}.")
         if jit_compile and deterministic:
@@ -563,6 +762,9 @@ class Trainer:
         if not isinstance(eval_every, int) or eval_every < 0:
             raise ValueError(f"train.eval_every must be an integer >= 0, got {eval_every!r}.")
         _positive_int("train.eval_samples", eval_samples)
+        if num_classes is not None:
+            _positive_int("train.num_classes", num_classes)
+        self.num_classes = None if num_classes is None else int(num_classes)
         self.eval_every = eval_every if evaluator else 0
         self.eval_samples = eval_samples
         self._evaluation = None
@@ -574,6 +776,7 @@ class Trainer:
                 value_range=tuple(float(v) for v in value_range),
                 num_samples=eval_samples,
                 seed=self.seed,
+                num_classes=self.num_classes,
             )
         elif eval_every and not evaluator:
             logging.warning("train.eval_every is set but train.evaluator is None: no evaluation.")
@@ -593,6 +796,8 @@ class Trainer:
         keras.utils.set_random_seed(self.seed)
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
+        if self.num_classes is not None:
+            _check_labels(self.images, self.num_classes)
         self._start_batch = 0
 
         if non_finite not in ("stop", "skip"):
@@ -606,10 +811,16 @@ class Trainer:
         keras.config.set_dtype_policy(precision)
         try:
             with self.strategy.scope():
-                self.generator = generator()
-                self.critic = critic(input_shape=tuple(self.images.images.shape[1:]))
+                # A conditional run passes the class count to both factories.
+                classes = {} if self.num_classes is None else {"num_classes": self.num_classes}
+                self.generator = generator(**classes)
+                self.critic = critic(input_shape=tuple(self.images.images.shape[1:]), **classes)
         finally:
             keras.config.set_dtype_policy(previous_policy)
+        self.generator_ema = None
+        if self.ema_decay is not None:
+            # Built last, so the live models' initial weights do not depend on the switch.
+            self.generator_ema = _averaged_copy(self.generator, self.strategy, precision)
         with self.strategy.scope():
             _check_compatible(
                 self.generator,
@@ -655,6 +866,10 @@ class Trainer:
             seed=self.seed,
             global_batch=self.batch_size,
             step=self.step,
+            num_classes=self.num_classes,
+            generator_ema=self.generator_ema,
+            ema_decay=self.ema_decay,
+            ema_start=self.ema_start,
         )
         if jit_compile and self.strategy.num_replicas_in_sync > 1:
             logging.warning(
@@ -687,6 +902,7 @@ class Trainer:
             start_batch=start_batch,
             replicas=replicas,
             local_replicas=local_replicas,
+            with_labels=self.num_classes is not None,
         )
 
     def _input_iterator(self, start_batch: int):
@@ -706,14 +922,38 @@ class Trainer:
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator that samples, evaluation and ``generator.keras`` use: the moving
+        average of the weights when ``train.generator_ema`` is set, else the live generator."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
     def _state(self) -> list:
         return [
             *self.generator.variables,
+            *(self.generator_ema.variables if self.generator_ema is not None else ()),
             *self.critic.variables,
             *self.generator_optimizer.variables,
             *self.critic_optimizer.variables,
             self.step,
         ]
+
+    def _refuse_checkpoints_without_average(self, directory: str) -> None:
+        """With ``train.generator_ema`` on, refuses to resume from a checkpoint written without
+        the weight average: a run does not switch the average on midway."""
+        latest = tf.train.latest_checkpoint(directory)
+        if self.generator_ema is None or latest is None:
+            return
+        try:
+            names = [name for name, _ in tf.train.list_variables(latest)]
+        except (tf.errors.OpError, OSError, ValueError):
+            return  # Unreadable: Checkpointer.restore falls back to an older one or says so.
+        if not any(name.startswith("generator_ema/") for name in names):
+            raise ValueError(
+                f"Checkpoint {latest} holds no generator weight average: it was written with "
+                "train.generator_ema = None, and a run does not switch the average on midway. "
+                "Train in a new --output_dir, or set train.generator_ema = None to resume it."
+            )
 
     def _snapshot(self) -> list[np.ndarray]:
         return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in self._state()]
@@ -735,9 +975,13 @@ class Trainer:
     def train_generator(self) -> dict[str, float]:
         """One generator update, nothing else; returns its metrics."""
         if not hasattr(self, "_generator_fn"):
-            self._generator_fn = tf.function(
-                lambda: self._steps._reduce(self.strategy.run(self._steps.generator_update))
-            )
+
+            def generator_once():
+                metrics = self._steps._reduce(self.strategy.run(self._steps.generator_update))
+                self._steps.copy_ema_state()
+                return metrics
+
+            self._generator_fn = tf.function(generator_once)
         return {k: float(v) for k, v in self._generator_fn().items()}
 
     def train_rounds(self, count: int, generator_steps: int | None = None) -> dict[str, float]:
@@ -828,11 +1072,13 @@ class Trainer:
             step=self.step,
             elapsed=self.elapsed,
             best_fd=self.best_fd,
+            **({} if self.generator_ema is None else {"generator_ema": self.generator_ema}),
         )
         checkpointer = actions.Checkpointer(
             run_dir.join("checkpoints"), checkpoint, self.keep_checkpoints
         )
         best = actions.Checkpointer(run_dir.join("checkpoints", "best"), checkpoint, 1)
+        self._refuse_checkpoints_without_average(restore_directory)
         if restore_directory == run_dir.join("checkpoints"):
             restored = checkpointer.restore()
         else:
@@ -853,11 +1099,16 @@ class Trainer:
             )
         metrics_log = actions.MetricsLog(run_dir.join("metrics.jsonl"), start)
         tensorboard = actions.TensorBoard(run_dir.join("tensorboard"))
-        noise_shape = [self.num_samples, int(self.generator.input_shape[-1])]
+        noise_shape = [self.num_samples, factories.latent_dim(self.generator)]
+        if self.num_classes is not None:
+            # A per-class grid: one row per class, one fixed noise vector per column.
+            noise_shape[0] = max(1, self.num_samples // self.num_classes)
         fixed_noise = self.latent.sample(
             tf.random.Generator.from_seed(self.seed + 1), noise_shape
         ).numpy()
-        samples = actions.SampleGrid(run_dir.join("samples"), fixed_noise, self.value_range)
+        samples = actions.SampleGrid(
+            run_dir.join("samples"), fixed_noise, self.value_range, num_classes=self.num_classes
+        )
         progress = actions.Progress(self.num_steps, start)
 
         current, last_row = start, {}
@@ -923,7 +1174,7 @@ class Trainer:
             evaluated = {}
             if self._evaluation is not None and crossed(self.eval_every):
                 eval_start = time.perf_counter()
-                evaluated = self._evaluation(self.generator)
+                evaluated = self._evaluation(self.sampling_generator)
                 if evaluated["eval_fd"] < float(self.best_fd.numpy()):
                     self.best_fd.assign(evaluated["eval_fd"])
                     best.save(current)
@@ -951,7 +1202,7 @@ class Trainer:
                 logging.info(progress.line(current, rate, row, budget_left))
                 last_row = row
             if crossed(self.sample_every) or previous == start:
-                samples(self.generator, current, tensorboard)
+                samples(self.sampling_generator, current, tensorboard)
             # `done` was decided before a signal that lands during this round's actions; such a
             # signal still checkpoints the round.
             if crossed(self.checkpoint_every) or signals.received is not None:
@@ -967,15 +1218,18 @@ class Trainer:
 
         model_path = run_dir.join("generator.keras")
         if not os.path.exists(model_path) or current > start:
-            tmp = run_dir.join(".generator.tmp.keras")
-            self.generator.save(tmp)
-            os.replace(tmp, model_path)
-            logging.info("Saved the generator to %s", model_path)
+            _save_model(self.sampling_generator, model_path)
+            if self.generator_ema is not None:
+                # generator.keras holds the average; the live weights are kept beside it.
+                _save_model(self.generator, run_dir.join(LIVE_GENERATOR_FILE))
         logging.info(
-            "Weights fingerprint at step %d: generator %s, critic %s.",
+            "Weights fingerprint at step %d: generator %s, critic %s%s.",
             current,
             actions.fingerprint(self.generator.variables),
             actions.fingerprint(self.critic.variables),
+            ""
+            if self.generator_ema is None
+            else f", generator average {actions.fingerprint(self.generator_ema.variables)}",
         )
         tensorboard.close()
         return last_row

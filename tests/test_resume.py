@@ -12,7 +12,8 @@ from tests.conftest import make_trainer
 pytestmark = pytest.mark.slow
 
 
-def _train(experiment, run_dir, num_steps):
+def _train(experiment, run_dir, num_steps, *params):
+    """Trains (or resumes) a tiny run to num_steps; returns its weights and metrics rows."""
     gin.clear_config()
     keras.utils.clear_session()
     trainer = make_trainer(
@@ -20,6 +21,7 @@ def _train(experiment, run_dir, num_steps):
         f"NUM_STEPS = {num_steps}",
         "train.checkpoint_every = 2",
         "train.deterministic = True",
+        *params,
     )
     trainer.fit(str(run_dir))
     weights = [np.array(v) for v in trainer.generator.weights + trainer.critic.weights]

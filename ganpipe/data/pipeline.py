@@ -103,6 +103,7 @@ def make_training_dataset(
     start_batch: int = 0,
     replicas: int = 1,
     local_replicas: Sequence[int] | None = None,
+    with_labels: bool = False,
 ) -> tf.data.Dataset:
     """The trainer's input pipeline: an endless stream of batches whose order is a pure function of
     ``seed``, so a resumed run continues exactly where it stopped.
@@ -127,11 +128,23 @@ def make_training_dataset(
             yields their blocks one after another (``[r0 of batch 0, r1 of batch 0, r0 of batch
             1, ...]``), the order in which tf.distribute hands a worker's elements to its
             replicas. Only those rows are gathered, so a worker reads just its share.
+        with_labels: Yield ``(images, labels)`` pairs (labels int32, gathered with the same
+            indices as the images, so each label stays with its image); needs an ``ImageArray``
+            with labels.
 
     Returns:
         A dataset of float32 (batch_size, H, W, C) tensors, or with ``replicas > 1`` of
-        (batch_size // replicas, H, W, C) blocks.
+        (batch_size // replicas, H, W, C) blocks; with ``with_labels``, pairs of those and
+        int32 (batch,) labels.
     """
+    label_array = None
+    if with_labels:
+        label_array = images.labels if isinstance(images, ImageArray) else None
+        if label_array is None:
+            raise ValueError(
+                "with_labels=True needs an ImageArray with labels; this data set has none."
+            )
+        label_array = np.asarray(label_array).astype(np.int32)
     array = images.images if isinstance(images, ImageArray) else np.asarray(images)
     if array.ndim == 3:
         array = array[..., np.newaxis]
@@ -172,9 +185,15 @@ def make_training_dataset(
             tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
         )
 
+    label_data = None if label_array is None else tf.constant(label_array)
+
     def gather_and_scale(index):
         batch = tf.cast(tf.gather(data, index), tf.float64)
-        return tf.cast((batch - offset_value) / divisor, tf.float32)
+        scaled = tf.cast((batch - offset_value) / divisor, tf.float32)
+        if label_data is None:
+            return scaled
+        # The same indices: each label stays with its image, whatever the replica split.
+        return scaled, tf.gather(label_data, index)
 
     dataset = (
         tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)

@@ -238,16 +238,32 @@ def _load_tfds_source(request: _Request) -> _Loaded:
     return loaded
 
 
+# Class names listed in the source description, at most.
+_LISTED_CLASSES = 10
+
+
 def _load_folder_source(request: _Request) -> _Loaded:
     if not request.data_dir:
-        raise ValueError("source='folder' needs data_dir, the folder holding the image files.")
+        raise ValueError(
+            "source='folder' needs data_dir, the folder holding the image files. Set it with "
+            "--gin_param=\"load_images.data_dir='/path/to/images'\" (or DATA_DIR='/path/to/images' "
+            "with gin/data/folder.gin)."
+        )
     directory = os.path.expanduser(request.data_dir)
-    images = folder_lib.load_folder(
+    loaded = folder_lib.load_folder(
         directory, image_size=request.image_size, channels=request.channels, limit=request.limit
     )
-    source = f"{len(images)} image files in {directory}"
+    source = f"{len(loaded.images)} image files in {directory}"
+    if loaded.labels is not None:
+        names = ", ".join(
+            f"{name}={i}" for i, name in enumerate(loaded.class_names[:_LISTED_CLASSES])
+        )
+        more = ", ..." if len(loaded.class_names) > _LISTED_CLASSES else ""
+        source += f", labels from {len(loaded.class_names)} class folders ({names}{more})"
+    else:
+        source += ", no labels (no class subfolders)"
     logging.info("Loading folder: using %s", source)
-    return _Loaded(images, None, source)
+    return _Loaded(loaded.images, loaded.labels, source)
 
 
 def _load_synthetic_source(request: _Request) -> _Loaded:
@@ -295,7 +311,8 @@ def load_images(
     Args:
         source: One of available_sources(): "fashion_mnist" and "mnist" (TFDS if prepared, else
             IDX files, else a TFDS download), "idx" (IDX files in data_dir), "tfds:<name>" (any
-            TFDS image data set), "folder" (image files under data_dir) or "synthetic".
+            TFDS image data set), "folder" (image files under data_dir; labelled by class
+            subfolder when every image lies in one, see ganpipe.data.folder) or "synthetic".
         split: "train" or "test" (any TFDS split string for "tfds:<name>").
         data_dir: Folder for the "idx" and "folder" sources; also searched first by
             "fashion_mnist"/"mnist" (as TFDS data dir and IDX folder) and used by TFDS.

@@ -22,18 +22,55 @@ def to_unit_range(images: np.ndarray, value_range) -> np.ndarray:
     return np.clip((images - low) / (high - low), 0.0, 1.0)
 
 
+def class_labels(num_samples: int, num_classes: int, *, seed: int = 0) -> np.ndarray:
+    """The labels ``generate`` conditions on: uniform over ``[0, num_classes)``, fixed by
+    ``seed``."""
+    rng = np.random.default_rng(seed + 54321)
+    return rng.integers(0, num_classes, num_samples).astype(np.int32)
+
+
 def generate(
-    generator, latent, num_samples: int, value_range, *, seed: int = 0, batch_size: int = 500
+    generator,
+    latent,
+    num_samples: int,
+    value_range,
+    *,
+    seed: int = 0,
+    batch_size: int = 500,
+    num_classes: int | None = None,
 ) -> np.ndarray:
-    """``num_samples`` images in [0, 1] from fixed noise (inference mode)."""
+    """``num_samples`` images in [0, 1] from fixed noise (inference mode).
+
+    A class-conditional generator (``num_classes`` set) is given ``class_labels(num_samples,
+    num_classes, seed=seed)``, image ``i`` drawn in class ``labels[i]``.
+    """
     rng = tf.random.Generator.from_seed(seed + 12345)
-    latent_dim = int(generator.input_shape[-1])
+    latent_dim = int(generator.inputs[0].shape[-1])
+    labels = None if num_classes is None else class_labels(num_samples, num_classes, seed=seed)
     out = []
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)
         noise = latent.sample(rng, [n, latent_dim])
-        out.append(to_unit_range(generator(noise, training=False), value_range))
+        # Keras refuses a list mixing tensors and NumPy arrays: the labels go in as a tensor.
+        inputs = noise if labels is None else [noise, tf.constant(labels[start : start + n])]
+        out.append(to_unit_range(generator(inputs, training=False), value_range))
     return np.concatenate(out)
+
+
+def conditional_labels(evaluator: Evaluator, num_classes: int | None, num_samples: int, seed: int):
+    """The labels to score conditional accuracy against, or None where it does not apply: an
+    unconditional run, or an evaluator whose classes are not the run's."""
+    if num_classes is None:
+        return None
+    if num_classes != evaluator.spec.num_classes:
+        logging.warning(
+            "No conditional accuracy: the run has %d classes, the %s evaluator %d.",
+            num_classes,
+            evaluator.spec.name,
+            evaluator.spec.num_classes,
+        )
+        return None
+    return class_labels(num_samples, num_classes, seed=seed)
 
 
 _REFERENCES: dict[tuple[str, str], quality.Reference] = {}
@@ -70,17 +107,27 @@ def reference_floor(data_set: str, *, num_samples: int = 10000, seed: int = 0) -
     }
 
 
-def _restore(trainer, run_dir: str, checkpoint: str) -> tuple[str, int]:
-    """Loads the chosen weights into ``trainer.generator``; returns (what was loaded, step)."""
+def _restore(trainer, run_dir: str, checkpoint: str, live: bool = False):
+    """Loads the chosen weights into the generator to score; returns (that generator, what was
+    loaded, step).
+
+    That generator is the run's weight average when it trained with ``train.generator_ema`` (as
+    its samples and ``generator.keras`` are), or its live generator if ``live`` or there is none.
+    """
+    average = getattr(trainer, "generator_ema", None)
+    generator = trainer.generator if live or average is None else average
     if checkpoint == "final":
-        path = os.path.join(run_dir, "generator.keras")
+        name = "generator_live.keras" if live and average is not None else "generator.keras"
+        path = os.path.join(run_dir, name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist: the run has not finished.")
         import keras
 
-        trainer.generator.set_weights(keras.saving.load_model(path).get_weights())
+        loaded = keras.saving.load_model(path)
+        for target, source in zip(generator.variables, loaded.variables):
+            target.assign(source)
         steps = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-        return path, int(steps.rsplit("-", 1)[-1]) if steps else -1
+        return generator, path, int(steps.rsplit("-", 1)[-1]) if steps else -1
     if checkpoint in ("latest", "best"):
         folder = os.path.join(run_dir, "checkpoints", *(["best"] if checkpoint == "best" else []))
         path = tf.train.latest_checkpoint(folder)
@@ -89,8 +136,13 @@ def _restore(trainer, run_dir: str, checkpoint: str) -> tuple[str, int]:
     else:
         path = checkpoint
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(generator=trainer.generator, step=step).restore(path).expect_partial()
-    return path, int(step.numpy())
+    parts = {"generator": trainer.generator, "step": step}
+    if average is not None:
+        parts["generator_ema"] = average
+    status = tf.train.Checkpoint(**parts).restore(path).expect_partial()
+    if generator is average:
+        status.assert_existing_objects_matched()  # the average must be in the checkpoint
+    return generator, path, int(step.numpy())
 
 
 def add_inception(
@@ -121,8 +173,13 @@ def evaluate_run(
     seed: int = 0,
     inception: bool = False,
     inception_weights: str | None = None,
+    live: bool = False,
 ) -> dict:
-    """Rebuilds a run's generator from its config.gin, restores it, and scores its samples."""
+    """Rebuilds a run's generator from its config.gin, restores it, and scores its samples.
+
+    A run trained with ``train.generator_ema`` is scored on its weight average, or on its live
+    weights with ``live``.
+    """
     import gin
     from ganpipe import config
 
@@ -133,20 +190,28 @@ def evaluate_run(
     data_set = gin.query_parameter("load_images.source")
     evaluator = load_evaluator(data_set)
     trainer = config.make_trainer()
-    loaded, step = _restore(trainer, run_dir, checkpoint)
-    logging.info("Evaluating %s (step %d) on %d samples.", loaded, step, num_samples)
+    generator, loaded, step = _restore(trainer, run_dir, checkpoint, live)
+    which = "live weights" if generator is trainer.generator else "weight average"
+    logging.info("Evaluating %s (step %d, %s) on %d samples.", loaded, step, which, num_samples)
     images = generate(
-        trainer.generator, trainer.latent, num_samples, trainer.value_range, seed=seed
+        generator,
+        trainer.latent,
+        num_samples,
+        trainer.value_range,
+        seed=seed,
+        num_classes=trainer.num_classes,
     )
     reference = real_reference(evaluator, data_set)
+    labels = conditional_labels(evaluator, trainer.num_classes, num_samples, seed)
     result = {
-        "what": f"{run_dir} at step {step} ({checkpoint})",
+        "what": f"{run_dir} at step {step} ({checkpoint}, {which})",
         "evaluator": evaluator.spec.name,
         "data_set": data_set,
         "checkpoint": loaded,
         "step": step,
+        "generator": which,
         "reference": reference.description,
-        "metrics": quality.score(evaluator, images, reference, seed=seed),
+        "metrics": quality.score(evaluator, images, reference, seed=seed, labels=labels),
     }
     if inception:
         add_inception(result, images, data_set, weights_path=inception_weights, seed=seed)

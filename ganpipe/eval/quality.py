@@ -47,6 +47,7 @@ def score(
     kid_subset_size: int = 1000,
     k: int = 3,
     seed: int = 0,
+    labels: np.ndarray | None = None,
 ) -> dict[str, float]:
     """FD, KID, classifier score, class coverage and precision/recall of ``images01``.
 
@@ -58,6 +59,9 @@ def score(
         kid_subset_size: Subset size for KID (capped by the set sizes).
         k: Neighbourhood size for precision and recall (Kynkaanniemi et al., 2019, use 3).
         seed: KID's subset draws.
+        labels: For a class-conditional generator, the class each image was generated in (the
+            evaluator's class indices); adds ``conditional_accuracy``, the fraction of images the
+            evaluator assigns to that class.
 
     Returns:
         A flat dict of plain floats/ints, ready for JSON: ``fd``, ``kid``, ``kid_std``,
@@ -83,7 +87,7 @@ def score(
         reference_histogram=reference.class_histogram,
     )
     precision, recall = metrics.precision_recall(reference.features, features, k=k)
-    return {
+    result = {
         "fd": fd,
         "kid": kid,
         "kid_std": kid_std,
@@ -95,3 +99,14 @@ def score(
         "recall": recall,
         "num_samples": int(len(images01)),
     }
+    if labels is not None:
+        result["conditional_accuracy"] = conditional_accuracy(probabilities, labels)
+    return result
+
+
+def conditional_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of images whose most probable class is the one they were generated in."""
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(probabilities):
+        raise ValueError(f"{len(labels)} labels for {len(probabilities)} images.")
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels))

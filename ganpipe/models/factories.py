@@ -13,6 +13,7 @@ from typing import Any
 import keras
 
 from ganpipe.models import blocks as blocks_lib
+from ganpipe.models import conditioning as conditioning_lib
 
 InitializerLike = str | dict | Callable[[], Any] | keras.initializers.Initializer
 
@@ -44,6 +45,8 @@ def _build(
     kernel_initializer: InitializerLike,
     bias_initializer: InitializerLike,
     sync_batch_norm: bool = False,
+    conditioning: conditioning_lib.Conditioning | None = None,
+    num_classes: int | None = None,
 ) -> keras.Model:
     if not blocks:
         raise ValueError(f"The {name} needs at least one block; its `blocks` list is empty.")
@@ -51,22 +54,40 @@ def _build(
         raise ValueError(f"sync_batch_norm must be True or False, got {sync_batch_norm!r}.")
     if sync_batch_norm:
         blocks = [_synchronized(spec) for spec in blocks]
+    kernel_factory = _initializer_factory(kernel_initializer)
     layers = blocks_lib.build_blocks(
         blocks,
-        kernel_initializer=_initializer_factory(kernel_initializer),
+        kernel_initializer=kernel_factory,
         bias_initializer=_initializer_factory(bias_initializer),
     )
     inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
-    outputs = inputs
-    for index, layer in enumerate(layers):
-        try:
-            outputs = layer(outputs)
-        except Exception as error:  # Keras raises several types for shape mismatches.
-            raise ValueError(
-                f"The {name}'s layer {index} ({layer.__class__.__name__}) cannot take an input of "
-                f"shape {tuple(outputs.shape)}: {error}"
-            ) from error
+    if conditioning is not None:
+        labels = keras.Input(shape=(), dtype=conditioning_lib.LABEL_DTYPE, name=f"{name}_label")
+        outputs = conditioning.wire(name, inputs, labels, layers, num_classes, kernel_factory)
+        return keras.Model([inputs, labels], outputs, name=name)
+    outputs = conditioning_lib.apply_layers(name, layers, inputs)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _conditioning(owner: str, registry, conditioning, num_classes):
+    """The conditioning instance (or None), checked against ``num_classes`` from the trainer."""
+    if conditioning is None and num_classes is None:
+        return None
+    if conditioning is None:
+        raise ValueError(
+            f"train.num_classes = {num_classes} makes the run class-conditional, but "
+            f"{owner}.conditioning is None. Set it to one of {registry.names()}, or set "
+            "train.num_classes = None for an unconditional run."
+        )
+    if num_classes is None:
+        raise ValueError(
+            f"{owner}.conditioning = {conditioning!r} needs the number of classes: set "
+            "train.num_classes (the trainer passes it to the model factories), or set "
+            f"{owner}.conditioning = None."
+        )
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}.")
+    return registry.get(conditioning)
 
 
 def _synchronized(spec):
@@ -78,6 +99,19 @@ def _synchronized(spec):
     return {"synchronized": True, **spec}
 
 
+# Blocks that hold a kernel, which spectral normalisation can wrap.
+WEIGHTED_BLOCKS = ("dense", "conv", "conv_transpose")
+
+
+def _spectral(spec):
+    """The spec with ``spectral_norm=True`` if it is a weighted block that does not set it."""
+    if not isinstance(spec, Mapping) or "block" not in spec:
+        return spec  # build_blocks explains what is wrong with it.
+    if blocks_lib.canonical_name(str(spec["block"])) not in WEIGHTED_BLOCKS:
+        return spec
+    return {"spectral_norm": True, **spec}
+
+
 def build_generator(
     *,
     latent_dim: int,
@@ -85,6 +119,8 @@ def build_generator(
     kernel_initializer: InitializerLike = "glorot_uniform",
     bias_initializer: InitializerLike = "zeros",
     sync_batch_norm: bool = False,
+    conditioning: Any = None,
+    num_classes: int | None = None,
     name: str = "generator",
 ) -> keras.Model:
     """Builds a generator that maps latent vectors ``(batch, latent_dim)`` to images.
@@ -99,6 +135,11 @@ def build_generator(
             replica's share (Keras ``BatchNormalization(synchronized=True)``). Applies to every
             ``batch_norm`` block that does not set ``synchronized`` itself. No effect on one
             replica.
+        conditioning: None (unconditional: the model takes noise only), or a
+            ``GENERATOR_CONDITIONINGS`` name, config dict or instance (``'concat'``): the model
+            then takes ``[noise, labels]``. See ``ganpipe.models.conditioning``.
+        num_classes: Label classes of a conditional model; the trainer passes
+            ``train.num_classes``.
         name: Model name.
 
     Returns:
@@ -106,8 +147,18 @@ def build_generator(
     """
     if int(latent_dim) <= 0:
         raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}.")
+    conditioner = _conditioning(
+        "build_generator", conditioning_lib.GENERATOR_CONDITIONINGS, conditioning, num_classes
+    )
     return _build(
-        name, (int(latent_dim),), blocks, kernel_initializer, bias_initializer, sync_batch_norm
+        name,
+        (int(latent_dim),),
+        blocks,
+        kernel_initializer,
+        bias_initializer,
+        sync_batch_norm,
+        conditioner,
+        num_classes,
     )
 
 
@@ -118,6 +169,10 @@ def build_critic(
     kernel_initializer: InitializerLike = "glorot_uniform",
     bias_initializer: InitializerLike = "zeros",
     sync_batch_norm: bool = False,
+    spectral_norm: bool = False,
+    output_activation: str | None = None,
+    conditioning: Any = None,
+    num_classes: int | None = None,
     name: str = "critic",
 ) -> keras.Model:
     """Builds a critic that maps images to one raw score each, shape ``(batch, 1)``.
@@ -136,12 +191,52 @@ def build_critic(
             replica's share (Keras ``BatchNormalization(synchronized=True)``). Applies to every
             ``batch_norm`` block that does not set ``synchronized`` itself. No effect on one
             replica.
+        spectral_norm: Wrap every weighted block (dense, conv, conv_transpose) that does not set
+            ``spectral_norm`` itself in ``keras.layers.SpectralNormalization`` (Miyato et al.,
+            2018; SNGAN). Keras' wrapper divides the kernel by its largest singular value,
+            estimated by one power iteration per training-mode call, and writes the result back
+            into the kernel variable before the layer uses it.
+        output_activation: An activation applied to the score after the last block, e.g.
+            ``'sigmoid'`` to reproduce a probability-valued critic under the Wasserstein loss (the
+            GAN-to-WGAN ladder's "no output sigmoid" rung). The trainer refuses a sigmoid-ended
+            critic with a loss that applies the sigmoid itself.
+        conditioning: None (unconditional: the model takes images only), or a
+            ``CRITIC_CONDITIONINGS`` name, config dict or instance (``'concat'``,
+            ``'projection'``): the model then takes ``[images, labels]``. See
+            ``ganpipe.models.conditioning``.
+        num_classes: Label classes of a conditional model; the trainer passes
+            ``train.num_classes``.
         name: Model name.
 
     Returns:
         A functional ``keras.Model``.
     """
-    model = _build(name, input_shape, blocks, kernel_initializer, bias_initializer, sync_batch_norm)
+    if output_activation is not None:
+        if not isinstance(output_activation, str) or not output_activation:
+            raise ValueError(
+                "build_critic.output_activation must be None or an activation name such as "
+                f"'sigmoid', got {output_activation!r}."
+            )
+        blocks = [*blocks, {"block": "activation", "activation": output_activation}]
+    if not isinstance(spectral_norm, bool):
+        raise ValueError(
+            f"build_critic.spectral_norm must be True or False, got {spectral_norm!r}."
+        )
+    if spectral_norm:
+        blocks = [_spectral(spec) for spec in blocks]
+    conditioner = _conditioning(
+        "build_critic", conditioning_lib.CRITIC_CONDITIONINGS, conditioning, num_classes
+    )
+    model = _build(
+        name,
+        input_shape,
+        blocks,
+        kernel_initializer,
+        bias_initializer,
+        sync_batch_norm,
+        conditioner,
+        num_classes,
+    )
     if tuple(model.output_shape[1:]) != (1,):
         raise ValueError(
             f"The critic must output one score per image, shape (batch, 1), but its blocks give "
@@ -171,6 +266,16 @@ def final_activation(model: keras.Model) -> str | None:
 # Output value ranges of bounded final activations; used to check that the data is scaled to
 # match the generator.
 ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+
+
+def latent_dim(generator: keras.Model) -> int:
+    """The size of a generator's noise input (its first input when it also takes labels)."""
+    return int(generator.inputs[0].shape[-1])
+
+
+def is_conditional(model: keras.Model) -> bool:
+    """Whether the model takes labels as a second input (a class-conditional model)."""
+    return len(model.inputs) == 2
 
 
 def output_range(model: keras.Model) -> tuple[float, float] | None:

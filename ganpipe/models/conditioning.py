@@ -1,0 +1,207 @@
+"""Class conditioning: how a label enters a generator or a critic.
+
+A conditional generator takes ``(noise, label)`` and a conditional critic ``(image, label)``;
+labels are integers in ``[0, num_classes)``, shape ``(batch,)``. Which wiring is used is a
+registry choice (``build_generator.conditioning``, ``build_critic.conditioning``):
+
+- generator ``concat``: the label's code (one-hot, or a learned embedding) is concatenated to the
+  noise before the first block (Mirza & Osindero, 2014).
+- critic ``concat``: the label's code is appended to the image as constant extra channels (every
+  pixel carries it) before the first block. For a fully connected critic that starts with
+  ``flatten`` this is the paper's concatenation of ``y`` to ``x``, with ``y`` repeated per pixel.
+- critic ``projection``: the blocks up to the last one compute ``phi(x)`` (must be a vector), the
+  last block, ``dense`` with one unit and no activation, is ``psi``, and the score is
+  ``psi(phi(x)) + <embed(y), phi(x)>`` (Miyato & Koyama, 2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import ops
+
+from ganpipe.registry import Registry
+
+LABEL_DTYPE = "int32"
+
+
+@keras.saving.register_keras_serializable(package="ganpipe")
+class OneHot(keras.layers.Layer):
+    """Integer labels ``(batch,)`` -> one-hot rows ``(batch, num_classes)``."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+
+    def call(self, labels):
+        return ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.num_classes,)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="ganpipe")
+class LabelChannels(keras.layers.Layer):
+    """``[images (b, h, w, c), codes (b, k)]`` -> ``(b, h, w, c + k)``: each code as k constant
+    channels."""
+
+    def call(self, inputs):
+        images, codes = inputs
+        shape = ops.shape(images)
+        codes = ops.cast(codes, images.dtype)[:, None, None, :]
+        planes = ops.broadcast_to(codes, (shape[0], shape[1], shape[2], ops.shape(codes)[-1]))
+        return ops.concatenate([images, planes], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        images, codes = input_shape
+        channels = None if images[-1] is None or codes[-1] is None else images[-1] + codes[-1]
+        return tuple(images[:-1]) + (channels,)
+
+
+def apply_layers(name: str, layers: Sequence[keras.layers.Layer], outputs):
+    for index, layer in enumerate(layers):
+        try:
+            outputs = layer(outputs)
+        except Exception as error:  # Keras raises several types for shape mismatches.
+            raise ValueError(
+                f"The {name}'s layer {index} ({layer.__class__.__name__}) cannot take an input of "
+                f"shape {tuple(outputs.shape)}: {error}"
+            ) from error
+    return outputs
+
+
+class Conditioning:
+    """Base class: wires a label input into a model made of ``layers``.
+
+    Args:
+        embedding_dim: None codes the label one-hot; an integer uses a learned
+            ``Embedding(num_classes, embedding_dim)`` instead.
+    """
+
+    name = "base"
+
+    def __init__(self, embedding_dim: int | None = None):
+        if embedding_dim is not None and (
+            not isinstance(embedding_dim, int)
+            or isinstance(embedding_dim, bool)
+            or embedding_dim < 1
+        ):
+            raise ValueError(
+                f"The {self.name} conditioning's embedding_dim must be None (one-hot) or an "
+                f"integer >= 1, got {embedding_dim!r}."
+            )
+        self.embedding_dim = embedding_dim
+
+    def _code(self, labels, num_classes: int, initializer: Callable[[], object], prefix: str):
+        if self.embedding_dim is None:
+            return OneHot(num_classes, name=f"{prefix}_one_hot")(labels)
+        return keras.layers.Embedding(
+            num_classes,
+            self.embedding_dim,
+            embeddings_initializer=initializer(),
+            name=f"{prefix}_embedding",
+        )(labels)
+
+    def wire(self, name, inputs, labels, layers, num_classes, initializer):
+        """The model's output from its main input, its label input and its block layers."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(embedding_dim={self.embedding_dim})"
+
+
+class ConcatNoise(Conditioning):
+    """Generator: the label's code concatenated to the noise (Mirza & Osindero, 2014)."""
+
+    name = "concat"
+
+    def wire(self, name, inputs, labels, layers, num_classes, initializer):
+        code = self._code(labels, num_classes, initializer, f"{name}_label")
+        joined = keras.layers.Concatenate(name=f"{name}_noise_and_label")([inputs, code])
+        return apply_layers(name, layers, joined)
+
+
+class ConcatChannels(Conditioning):
+    """Critic: the label's code as constant extra channels of the image."""
+
+    name = "concat"
+
+    def wire(self, name, inputs, labels, layers, num_classes, initializer):
+        if len(inputs.shape) != 4:
+            raise ValueError(
+                f"The critic's concat conditioning appends the label as image channels; it needs "
+                f"images (h, w, c), got input shape {tuple(inputs.shape[1:])}."
+            )
+        code = self._code(labels, num_classes, initializer, f"{name}_label")
+        joined = LabelChannels(name=f"{name}_image_and_label")([inputs, code])
+        return apply_layers(name, layers, joined)
+
+
+class Projection(Conditioning):
+    """Critic: ``psi(phi(x)) + <embed(y), phi(x)>`` (Miyato & Koyama, 2018).
+
+    ``phi`` is every block but the last and must give a vector per image; the last block, ``psi``,
+    must be a dense layer with one unit and no activation. The label's embedding has
+    ``phi``'s width; ``embedding_dim`` is therefore fixed and must be left None.
+    """
+
+    name = "projection"
+
+    def __init__(self, embedding_dim: int | None = None):
+        if embedding_dim is not None:
+            raise ValueError(
+                "The projection critic's label embedding has the width of phi(x) (the last hidden "
+                "layer); leave its embedding_dim unset."
+            )
+        super().__init__()
+
+    def wire(self, name, inputs, labels, layers, num_classes, initializer):
+        psi = layers[-1] if layers else None
+        inner = getattr(psi, "layer", psi)  # Look inside a spectral-norm wrapper.
+        activation = getattr(getattr(inner, "activation", None), "__name__", None)
+        if not (
+            isinstance(inner, keras.layers.Dense)
+            and inner.units == 1
+            and activation in (None, "linear")
+        ):
+            raise ValueError(
+                "The projection critic's last block is psi: it must be "
+                "{'block': 'dense', 'units': 1} with no activation, got "
+                f"{type(inner).__name__}."
+            )
+        phi = apply_layers(name, layers[:-1], inputs)
+        if len(phi.shape) != 2:
+            raise ValueError(
+                "The projection critic needs phi(x), the output of every block but the last, to "
+                f"be a vector per image; it has shape {tuple(phi.shape[1:])}. Add a 'flatten' (or "
+                "a dense block) before the final dense(1)."
+            )
+        features = int(phi.shape[-1])
+        embedded = keras.layers.Embedding(
+            num_classes, features, embeddings_initializer=initializer(), name=f"{name}_embedding"
+        )(labels)
+        unconditional = psi(phi)
+        inner_product = keras.layers.Dot(axes=1, name=f"{name}_projection")([embedded, phi])
+        return keras.layers.Add(name=f"{name}_score")([unconditional, inner_product])
+
+
+GENERATOR_CONDITIONINGS = Registry(
+    "generator conditioning",
+    {ConcatNoise.name: ConcatNoise},
+    aliases={"concatenate": "concat", "concatenation": "concat"},
+    base=ConcatNoise,
+)
+CRITIC_CONDITIONINGS = Registry(
+    "critic conditioning",
+    {ConcatChannels.name: ConcatChannels, Projection.name: Projection},
+    aliases={
+        "concatenate": "concat",
+        "concatenation": "concat",
+        "projection_discriminator": "projection",
+    },
+    base=(ConcatChannels, Projection),
+)

@@ -1,0 +1,324 @@
+"""Sweeps: axis parsing, the grid, the shipped GAN-to-WGAN ladder, and a small sweep end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import gin
+from ganpipe import config, sweeps
+from ganpipe.models import factories
+from tests.conftest import GIN, REPO, run_module
+
+LADDER = GIN / "sweeps" / "gan_to_wgan.gin"
+
+
+@pytest.mark.parametrize(
+    "text, key, values",
+    [
+        ("train.loss='hinge','wasserstein'", "train.loss", ["'hinge'", "'wasserstein'"]),
+        ("VALUE_RANGE=(-1.0, 1.0),(0.0,1.0)", "VALUE_RANGE", ["(-1.0, 1.0)", "(0.0,1.0)"]),
+        ("x.y=[1, 2],{'a': 1, 'b': 2}", "x.y", ["[1, 2]", "{'a': 1, 'b': 2}"]),
+        ("s.t='a,b',\"c,d\"", "s.t", ["'a,b'", '"c,d"']),
+        (" Schedule.critic_steps = 1, 5 ", "Schedule.critic_steps", ["1", "5"]),
+        ("train.penalty=None,@GradientPenalty()", "train.penalty", ["None", "@GradientPenalty()"]),
+    ],
+)
+def test_parse_axis_splits_at_top_level_commas_only(text, key, values):
+    assert sweeps.parse_axis(text) == (key, values)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("train.loss", "<binding>=<v1>"),
+        ("=1,2", "<binding>=<v1>"),
+        ("a.b=1,,2", "Empty value"),
+        ("a.b=(1,2", "Unclosed"),
+        ("a.b='x,y", "Unclosed"),
+        ("a.b=1),2", "Unbalanced"),
+        ("a.b=1,1", "repeats"),
+    ],
+)
+def test_bad_axes_are_refused_with_the_reason(text, problem):
+    with pytest.raises(sweeps.SweepError, match=problem):
+        sweeps.parse_axis(text)
+
+
+def test_grid_is_the_product_of_ladder_and_axes_with_cumulative_rungs():
+    sweep = sweeps.make_sweep(
+        gin_files=["gan.gin"],
+        axes=["a.x=1,2,3", "b.y='p','q'"],
+        ladder=[("base", []), ("one", ["c.z = 1"]), ("two", ["d.w = 2", "e.v = 3"])],
+    )
+    grid = sweeps.cells(sweep)
+    assert len(grid) == 3 * 3 * 2
+    assert len({cell.name for cell in grid}) == len(grid)
+    first, last = grid[0], grid[-1]
+    assert first.bindings == ("a.x = 1", "b.y = 'p'")
+    assert last.bindings == ("c.z = 1", "d.w = 2", "e.v = 3", "a.x = 3", "b.y = 'q'")
+    assert last.coordinates == (("rung", "2_two"), ("a.x", "3"), ("b.y", "'q'"))
+    assert last.label == "2_two, x=3, y='q'"
+
+
+@pytest.mark.parametrize(
+    "kwargs, problem",
+    [
+        ({"gin_files": []}, "needs an experiment"),
+        ({"seeds": 0}, "seeds"),
+        ({"checkpoint": "newest"}, "checkpoint"),
+        ({"ladder": [("a", []), ("a", [])]}, "unique"),
+        ({"ladder": [("a", "x.y = 1")]}, "rung must be"),
+        ({"gin_params": ["train.seed = 3"]}, "train.seed"),
+        ({"axes": ["nothing"]}, "<binding>"),
+    ],
+)
+def test_bad_sweeps_are_refused(kwargs, problem):
+    arguments = {"gin_files": ["gan.gin"], **kwargs}
+    with pytest.raises(sweeps.SweepError, match=problem):
+        sweeps.make_sweep(**arguments)
+
+
+def _comparable(text: str) -> set[str]:
+    return {line for line in text.splitlines() if line.strip() and not line.startswith("#")}
+
+
+def _ladder():
+    sweep = sweeps.load_sweep_file(str(LADDER))
+    return sweep, sweeps.cells(sweep)
+
+
+def test_ladder_has_the_documented_rungs_and_three_seeds():
+    sweep, grid = _ladder()
+    assert [cell.label for cell in grid] == [
+        "0_gan",
+        "1_wasserstein_loss",
+        "2_no_sigmoid",
+        "3_weight_clipping",
+        "4_rmsprop",
+        "5_five_critic_steps",
+        "6_gradient_penalty",
+    ]
+    assert len(grid) == 7
+    assert sweep.seeds >= 3
+    budget = [p for p in sweep.gin_params if p.startswith("train.max_train_seconds")]
+    assert len(budget) == 1  # one wall-clock budget for every run
+
+
+def test_ladder_rung_five_is_exactly_the_wgan_experiment():
+    sweep, grid = _ladder()
+    rung = config.parse(list(sweep.gin_files), sweeps.run_bindings(sweep, grid[5], 0))
+    wgan = config.parse([str(GIN / "wgan.gin")], [*sweep.gin_params, "train.seed = 0"])
+    # Equal up to the one binding that only the ladder writes explicitly (its default value).
+    difference = _comparable(rung) ^ _comparable(wgan)
+    assert difference <= {"build_critic.output_activation = None"}
+
+
+def _query(name):
+    try:
+        return gin.query_parameter(name)
+    except ValueError:
+        return None
+
+
+def test_each_ladder_rung_changes_what_it_names():
+    sweep, grid = _ladder()
+    seen = []
+    for cell in grid:
+        config.parse(list(sweep.gin_files), sweeps.run_bindings(sweep, cell, 0))
+        critic = config.CONFIGURABLES["build_critic"](input_shape=(28, 28, 1))
+        seen.append(
+            {
+                "loss": _query("train.loss"),
+                "sigmoid": factories.final_activation(critic) == "sigmoid",
+                "constraint": str(_query("train.critic_constraint")),
+                "optimizer": str(_query("train.critic_optimizer")),
+                "critic_steps": _query("Schedule.critic_steps"),
+                "generator_steps": _query("Schedule.generator_steps"),
+                "penalty": str(_query("train.penalty")),
+            }
+        )
+        gin.clear_config()
+    changes = [
+        {key for key in seen[i] if seen[i][key] != seen[i - 1][key]} for i in range(1, len(seen))
+    ]
+    assert seen[0]["loss"] == "non_saturating"
+    assert (seen[0]["critic_steps"], seen[0]["generator_steps"]) == (1, 1)
+    assert not seen[0]["sigmoid"]  # the non-saturating loss applies the sigmoid itself
+    assert changes == [
+        {"loss", "sigmoid"},  # wasserstein, the sigmoid moved onto the critic's output
+        {"sigmoid"},
+        {"constraint"},
+        {"optimizer"},
+        {"critic_steps"},
+        {"constraint", "penalty"},
+    ]
+    assert seen[1]["sigmoid"] and not seen[2]["sigmoid"]
+    assert "WeightClip" in seen[3]["constraint"] and seen[6]["constraint"] == "None"
+    assert "RMSprop" in seen[4]["optimizer"]
+    assert seen[5]["critic_steps"] == 5
+    assert "GradientPenalty" in seen[6]["penalty"]
+
+
+def test_markdown_table_reports_mean_and_sample_std_per_cell():
+    grid = [
+        sweeps.Cell("00_a", "a", (), (("rung", "a"),)),
+        sweeps.Cell("01_b", "b", (), (("rung", "b"),)),
+    ]
+    rows = [
+        {"cell": "00_a", "seed": 0, "status": "done", "fd": 10.0, "steps": 100},
+        {"cell": "00_a", "seed": 1, "status": "done", "fd": 14.0, "steps": 110},
+        {"cell": "00_a", "seed": 2, "status": "done", "fd": 12.0, "steps": 120},
+        {"cell": "01_b", "seed": 0, "status": "non_finite", "steps": 7},
+        {"cell": "01_b", "seed": 1, "status": "done", "fd": 5.0, "steps": 50},
+    ]
+    summary = sweeps.aggregate(rows, grid)
+    assert summary[0]["fd"] == pytest.approx((12.0, 2.0))  # sample std of 10, 14, 12
+    assert summary[0]["steps"] == pytest.approx((110.0, 10.0))
+    assert (summary[1]["runs"], summary[1]["done"], summary[1]["non_finite"]) == (2, 1, 1)
+    table = sweeps.markdown_table(summary)
+    assert "| a | 3/3 | 110 ± 10 | 12.00 ± 2.00 |" in table
+    assert "| b | 1/2 (1 NaN) | 28 ± 30 | 5.00 |" in table
+
+
+def test_w_estimate_first_and_last_are_means_of_the_first_and_last_fifth(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [
+        {"step": 10 * (i + 1), "elapsed_seconds": i, "wasserstein_estimate": i} for i in range(10)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 11')
+    summary = sweeps.summarize_training(str(path))
+    assert summary["steps"] == 100 and summary["train_seconds"] == 9
+    assert summary["w_estimate_first"] == pytest.approx(0.5)  # rows 0 and 1
+    assert summary["w_estimate_last"] == pytest.approx(8.5)  # rows 8 and 9
+
+
+def _sweep_args(output_dir, *extra):
+    return (
+        f"--gin_file={GIN / 'gan.gin'}",
+        f"--gin_file={GIN / 'testing' / 'tiny.gin'}",
+        "--gin_param=NUM_STEPS = 3",
+        # Real images, so that the pinned Fashion-MNIST evaluator scores the runs.
+        "--gin_param=load_images.source = 'fashion_mnist'",
+        "--gin_param=load_images.limit = 256",
+        "--axis=Schedule.critic_steps=1,2",
+        "--gin_param=Schedule.share_noise = False",
+        "--seeds=2",
+        "--eval_samples=200",
+        f"--output_dir={output_dir}",
+        *extra,
+    )
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+    reason="scoring needs the Fashion-MNIST test split",
+)
+def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
+    out = tmp_path / "sweep"
+    result = run_module("ganpipe.sweep", *_sweep_args(out, "--parallel=2"), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    assert {(r["Schedule.critic_steps"], r["seed"]) for r in rows} == {
+        ("1", "0"),
+        ("1", "1"),
+        ("2", "0"),
+        ("2", "1"),
+    }
+    for row in rows:
+        assert row["status"] == "done" and int(row["steps"]) == 3
+        assert float(row["fd"]) > 0 and 0 <= float(row["precision"]) <= 1
+        run_dir = out / "runs" / row["cell"] / f"seed{row['seed']}"
+        assert (run_dir / "generator.keras").is_file() and (run_dir / "eval.json").is_file()
+        operative = (run_dir / "operative_config.gin").read_text()
+        assert f"train.seed = {row['seed']}" in operative
+        assert f"Schedule.critic_steps = {row['Schedule.critic_steps']}" in operative
+    # Different seeds give different runs.
+    by_cell = {}
+    for row in rows:
+        by_cell.setdefault(row["cell"], set()).add(row["fd"])
+    assert all(len(fds) == 2 for fds in by_cell.values())
+    table = (out / "results.md").read_text()
+    assert table.count("| 2/2 |") == 2 and "±" in table
+    assert (out / "fd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")}
+    again = run_module("ganpipe.sweep", *_sweep_args(out), timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 to run" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    other = run_module("ganpipe.sweep", *_sweep_args(out, "--seeds=3"), timeout=300)
+    assert other.returncode == 2 and "another sweep" in other.stderr
+
+
+def test_a_typo_stops_the_sweep_before_any_run(tmp_path):
+    out = tmp_path / "sweep"
+    result = run_module(
+        "ganpipe.sweep", *_sweep_args(out, "--axis=Schedule.critc_steps=1,2"), timeout=300
+    )
+    assert result.returncode == 2
+    assert "critc_steps" in result.stderr and "did you mean" in result.stderr
+    assert not (out / "runs").exists()
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+    reason="scoring needs the Fashion-MNIST test split",
+)
+def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
+    out = tmp_path / "sweep"
+    args = [
+        f"--gin_file={GIN / 'gan.gin'}",
+        f"--gin_file={GIN / 'testing' / 'tiny.gin'}",
+        "--gin_param=NUM_STEPS = 2000",
+        "--gin_param=load_images.source = 'fashion_mnist'",
+        "--gin_param=load_images.limit = 256",
+        "--gin_param=train.checkpoint_every = 50",
+        "--gin_param=train.sample_every = 1000",
+        "--seeds=1",
+        "--eval_samples=200",
+        f"--output_dir={out}",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ganpipe.sweep", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = out / "runs" / "base" / "seed0" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 4, stderr[-3000:]
+    assert not (out / "runs" / "base" / "seed0" / "result.json").exists()
+    stopped_at = len(metrics.read_text().splitlines())
+    assert stopped_at < 2000
+
+    result = run_module("ganpipe.sweep", *args, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == list(range(1, 2001))
+    row = json.loads((out / "runs" / "base" / "seed0" / "result.json").read_text())
+    assert row["status"] == "done" and row["steps"] == 2000
