@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import math
@@ -480,6 +481,8 @@ class Runner:
             len(todo),
             self.parallel,
         )
+        from ganpipe.actions import _clock
+
         started, completed = time.monotonic(), 0
 
         def one(job):
@@ -513,11 +516,6 @@ class Runner:
                     future.cancel()
                 raise
         return [self.finished(cell, seed) for cell, seed in jobs]
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -554,16 +552,11 @@ def write_csv(path: str, rows: Sequence[Mapping]) -> None:
     columns = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    lines = []
-
-    class _Lines:
-        def write(self, text):
-            lines.append(text)
-
-    writer = csv.DictWriter(_Lines(), fieldnames=columns, lineterminator="\n")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(path, "".join(lines))
+    atomic_write(path, text.getvalue())
 
 
 def _cell_text(value: tuple[float, float] | None, fmt: str) -> str:
