@@ -1,23 +1,26 @@
 """Training throughput of ganpipe against the tutorial's TF1 code and a Keras ``fit`` GAN, same run.
 
     python benchmarks/throughput.py                                  # gan (batch 500), dcgan, wgan
-    python benchmarks/throughput.py --experiments=dcgan --variants=float32,bf16,fused,xla
+    python benchmarks/throughput.py --experiments=dcgan --variants=float32,keras_adam,xla,bf16
 
 For each experiment, in one process and interleaved (``--repeats`` passes over every
 implementation, each pass timing ``--seconds`` of training per implementation after a warm-up):
 
-- ``ganpipe`` variants: the shipped gin file (``float32``), and optionally with a speed lever
-  switched on: ``fused`` (``train.rounds_per_call``), ``xla`` (``train.jit_compile = True``),
-  ``bf16`` (``train.precision = 'mixed_bfloat16'``);
+- ``ganpipe`` variants: the shipped gin file (``float32``), and optionally with one speed lever
+  switched: ``fused`` (``train.rounds_per_call = 10``), ``one_round`` (``train.rounds_per_call =
+  1``, i.e. gan.gin's fused rounds off), ``keras_adam`` (``Adam.fused = False`` on both sides:
+  Keras' element-wise Adam update instead of the fused kernel), ``xla`` (``train.jit_compile =
+  True``), ``bf16`` (``train.precision = 'mixed_bfloat16'``);
 - ``tf1``: benchmarks/baselines/tf1_tutorial.py, the tutorial's graph-mode program;
 - ``fit``: benchmarks/baselines/keras_fit.py, ``keras.Model`` + custom ``train_step`` run by
   ``fit``.
 
 All train the same models (equal parameter counts are checked) on the Fashion-MNIST training split
 with the same batch and the same critic/generator schedule. Printed: generator updates per second
-and real images per second (medians over passes), the ratios of ganpipe float32 to each baseline,
-and the achieved GFLOP/s (model FLOPs counted layer by layer, see ``_flops``) against this machine's
-matrix-product peak measured in the same run (float32 and bfloat16 ``tf.matmul``).
+and real images per second (medians over passes), the ratios of every ganpipe variant to each
+baseline and to ganpipe float32, and the achieved GFLOP/s (model FLOPs counted layer by layer,
+see ``_flops``) against this machine's matrix-product peak measured in the same run (float32 and
+bfloat16 ``tf.matmul``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from ganpipe import data as data_module  # noqa: E402
 VARIANTS = {
     "float32": [],
     "fused": ["train.rounds_per_call = 10"],
+    "one_round": ["train.rounds_per_call = 1"],
+    "keras_adam": ["generator/Adam.fused = False", "critic/Adam.fused = False"],
     "xla": ["train.jit_compile = True"],
     "bf16": ["train.precision = 'mixed_bfloat16'"],
 }
@@ -201,14 +206,16 @@ def main() -> None:
                 f"| {name} | {rate:.2f} | {rate * images_per_update:.0f} | "
                 f"{rate * flops / 1e9:.1f} | {rate * flops / 1e9 / peak32:.0%} |"
             )
-        base = medians["ganpipe float32"] if "ganpipe float32" in medians else None
-        if base:
-            for name, rate in medians.items():
+        ours = [name for name in medians if name.startswith("ganpipe")]
+        for name in ours:
+            for other in medians:
+                if other not in ours:
+                    print(f"{name} / {other}: {medians[name] / medians[other]:.2f}x")
+        if "ganpipe float32" in medians:
+            for name in ours:
                 if name != "ganpipe float32":
-                    print(f"ganpipe float32 / {name}: {base / rate:.2f}x")
-            for name in medians:
-                if name.startswith("ganpipe") and name != "ganpipe float32":
-                    print(f"{name} / ganpipe float32: {medians[name] / base:.2f}x")
+                    ratio = medians[name] / medians["ganpipe float32"]
+                    print(f"{name} / ganpipe float32: {ratio:.2f}x")
         for runner in runners.values():
             if hasattr(runner, "close"):
                 runner.close()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import keras
 
 import gin
-from ganpipe import constraints, distribute, sweeps, trainer
+from ganpipe import constraints, distribute, optimizers, sweeps, trainer
 from ganpipe import data as data_lib
 from ganpipe.models import factories
 
@@ -38,10 +38,11 @@ _SYMBOLS = {
     "R1Penalty": (constraints.R1Penalty, "ganpipe", None),
     "DraganPenalty": (constraints.DraganPenalty, "ganpipe", None),
     "sweep": (sweeps.make_sweep, "ganpipe", None),
+    # Keras' Adam and AdamW with a fused update (ganpipe/optimizers.py); gin names unchanged.
+    "Adam": (optimizers.Adam, "ganpipe", None),
+    "AdamW": (optimizers.AdamW, "ganpipe", None),
 }
 for _cls in (
-    keras.optimizers.Adam,
-    keras.optimizers.AdamW,
     keras.optimizers.RMSprop,
     keras.optimizers.SGD,
 ):
@@ -93,10 +94,19 @@ def register() -> None:
 
 def _parameters(name: str) -> list[str]:
     obj = _SYMBOLS[name][0]
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    params = inspect.signature(target).parameters
+    targets = (
+        [c.__init__ for c in obj.__mro__ if "__init__" in vars(c)]
+        if inspect.isclass(obj)
+        else [obj]
+    )
+    names = []
+    for target in targets:  # a class passing **kwargs on takes its bases' parameters too
+        params = inspect.signature(target).parameters
+        names += [p for p in params if p not in names]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            break
     denied = set(_SYMBOLS[name][2] or [])
-    return [p for p in params if p not in ("self", "args", "kwargs") and p not in denied]
+    return [p for p in names if p not in ("self", "args", "kwargs") and p not in denied]
 
 
 def _explain(error: Exception) -> str:

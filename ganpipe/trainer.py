@@ -131,13 +131,15 @@ def _count_nonfinite(grads, optimizer=None) -> tf.Tensor:
     """
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return tf.constant(0.0)
-    return tf.add_n(
-        [
-            tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(g, tf.float32)), tf.float32))
-            for g in grads
-            if g is not None
-        ]
-    )
+    grads = [tf.cast(g, tf.float32) for g in grads if g is not None]
+
+    def count():
+        return tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32)) for g in grads])
+
+    # One read of every gradient: a sum is finite whenever every entry is. Only a non-finite sum
+    # (a bad entry, or finite entries overflowing float32) pays for the exact count.
+    total = tf.add_n([tf.reduce_sum(g) for g in grads])
+    return tf.cond(tf.math.is_finite(total), lambda: tf.constant(0.0), count)
 
 
 # Stateless random streams: one per use, so no two uses ever share numbers.

@@ -165,6 +165,7 @@ DCGAN_KEYS = {
     "Schedule.share_noise",
     "train.eval_every",  # evaluation cadence, matched to each experiment's speed
     "build_generator.sync_batch_norm",  # batch-norm statistics over the global batch
+    "train.rounds_per_call",  # gan.gin fuses its cheap rounds (a speed switch, same numbers)
 }
 
 

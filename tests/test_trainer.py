@@ -183,3 +183,21 @@ def test_xla_training_is_reproducible_and_finite():
 def test_speed_switches_are_validated(param):
     with pytest.raises(ValueError, match="rounds_per_call|jit_compile"):
         make_trainer("gan", param)
+
+
+@pytest.mark.parametrize("in_graph", [False, True])
+def test_nonfinite_count_is_exact_including_sums_that_overflow(in_graph):
+    import tensorflow as tf
+
+    cases = [
+        ([np.ones((3, 2)), np.zeros(4)], 0.0),
+        ([np.array([1.0, np.nan, 2.0]), np.array([np.inf, -np.inf])], 3.0),
+        ([np.array([np.inf, -np.inf])], 2.0),  # the sum is NaN, not an infinity
+        # Finite entries whose float32 sum overflows: counted exactly, i.e. zero.
+        ([np.full(4, 3e38), np.ones(2)], 0.0),
+        ([np.full(4, 3e38), np.array([np.nan])], 1.0),
+    ]
+    count = tf.function(trainer_lib._count_nonfinite) if in_graph else trainer_lib._count_nonfinite
+    for grads, expected in cases:
+        tensors = [tf.constant(g, tf.float32) for g in grads] + [None]
+        assert float(count(tensors)) == expected, grads
