@@ -10,6 +10,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gin  # noqa: E402
@@ -35,6 +36,11 @@ def parse(experiment: str, *params: str, tiny: bool = True) -> str:
     if tiny:
         files.append(str(GIN / "testing" / "tiny.gin"))
     return config.parse(files, params)
+
+
+def values(variables):
+    """NumPy copies of variables' (or arrays') current values."""
+    return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
 
 def make_trainer(experiment: str, *params: str, tiny: bool = True):

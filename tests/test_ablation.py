@@ -131,17 +131,22 @@ def test_output_scaling_must_match_a_bounded_generator():
 
 # --- The difference between experiments' operative configs is exactly the documented switches.
 
-# What wgan.gin changes on top of dcgan.gin (see the comments in gin/wgan.gin and WORKSPACE.md).
-WGAN_SWITCHES = {
-    "train.loss": ("'non_saturating'", "'wasserstein'"),
-    "train.critic_constraint": ("None", "@WeightClip()"),
-    "WeightClip.clip_value": (None, "0.01"),
+# dcgan.gin's Adam swapped for RMSprop on both sides: its bindings leave the operative config (the
+# RMSprop learning rates differ per experiment and are listed with each).
+ADAM_TO_RMSPROP = {
     "train.generator_optimizer": ("@generator/Adam", "@generator/RMSprop"),
     "train.critic_optimizer": ("@critic/Adam", "@critic/RMSprop"),
     "generator/Adam.learning_rate": ("9e-05", None),
     "generator/Adam.epsilon": ("1e-08", None),
     "critic/Adam.learning_rate": ("2e-05", None),
     "critic/Adam.epsilon": ("1e-08", None),
+}
+# What wgan.gin changes on top of dcgan.gin (see the comments in gin/wgan.gin and WORKSPACE.md).
+WGAN_SWITCHES = {
+    "train.loss": ("'non_saturating'", "'wasserstein'"),
+    "train.critic_constraint": ("None", "@WeightClip()"),
+    "WeightClip.clip_value": (None, "0.01"),
+    **ADAM_TO_RMSPROP,
     "generator/RMSprop.learning_rate": (None, "5e-05"),
     "critic/RMSprop.learning_rate": (None, "5e-05"),
     "Schedule.generator_steps": ("50", "1"),

@@ -18,7 +18,7 @@ import tensorflow as tf
 import gin
 from ganpipe import actions
 from ganpipe import trainer as trainer_lib
-from tests.conftest import REPO, make_trainer
+from tests.conftest import REPO, make_trainer, values
 
 SMALL_MODELS = (
     "LATENT_DIM = 16",
@@ -41,10 +41,6 @@ SMALL_MODELS = (
 
 def small(experiment, *params):
     return make_trainer(experiment, *SMALL_MODELS, *params)
-
-
-def _values(variables):
-    return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
 
 def _split(trainer):
@@ -95,13 +91,13 @@ def test_average_follows_the_recurrence_after_each_generator_update(start):
         "dcgan", f"train.generator_ema = {decay}", f"train.generator_ema_start = {start}"
     )
     weights, state = _split(trainer)
-    initial = _values(v for _, v in weights)
+    initial = values(v for _, v in weights)
     lives = []
     for _ in range(updates):
         trainer.train_generator()
-        lives.append(_values(v for _, v in weights))
+        lives.append(values(v for _, v in weights))
     expected = _recurrence(initial, lives, decay, start)
-    _assert_close_list(_values(e for e, _ in weights), expected)
+    _assert_close_list(values(e for e, _ in weights), expected)
     # Not trivially equal to the live weights: the average lags behind them.
     assert any(not np.allclose(e, w, rtol=1e-4, atol=1e-6) for e, w in zip(expected, lives[-1]))
     # Batch-norm moving statistics are copied from the live generator.
@@ -129,7 +125,7 @@ def test_every_generator_update_of_a_dcgan_round_updates_the_average():
     in_round = small("dcgan", f"train.generator_ema = {decay}")
     assert (in_round.schedule.critic_steps, in_round.schedule.generator_steps) == (5, 50)
     weights, state = _split(in_round)
-    initial = _values(v for _, v in weights)
+    initial = values(v for _, v in weights)
     in_round.train_round()
     assert int(in_round.generator_optimizer.iterations.numpy()) == 50
 
@@ -140,11 +136,11 @@ def test_every_generator_update_of_a_dcgan_round_updates_the_average():
     lives = []
     for _ in range(50):
         one_by_one.train_generator()
-        lives.append(_values(trainable))
+        lives.append(values(trainable))
     # The same training: the live weights of both agree.
-    _assert_close_list(_values(v for _, v in weights), lives[-1], rtol=1e-5, atol=1e-7)
+    _assert_close_list(values(v for _, v in weights), lives[-1], rtol=1e-5, atol=1e-7)
 
-    average = _values(e for e, _ in weights)
+    average = values(e for e, _ in weights)
     _assert_close_list(average, _recurrence(initial, lives, decay), rtol=1e-5, atol=1e-7)
     # An average updated once per round would be 0.9 * initial + 0.1 * last: far from it.
     once = _recurrence(initial, lives[-1:], decay)
@@ -163,7 +159,7 @@ def test_fused_rounds_average_exactly_what_single_rounds_average():
         )
         trainer.train_steps(6)
         assert int(trainer.generator_optimizer.iterations.numpy()) == 6
-        return _values(trainer.generator_ema.variables), _values(trainer.generator.variables)
+        return values(trainer.generator_ema.variables), values(trainer.generator.variables)
 
     single_average, single_live = run(1)
     fused_average, fused_live = run(4)
@@ -175,12 +171,12 @@ def test_fused_rounds_average_exactly_what_single_rounds_average():
 def _rounds_recurrence(trainer, decay, rounds):
     """Trains ``rounds`` one-generator-update rounds; returns (average, recurrence)."""
     weights, _ = _split(trainer)
-    initial = _values(v for _, v in weights)
+    initial = values(v for _, v in weights)
     lives = []
     for _ in range(rounds):
         trainer.train_round()
-        lives.append(_values(v for _, v in weights))
-    return _values(e for e, _ in weights), _recurrence(initial, lives, decay)
+        lives.append(values(v for _, v in weights))
+    return values(e for e, _ in weights), _recurrence(initial, lives, decay)
 
 
 def test_shared_noise_rounds_update_the_average():
@@ -220,9 +216,9 @@ LOSS_KEYS = ("critic_loss", "generator_loss", "critic_real", "critic_fake")
 
 def test_the_average_leaves_live_training_bit_identical(tmp_path):
     off, off_rows = _fit(tmp_path / "off")
-    off_live = _values([*off.generator.variables, *off.critic.variables])
+    off_live = values([*off.generator.variables, *off.critic.variables])
     on, on_rows = _fit(tmp_path / "on", "train.generator_ema = 0.5")
-    on_live = _values([*on.generator.variables, *on.critic.variables])
+    on_live = values([*on.generator.variables, *on.critic.variables])
     assert [{k: r[k] for k in LOSS_KEYS} for r in on_rows] == [
         {k: r[k] for k in LOSS_KEYS} for r in off_rows
     ]
@@ -370,11 +366,11 @@ TWO_REPLICAS = textwrap.dedent(
     trainer = config.make_trainer()
     assert trainer.strategy.num_replicas_in_sync == 2
     weights, state = _split(trainer)
-    initial = _values(v for _, v in weights)
+    initial = values(v for _, v in weights)
     lives = []
     for _ in range(3):  # wgan: one generator update per round
         trainer.train_round()
-        lives.append(_values(v for _, v in weights))
+        lives.append(values(v for _, v in weights))
     def copies(variable):
         return [np.asarray(x) for x in
                 trainer.strategy.experimental_local_results(variable.value)]

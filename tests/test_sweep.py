@@ -121,6 +121,24 @@ def test_ladder_rung_five_is_exactly_the_wgan_experiment():
     assert difference <= {"build_critic.output_activation = None"}
 
 
+def test_precision_sweep_trains_dcgan_alike_in_float32_and_bfloat16():
+    sweep = sweeps.load_sweep_file(str(GIN / "sweeps" / "precision_dcgan.gin"))
+    grid = sweeps.cells(sweep)
+    assert [cell.bindings for cell in grid] == [
+        ("train.precision = 'float32'",),
+        ("train.precision = 'mixed_bfloat16'",),
+    ]
+    assert sweep.seeds >= 3
+    steps = set()
+    for cell in grid:
+        config.parse(list(sweep.gin_files), sweeps.run_bindings(sweep, cell, 0))
+        assert gin.query_parameter("train.precision") in ("float32", "mixed_bfloat16")
+        steps.add(gin.query_parameter("%NUM_STEPS"))
+        # The same number of generator updates, and no wall-clock budget to cut either short.
+        assert _query("train.max_train_seconds") is None
+    assert steps == {200}
+
+
 def _query(name):
     try:
         return gin.query_parameter(name)

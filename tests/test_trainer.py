@@ -5,11 +5,7 @@ import numpy as np
 import pytest
 
 from ganpipe import trainer as trainer_lib
-from tests.conftest import make_trainer
-
-
-def _values(variables):
-    return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
+from tests.conftest import make_trainer, values
 
 
 def _assert_unchanged(before, variables):
@@ -23,8 +19,8 @@ def _assert_changed(before, variables):
 
 def test_critic_update_leaves_generator_untouched_including_batch_norm_statistics():
     trainer = make_trainer("dcgan")  # Its generator has batch norm with moving statistics.
-    generator_before = _values(trainer.generator.variables)
-    critic_before = _values(trainer.critic.trainable_variables)
+    generator_before = values(trainer.generator.variables)
+    critic_before = values(trainer.critic.trainable_variables)
     trainer.train_critic()
     _assert_unchanged(generator_before, trainer.generator.variables)
     _assert_changed(critic_before, trainer.critic.trainable_variables)
@@ -40,8 +36,8 @@ def test_generator_update_leaves_critic_untouched():
         "{'block': 'batch_norm'}, {'block': 'flatten'},"
         "{'block': 'dense', 'units': 1}]",
     )
-    critic_before = _values(trainer.critic.variables)  # Includes its batch-norm statistics.
-    generator_before = _values(trainer.generator.trainable_variables)
+    critic_before = values(trainer.critic.variables)  # Includes its batch-norm statistics.
+    generator_before = values(trainer.generator.trainable_variables)
     trainer.train_generator()
     _assert_unchanged(critic_before, trainer.critic.variables)
     _assert_changed(generator_before, trainer.generator.trainable_variables)
@@ -116,14 +112,14 @@ def test_mixed_float16_loss_scaling_trains_both_sides(experiment):
     # The loss scaler starts at 2**15: updates whose scaled gradients overflow float16 are
     # skipped and the scale halved, so a side may need a few rounds before its first update.
     for _ in range(12):
-        before = {side: _values(v) for side, v in sides.items()}
+        before = {side: values(v) for side, v in sides.items()}
         metrics = trainer.train_round(1)
         assert all(np.isfinite(v) for v in metrics.values()), metrics
         # Overflows are the scaler's business, not the non-finite guard's.
         assert metrics["critic_nonfinite_grads"] == metrics["generator_nonfinite_grads"] == 0
         for side, variables in sides.items():
             moved[side] |= any(
-                not np.array_equal(a, b) for a, b in zip(before[side], _values(variables))
+                not np.array_equal(a, b) for a, b in zip(before[side], values(variables))
             )
         if all(moved.values()):
             break
@@ -132,9 +128,9 @@ def test_mixed_float16_loss_scaling_trains_both_sides(experiment):
 
 def _train_and_collect(*params, steps=6, experiment="wgan"):
     trainer = make_trainer(experiment, "Schedule.critic_steps = 2", *params)
-    trainer.initial = _values([*trainer.generator.variables, *trainer.critic.variables])
+    trainer.initial = values([*trainer.generator.variables, *trainer.critic.variables])
     trainer.train_steps(steps)
-    return trainer, _values([*trainer.generator.variables, *trainer.critic.variables])
+    return trainer, values([*trainer.generator.variables, *trainer.critic.variables])
 
 
 def test_fused_rounds_train_exactly_what_single_rounds_train():

@@ -9,11 +9,11 @@ import pytest
 import gin
 from ganpipe.models import factories
 from tests.conftest import make_trainer
-from tests.test_ablation import _diff, _operative
+from tests.test_ablation import ADAM_TO_RMSPROP, _diff, _operative
 from tests.test_resume import _train
 
 # What each file changes on top of dcgan.gin (see the comments in gin/r1.gin, gin/dragan.gin,
-# gin/sngan.gin). The Adam epsilon bindings leave the operative config where Adam is replaced.
+# gin/sngan.gin).
 DCGAN_SCHEDULE_TO_ONE_ONE = {
     "Schedule.critic_steps": ("5", "1"),
     "Schedule.generator_steps": ("50", "1"),
@@ -21,12 +21,7 @@ DCGAN_SCHEDULE_TO_ONE_ONE = {
 R1_SWITCHES = {
     "train.penalty": ("None", "@R1Penalty()"),
     "R1Penalty.gamma": (None, "10.0"),
-    "train.generator_optimizer": ("@generator/Adam", "@generator/RMSprop"),
-    "train.critic_optimizer": ("@critic/Adam", "@critic/RMSprop"),
-    "generator/Adam.learning_rate": ("9e-05", None),
-    "generator/Adam.epsilon": ("1e-08", None),
-    "critic/Adam.learning_rate": ("2e-05", None),
-    "critic/Adam.epsilon": ("1e-08", None),
+    **ADAM_TO_RMSPROP,
     "generator/RMSprop.learning_rate": (None, "0.0001"),
     "critic/RMSprop.learning_rate": (None, "0.0001"),
     **DCGAN_SCHEDULE_TO_ONE_ONE,
