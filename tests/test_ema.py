@@ -358,7 +358,8 @@ TWO_REPLICAS = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from ganpipe import config
-    from tests.test_ema import SMALL_MODELS, _recurrence, _split, _values
+    from tests.conftest import values
+    from tests.test_ema import SMALL_MODELS, _recurrence, _split
     config.parse(["gin/wgan.gin", "gin/testing/tiny.gin"], [*SMALL_MODELS,
         "train.strategy = @make_strategy()", "make_strategy.name = 'mirrored'",
         "make_strategy.devices = ['/cpu:0', '/cpu:1']", "train.generator_ema = 0.5",
