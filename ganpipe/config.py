@@ -94,19 +94,10 @@ def register() -> None:
 
 def _parameters(name: str) -> list[str]:
     obj = _SYMBOLS[name][0]
-    targets = (
-        [c.__init__ for c in obj.__mro__ if "__init__" in vars(c)]
-        if inspect.isclass(obj)
-        else [obj]
-    )
-    names = []
-    for target in targets:  # a class passing **kwargs on takes its bases' parameters too
-        params = inspect.signature(target).parameters
-        names += [p for p in params if p not in names]
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            break
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    params = inspect.signature(target).parameters
     denied = set(_SYMBOLS[name][2] or [])
-    return [p for p in names if p not in ("self", "args", "kwargs") and p not in denied]
+    return [p for p in params if p not in ("self", "args", "kwargs") and p not in denied]
 
 
 def _explain(error: Exception) -> str:
