@@ -7,6 +7,7 @@ initializers are registered here instead.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import logging as std_logging
@@ -17,9 +18,10 @@ from collections.abc import Sequence
 import keras
 
 import gin
-from ganpipe import constraints, distribute, optimizers, sweeps, trainer
+from ganpipe import constraints, distribute, optimizers, penalties, trainer
 from ganpipe import data as data_lib
 from ganpipe.models import factories
+from ganpipe.training import settings
 
 # Where the shipped experiment files live (a source checkout or an editable install).
 GIN_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "gin"))
@@ -27,17 +29,16 @@ GIN_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "gi
 # gin name -> (object, module shown in gin, denylist).
 _SYMBOLS = {
     "train": (trainer.Trainer, "ganpipe", None),
-    "Schedule": (trainer.Schedule, "ganpipe", None),
-    "Latent": (trainer.Latent, "ganpipe", None),
+    "Schedule": (settings.Schedule, "ganpipe", None),
+    "Latent": (settings.Latent, "ganpipe", None),
     "build_generator": (factories.build_generator, "ganpipe", ["num_classes"]),
     "build_critic": (factories.build_critic, "ganpipe", ["input_shape", "num_classes"]),
     "load_images": (data_lib.load_images, "ganpipe", None),
     "make_strategy": (distribute.make_strategy, "ganpipe", None),
     "WeightClip": (constraints.WeightClip, "ganpipe", None),
-    "GradientPenalty": (constraints.GradientPenalty, "ganpipe", None),
-    "R1Penalty": (constraints.R1Penalty, "ganpipe", None),
-    "DraganPenalty": (constraints.DraganPenalty, "ganpipe", None),
-    "sweep": (sweeps.make_sweep, "ganpipe", None),
+    "GradientPenalty": (penalties.GradientPenalty, "ganpipe", None),
+    "R1Penalty": (penalties.R1Penalty, "ganpipe", None),
+    "DraganPenalty": (penalties.DraganPenalty, "ganpipe", None),
     # Keras' Adam and AdamW with a fused update (ganpipe/optimizers.py); gin names unchanged.
     "Adam": (optimizers.Adam, "ganpipe", None),
     "AdamW": (optimizers.AdamW, "ganpipe", None),
@@ -83,13 +84,30 @@ class ConfigError(ValueError):
 
 
 def register() -> None:
-    """Registers every configurable once per process."""
-    if CONFIGURABLES:
-        return
+    """Registers every configurable (once per process; calling again is free)."""
     for name, (obj, module, denylist) in _SYMBOLS.items():
-        CONFIGURABLES[name] = gin.external_configurable(
-            obj, name=name, module=module, denylist=denylist
-        )
+        if name not in CONFIGURABLES:
+            CONFIGURABLES[name] = gin.external_configurable(
+                obj, name=name, module=module, denylist=denylist
+            )
+
+
+def register_configurable(
+    name: str, obj, *, module: str = "ganpipe", denylist: Sequence[str] | None = None
+):
+    """Registers ``obj`` as the gin configurable ``name`` for a module that config.py does not
+    import (the sweep library registers ``sweep`` so, and config.py stays free of it); returns
+    the gin-wrapped callable, which applies the parsed bindings. Registering the same object
+    again returns the same callable.
+
+    Raises:
+        ValueError: ``name`` is already the name of another object.
+    """
+    if name in _SYMBOLS and _SYMBOLS[name][0] is not obj:
+        raise ValueError(f"The gin name {name!r} is already taken by {_SYMBOLS[name][0]!r}.")
+    _SYMBOLS[name] = (obj, module, list(denylist) if denylist is not None else None)
+    register()
+    return CONFIGURABLES[name]
 
 
 def _parameters(name: str) -> list[str]:
@@ -186,3 +204,49 @@ def make_trainer(**overrides) -> trainer.Trainer:
                 "--gin_param."
             ) from error
         raise
+
+
+def setting(configurable: str, parameter: str):
+    """The value the parsed config gives ``configurable``'s ``parameter``, as gin would pass it
+    when calling it: the binding with its references resolved (a factory bound as
+    ``@build_generator`` comes back as a callable that applies its own bindings, ``@Latent()``
+    as the object it makes, a macro as its value), or, where nothing is bound, the default in
+    the configurable's signature. Nothing else is built.
+
+    Raises:
+        ConfigError: ``configurable`` is not one of ours, it has no such parameter, or the
+            parameter is required and not bound.
+    """
+    register()
+    if configurable not in _SYMBOLS:
+        raise ConfigError(
+            f"{configurable!r} is not a configurable. Known: {', '.join(sorted(_SYMBOLS))}."
+        )
+    known = _parameters(configurable)
+    if parameter not in known:
+        raise ConfigError(
+            f"{configurable} has no parameter {parameter!r}. Its parameters: {', '.join(known)}."
+        )
+    bindings = gin.get_bindings(configurable, resolve_references=False)
+    if parameter in bindings:
+        # gin resolves a configurable's bindings by deep-copying them (ConfigurableReference
+        # implements __deepcopy__): references to call are called, the others are wrapped.
+        return copy.deepcopy(bindings[parameter])
+    obj = _SYMBOLS[configurable][0]
+    default = (
+        inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
+        .parameters[parameter]
+        .default
+    )
+    if default is inspect.Parameter.empty:
+        raise ConfigError(
+            f"{configurable}.{parameter} is required and not bound. Bind it in a gin file or "
+            "with --gin_param."
+        )
+    return default
+
+
+def train_setting(name: str):
+    """``setting('train', name)``: what the parsed config gives the trainer's parameter
+    ``name`` (bound value, else ``Trainer``'s default), without building the trainer."""
+    return setting("train", name)

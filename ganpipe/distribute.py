@@ -187,13 +187,36 @@ def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
     return WorkerRole(is_chief, f"{task_type} {task_id}")
 
 
-def split_global_batch(global_batch: int, strategy: tf.distribute.Strategy) -> int:
-    """Per-replica batch for a global batch; refuses a global batch the replicas cannot share."""
-    replicas = strategy.num_replicas_in_sync
+def per_replica_batch(global_batch: int, strategy_or_context=None) -> int:
+    """Each replica's share of a global batch: ``global_batch // num_replicas_in_sync``.
+
+    Args:
+        global_batch: The batch over all replicas (``BATCH_SIZE``).
+        strategy_or_context: A ``tf.distribute.Strategy`` or replica context (anything with
+            ``num_replicas_in_sync``). None uses the current replica context, or in
+            cross-replica context the strategy in scope (``tf.distribute.get_strategy()``).
+
+    Raises:
+        ValueError: the replicas cannot share ``global_batch`` equally.
+    """
+    source = strategy_or_context
+    if source is None:
+        source = tf.distribute.get_replica_context()
+        if source is None:  # Cross-replica context: the strategy in scope.
+            source = tf.distribute.get_strategy()
+    replicas = source.num_replicas_in_sync
     if global_batch % replicas:
         raise ValueError(
             f"BATCH_SIZE (the global batch) = {global_batch} is not divisible by the "
-            f"{replicas} replicas of {type(strategy).__name__}. Choose a multiple of {replicas}, "
+            f"{replicas} replicas of {type(source).__name__}. Choose a multiple of {replicas}, "
             f"e.g. {max(replicas, global_batch // replicas * replicas)}."
         )
     return global_batch // replicas
+
+
+def split_global_batch(global_batch: int, strategy: tf.distribute.Strategy) -> int:
+    """Per-replica batch for a global batch; refuses a global batch the replicas cannot share.
+
+    The check the trainer runs at construction; ``per_replica_batch`` with a strategy.
+    """
+    return per_replica_batch(global_batch, strategy)

@@ -78,8 +78,8 @@ def table(result: dict) -> str:
 
 def main(argv) -> int:
     del argv
-    from ganpipe.eval import evaluation
-    from ganpipe.rundir import atomic_write
+    from ganpipe import rundir
+    from ganpipe.eval import evaluation, run
 
     try:
         if FLAGS.reference:
@@ -90,7 +90,7 @@ def main(argv) -> int:
         else:
             if not FLAGS.run_dir:
                 raise ValueError("Give --run_dir=RUN (or --reference for the real-data floor).")
-            result = evaluation.evaluate_run(
+            result = run.evaluate_run(
                 FLAGS.run_dir,
                 checkpoint=FLAGS.checkpoint,
                 num_samples=FLAGS.num_samples,
@@ -99,14 +99,14 @@ def main(argv) -> int:
                 inception_weights=FLAGS.inception_weights,
                 live=FLAGS.live_generator,
             )
-            target = os.path.join(FLAGS.run_dir, "eval.json")
+            target = os.path.join(FLAGS.run_dir, rundir.EVAL)
     except (ValueError, FileNotFoundError) as error:
         print(f"ganpipe.evaluate: error: {error}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=2) + "\n"
     for path in (target, FLAGS.output_json):
         if path:
-            atomic_write(path, text)
+            rundir.atomic_write(path, text)
             logging.info("Wrote %s", path)
     print(f"{result['what']}  (evaluator {result['evaluator']})")
     print(table(result))

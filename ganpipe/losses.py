@@ -25,18 +25,26 @@ class GANLoss:
             itself must not end in a sigmoid).
         wasserstein_estimate: True where mean(real) - mean(fake) estimates a distance (the
             Wasserstein family), so the trainer logs it.
+        generator_uses_real: True where the generator's loss depends on the critic's scores of
+            real images too (relativistic losses): the generator update then scores the last
+            critic update's real batch (no extra data is drawn) and passes ``real_scores``.
     """
 
     name = "base"
     uses_sigmoid = False
     wasserstein_estimate = False
+    generator_uses_real = False
 
     def critic(self, real_scores, fake_scores):
         """Per-example critic loss, shape ``(batch,)``."""
         raise NotImplementedError
 
-    def generator(self, fake_scores):
-        """Per-example generator loss, shape ``(batch,)``."""
+    def generator(self, fake_scores, real_scores=None):
+        """Per-example generator loss, shape ``(batch,)``.
+
+        ``real_scores`` are the critic's scores of real images of the same replica, given when
+        ``generator_uses_real`` is set (None otherwise).
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -59,7 +67,7 @@ class Minimax(GANLoss):
     def critic(self, real_scores, fake_scores):
         return ops.softplus(-real_scores) + ops.softplus(fake_scores)
 
-    def generator(self, fake_scores):
+    def generator(self, fake_scores, real_scores=None):
         return -ops.softplus(fake_scores)
 
 
@@ -71,7 +79,7 @@ class NonSaturating(Minimax):
 
     name = "non_saturating"
 
-    def generator(self, fake_scores):
+    def generator(self, fake_scores, real_scores=None):
         return ops.softplus(-fake_scores)
 
 
@@ -87,7 +95,7 @@ class Wasserstein(GANLoss):
     def critic(self, real_scores, fake_scores):
         return fake_scores - real_scores
 
-    def generator(self, fake_scores):
+    def generator(self, fake_scores, real_scores=None):
         return -fake_scores
 
 
@@ -102,7 +110,7 @@ class Hinge(GANLoss):
     def critic(self, real_scores, fake_scores):
         return ops.relu(1.0 - real_scores) + ops.relu(1.0 + fake_scores)
 
-    def generator(self, fake_scores):
+    def generator(self, fake_scores, real_scores=None):
         return -fake_scores
 
 
@@ -117,7 +125,7 @@ class LeastSquares(GANLoss):
     def critic(self, real_scores, fake_scores):
         return 0.5 * ops.square(real_scores - 1.0) + 0.5 * ops.square(fake_scores)
 
-    def generator(self, fake_scores):
+    def generator(self, fake_scores, real_scores=None):
         return 0.5 * ops.square(fake_scores - 1.0)
 
 

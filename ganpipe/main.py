@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}. Use --gin_param for bindings.")
     from ganpipe import config  # Imported here so --help stays fast.
-    from ganpipe.actions import NonFiniteLossError, Preempted
+    from ganpipe.training.callbacks import NonFiniteLossError, Preempted
     from ganpipe.rundir import RunDirectory, RunDirectoryError
 
     output_dir = FLAGS.output_dir or os.path.join(

@@ -9,9 +9,24 @@ import re
 import tempfile
 from collections.abc import Iterable
 
-CONFIG_FILE = "config.gin"
-OPERATIVE_CONFIG_FILE = "operative_config.gin"
+# Every name in a run directory's layout. Renaming one breaks existing runs.
+CONFIG_FILE = "config.gin"  # what was asked; compared on resume
+OPERATIVE_CONFIG_FILE = "operative_config.gin"  # what was used
 LOCK_FILE = ".lock"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+BEST = "best"  # checkpoints/best: the lowest FD during training
+SAMPLES = "samples"
+TENSORBOARD = "tensorboard"
+GENERATOR = "generator.keras"  # the sampling generator (the weight average when there is one)
+LIVE_GENERATOR = "generator_live.keras"  # the live weights, beside an average
+EVAL = "eval.json"
+# Object keys of a run's tf.train.Checkpoint that evaluation restores (renaming one makes every
+# existing checkpoint unreadable). The checkpoint also holds the critic, both optimizers, the
+# elapsed time and the best FD.
+GENERATOR_KEY = "generator"
+GENERATOR_EMA_KEY = "generator_ema"  # only in runs with train.generator_ema
+STEP_KEY = "step"
 
 # Bindings that may change between a run and its resumption: the budgets. Raising the step or
 # time budget extends a run.

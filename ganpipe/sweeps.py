@@ -26,6 +26,9 @@ from collections.abc import Mapping, Sequence
 
 from absl import logging
 
+from ganpipe import rundir
+from ganpipe.timefmt import format_duration
+
 RESULT = "result.json"
 STATUS_DONE, STATUS_NON_FINITE = "done", "non_finite"
 # Columns of results.csv taken from each run's eval.json, in order.
@@ -264,11 +267,11 @@ def load_sweep_file(path: str) -> Sweep:
 
     if not os.path.isfile(path):
         raise SweepError(f"Sweep file {path!r} not found.")
-    config.register()
+    make = config.register_configurable("sweep", make_sweep)
     gin.clear_config()
     try:
         gin.parse_config_file(path, skip_unknown=False)
-        spec = config.CONFIGURABLES["sweep"]()
+        spec = make()
     except SweepError:
         raise
     except Exception as error:  # gin raises ValueError, SyntaxError, KeyError, ...
@@ -362,10 +365,8 @@ class Runner:
                 f"{self.output_dir} exists and is not a sweep directory (no sweep.json). Use a "
                 "new --output_dir."
             )
-        from ganpipe.rundir import atomic_write
-
         os.makedirs(os.path.join(self.output_dir, "logs"), exist_ok=True)
-        atomic_write(path, json.dumps(wanted, indent=2) + "\n")
+        rundir.atomic_write(path, json.dumps(wanted, indent=2) + "\n")
 
     def jobs(self) -> list[tuple[Cell, int]]:
         """Every (cell, seed), seed-major: all cells of seed 0 first, so an early stop still
@@ -430,7 +431,7 @@ class Runner:
             raise SweepInterrupted(f"Run {run_dir} was interrupted; it resumes on the next call.")
         if code == 2:
             raise SweepError(f"Run {run_dir} refused its input (exit 2):\n{self._tail(train_log)}")
-        row.update(summarize_training(os.path.join(run_dir, "metrics.jsonl")))
+        row.update(summarize_training(os.path.join(run_dir, rundir.METRICS)))
         if code == 3:
             row["status"] = STATUS_NON_FINITE
         elif code != 0:
@@ -458,14 +459,12 @@ class Runner:
                     f"Scoring {run_dir} failed (exit {code}); see {eval_log}:\n"
                     f"{self._tail(eval_log)}"
                 )
-            with open(os.path.join(run_dir, "eval.json")) as f:
+            with open(os.path.join(run_dir, rundir.EVAL)) as f:
                 metrics = json.load(f)["metrics"]
             row.update({name: metrics[name] for name in METRICS if name in metrics})
             row["status"] = STATUS_DONE
         row["wall_seconds"] = round(time.monotonic() - started, 1)
-        from ganpipe.rundir import atomic_write
-
-        atomic_write(os.path.join(run_dir, RESULT), json.dumps(row, indent=2) + "\n")
+        rundir.atomic_write(os.path.join(run_dir, RESULT), json.dumps(row, indent=2) + "\n")
         return row
 
     def run(self) -> list[dict]:
@@ -481,8 +480,6 @@ class Runner:
             len(todo),
             self.parallel,
         )
-        from ganpipe.actions import _clock
-
         started, completed = time.monotonic(), 0
 
         def one(job):
@@ -508,8 +505,8 @@ class Runner:
                         row["status"],
                         row.get("steps"),
                         f", FD {fd:.2f}" if fd is not None else "",
-                        _clock(elapsed),
-                        _clock(left),
+                        format_duration(elapsed),
+                        format_duration(left),
                     )
             except BaseException:
                 for future in futures:
@@ -547,8 +544,6 @@ def aggregate(rows: Sequence[Mapping], cell_list: Sequence[Cell]) -> list[dict]:
 
 
 def write_csv(path: str, rows: Sequence[Mapping]) -> None:
-    from ganpipe.rundir import atomic_write
-
     columns = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -556,7 +551,7 @@ def write_csv(path: str, rows: Sequence[Mapping]) -> None:
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(path, text.getvalue())
+    rundir.atomic_write(path, text.getvalue())
 
 
 def _cell_text(value: tuple[float, float] | None, fmt: str) -> str:
@@ -617,12 +612,10 @@ def plot(path: str, rows: Sequence[Mapping], cell_list: Sequence[Cell], metric: 
 
 def write_reports(output_dir: str, rows: Sequence[Mapping], cell_list: Sequence[Cell]) -> str:
     """results.csv, results.md and fd.png from the finished runs; returns the markdown table."""
-    from ganpipe.rundir import atomic_write
-
     present = [r for r in rows if r]
     write_csv(os.path.join(output_dir, "results.csv"), present)
     table = markdown_table(aggregate(present, cell_list))
-    atomic_write(os.path.join(output_dir, "results.md"), table)
+    rundir.atomic_write(os.path.join(output_dir, "results.md"), table)
     if any(r["status"] == STATUS_DONE for r in present):
         plot(os.path.join(output_dir, "fd.png"), present, cell_list)
     return table

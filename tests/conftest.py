@@ -15,11 +15,25 @@ import pytest  # noqa: E402
 
 import gin  # noqa: E402
 from ganpipe import config  # noqa: E402
+from ganpipe.eval.evaluation import CACHE_DIR_ENV  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 GIN = REPO / "gin"
 EXPERIMENTS = sorted(p.stem for p in GIN.glob("*.gin"))
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def evaluation_cache(tmp_path_factory):
+    """Evaluation's disk cache (the reference features) in a temporary folder for the whole
+    session, never in ~/.cache/ganpipe; subprocesses inherit it through the environment."""
+    previous = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("ganpipe-cache"))
+    yield os.environ[CACHE_DIR_ENV]
+    if previous is None:
+        os.environ.pop(CACHE_DIR_ENV, None)
+    else:
+        os.environ[CACHE_DIR_ENV] = previous
 
 
 @pytest.fixture(autouse=True)

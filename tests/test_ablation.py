@@ -35,7 +35,7 @@ def test_without_clipping_critic_weights_leave_the_range():
 
 def _op_types(trainer):
     """Every op type in the traced round, including loop bodies and nested functions."""
-    concrete = trainer._round.get_concrete_function(trainer._iterator, tf.constant(1))
+    concrete = trainer.compiled_round.get_concrete_function(trainer.iterator, tf.constant(1))
     graph_def = concrete.graph.as_graph_def()
     ops = {node.op for node in graph_def.node}
     for function in graph_def.library.function:

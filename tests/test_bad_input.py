@@ -172,7 +172,7 @@ def test_table_has_at_least_30_cases():
 def test_checkpoint_from_an_incompatible_model_is_refused(tmp_path):
     import shutil
 
-    from ganpipe import actions
+    from ganpipe.training import writers
     from tests.conftest import make_trainer
 
     make_trainer("gan").fit(str(tmp_path / "gan"))
@@ -182,4 +182,4 @@ def test_checkpoint_from_an_incompatible_model_is_refused(tmp_path):
     checkpoint = tf.train.Checkpoint(generator=trainer.generator, critic=trainer.critic)
     shutil.copytree(tmp_path / "gan" / "checkpoints", tmp_path / "copied")
     with pytest.raises(ValueError, match="does not fit the models"):
-        actions.Checkpointer(str(tmp_path / "copied"), checkpoint, 3).restore()
+        writers.Checkpointer(str(tmp_path / "copied"), checkpoint, 3).restore()

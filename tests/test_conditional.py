@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 
 import gin
-from ganpipe import actions, config
-from ganpipe import trainer as trainer_lib
+from ganpipe import config
+from ganpipe.training import backend, callbacks, writers
+from ganpipe.training.settings import Latent
 from ganpipe.data import ImageArray, make_training_dataset
 from ganpipe.models import conditioning, factories
 from tests import test_resume
@@ -277,12 +278,12 @@ def test_labels_out_of_step_with_their_images_are_caught():
 def test_fake_labels_are_uniform_over_the_classes_and_reproducible_from_the_seed():
     def draws(seed, counters=100):
         trainer = make_trainer("cgan", "BATCH_SIZE = 64", f"train.seed = {seed}")
-        steps, out = trainer._steps, {0: [], 1: []}
+        steps, out = trainer.steps, {0: [], 1: []}
         for counter in range(counters):
             trainer.critic_optimizer.iterations.assign(counter)
             trainer.generator_optimizer.iterations.assign(counter)
-            out[0].append(steps._fake_labels(trainer.critic_optimizer, 0).numpy())
-            out[1].append(steps._fake_labels(trainer.generator_optimizer, 1).numpy())
+            out[0].append(steps.fake_labels(trainer.critic_optimizer, 0).numpy())
+            out[1].append(steps.fake_labels(trainer.generator_optimizer, 1).numpy())
         return {side: np.concatenate(v) for side, v in out.items()}
 
     first, again, other = draws(5), draws(5), draws(6)
@@ -300,14 +301,14 @@ def test_fake_labels_are_uniform_over_the_classes_and_reproducible_from_the_seed
 
 def test_fake_labels_use_their_own_stream_and_replicas_split_one_global_draw():
     seed, counter, batch = 7, tf.constant(3, tf.int64), 8
-    labels = trainer_lib.ReplicaRandom(seed, counter, trainer_lib._LABELS, batch)
-    noise = trainer_lib.ReplicaRandom(seed, counter, trainer_lib._CRITIC_NOISE, batch)
-    assert trainer_lib._LABELS not in (
-        trainer_lib._CRITIC_NOISE,
-        trainer_lib._GENERATOR_NOISE,
-        trainer_lib._PENALTY,
+    labels = backend.ReplicaRandom(seed, counter, backend.LABELS, batch)
+    noise = backend.ReplicaRandom(seed, counter, backend.CRITIC_NOISE, batch)
+    assert backend.LABELS not in (
+        backend.CRITIC_NOISE,
+        backend.GENERATOR_NOISE,
+        backend.PENALTY,
     )
-    assert trainer_lib._LABELS < trainer_lib._STREAMS
+    assert backend.LABELS < backend.STREAMS
     whole = labels.integers([batch, 2], 10).numpy()
     expected = tf.random.stateless_uniform(
         [batch, 2], seed=[seed, 3 * 4 + 3], minval=0, maxval=10, dtype=tf.int32
@@ -484,7 +485,7 @@ class _FakeGenerator:
 
 def test_per_class_grid_has_one_row_per_class_and_one_noise_per_column(tmp_path):
     noise = np.array([[0.0, 9.0], [1.0, 9.0], [2.0, 9.0], [3.0, 9.0]], np.float32)
-    grid = actions.SampleGrid(str(tmp_path), noise, (0.0, 1.0), num_classes=5)
+    grid = writers.SampleGrid(str(tmp_path), noise, (0.0, 1.0), num_classes=5)
     path = grid(_FakeGenerator(num_classes=5), step=7)
     assert path.endswith("step_000007.png")
     png = tf.io.decode_png(open(path, "rb").read()).numpy()
@@ -516,9 +517,9 @@ def fashion_mnist_evaluation():
 
     test = load_images(source="fashion_mnist", split="test")
     by_class = [test.images[test.labels == k].astype(np.float32) / 255.0 for k in range(10)]
-    evaluation = actions.Evaluation(
+    evaluation = callbacks.Scorer(
         "fashion_mnist",
-        latent=trainer_lib.Latent(),
+        latent=Latent(),
         value_range=(0.0, 1.0),
         num_samples=2000,
         seed=0,
@@ -545,9 +546,9 @@ def test_conditional_accuracy_of_a_generator_that_ignores_the_label(fashion_mnis
 def test_conditional_accuracy_needs_the_evaluators_classes():
     if not FASHION_MNIST_DIR.is_dir():
         pytest.skip("apt-get install dataset-fashion-mnist")
-    evaluation = actions.Evaluation(
+    evaluation = callbacks.Scorer(
         "fashion_mnist",
-        latent=trainer_lib.Latent(),
+        latent=Latent(),
         value_range=(0.0, 1.0),
         num_samples=100,
         seed=0,

@@ -39,6 +39,58 @@ def test_global_batch_must_divide_over_replicas():
         distribute.split_global_batch(63, TwoReplicas())
 
 
+class _Replicas:
+    def __init__(self, count):
+        self.num_replicas_in_sync = count
+
+
+@pytest.mark.parametrize("replicas, per_replica", [(1, 64), (2, 32), (4, 16), (64, 1)])
+def test_per_replica_batch_of_a_strategy_or_context(replicas, per_replica):
+    assert distribute.per_replica_batch(64, _Replicas(replicas)) == per_replica
+
+
+def test_per_replica_batch_refuses_an_uneven_split():
+    with pytest.raises(ValueError, match="BATCH_SIZE .* = 50 is not divisible by the 4 replicas"):
+        distribute.per_replica_batch(50, _Replicas(4))
+
+
+def test_per_replica_batch_defaults_to_the_current_context_or_strategy():
+    assert distribute.per_replica_batch(64) == 64  # the default replica context
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():  # cross-replica context: the strategy in scope
+        assert distribute.per_replica_batch(64) == 64
+    shares = strategy.run(lambda: tf.constant(distribute.per_replica_batch(64)))
+    assert int(strategy.experimental_local_results(shares)[0]) == 64
+
+
+PER_REPLICA_SCRIPT = textwrap.dedent(
+    """
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from ganpipe import distribute
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        assert distribute.per_replica_batch(64) == 32
+    shares = strategy.run(lambda: tf.constant(distribute.per_replica_batch(64)))
+    assert [int(s) for s in strategy.experimental_local_results(shares)] == [32, 32]
+    print("PER-REPLICA-OK")
+    """
+)
+
+
+def test_per_replica_batch_on_two_logical_cpus():
+    result = subprocess.run(
+        [sys.executable, "-c", PER_REPLICA_SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "PER-REPLICA-OK" in result.stdout
+
+
 MIRRORED_SCRIPT = textwrap.dedent(
     """
     import sys

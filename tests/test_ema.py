@@ -16,8 +16,8 @@ import pytest
 import tensorflow as tf
 
 import gin
-from ganpipe import actions
-from ganpipe import trainer as trainer_lib
+from ganpipe import rundir
+from ganpipe.training import writers
 from tests.conftest import REPO, make_trainer, values
 
 SMALL_MODELS = (
@@ -242,7 +242,7 @@ def test_samples_evaluation_and_saved_generators_come_from_the_average(tmp_path)
         seen.append(generator)
         return {"eval_fd": 10.0 - len(seen)}  # improves every time: the best checkpoint moves
 
-    trainer._evaluation, trainer.eval_every = evaluation, 1
+    trainer.evaluate_with(evaluation, every=1)
     run = tmp_path / "run"
     trainer.fit(str(run))
     assert seen and all(g is trainer.generator_ema for g in seen)
@@ -253,7 +253,7 @@ def test_samples_evaluation_and_saved_generators_come_from_the_average(tmp_path)
     saved = keras.saving.load_model(run / "generator.keras")
     np.testing.assert_array_equal(_outputs(saved, noise), average)
     assert saved.trainable  # saved as an ordinary generator
-    saved_live = keras.saving.load_model(run / trainer_lib.LIVE_GENERATOR_FILE)
+    saved_live = keras.saving.load_model(run / rundir.LIVE_GENERATOR)
     np.testing.assert_array_equal(_outputs(saved_live, noise), live)
 
     # The last sample grid is the average's view of the fixed noise, not the live generator's.
@@ -262,10 +262,10 @@ def test_samples_evaluation_and_saved_generators_come_from_the_average(tmp_path)
     ).numpy()
     png = tf.io.decode_png(tf.io.read_file(str(run / "samples" / "step_000003.png"))).numpy()
     np.testing.assert_array_equal(
-        png, actions.image_grid(_outputs(trainer.generator_ema, fixed), trainer.value_range)
+        png, writers.image_grid(_outputs(trainer.generator_ema, fixed), trainer.value_range)
     )
     assert not np.array_equal(
-        png, actions.image_grid(_outputs(trainer.generator, fixed), trainer.value_range)
+        png, writers.image_grid(_outputs(trainer.generator, fixed), trainer.value_range)
     )
 
     # Latest and best checkpoints hold the average.
@@ -277,21 +277,21 @@ def test_samples_evaluation_and_saved_generators_come_from_the_average(tmp_path)
 
 def test_evaluate_scores_the_average_or_the_live_weights(tmp_path):
     from ganpipe.eval import evaluation
+    from ganpipe.eval import run as eval_run
 
-    trainer, _ = _fit(tmp_path / "run", "train.generator_ema = 0.5")
+    run = tmp_path / "run"
+    trainer, _ = _fit(run, "train.generator_ema = 0.5")
+    (run / rundir.CONFIG_FILE).write_text(gin.config_str())  # as `ganpipe.main` writes it
     noise = np.random.default_rng(1).normal(0, 1, (5, 16)).astype(np.float32)
     average, live = _outputs(trainer.generator_ema, noise), _outputs(trainer.generator, noise)
     for checkpoint in ("latest", "final"):
         for use_live, expected in ((False, average), (True, live)):
             gin.clear_config()
             keras.utils.clear_session()
-            fresh = small("wgan", "train.generator_ema = 0.5")
-            generator, _, step = evaluation._restore(
-                fresh, str(tmp_path / "run"), checkpoint, use_live
-            )
-            assert generator is (fresh.generator if use_live else fresh.generator_ema)
-            assert step == 3
-            np.testing.assert_allclose(_outputs(generator, noise), expected, rtol=0, atol=1e-6)
+            restored, _ = eval_run.restore_run_generator(str(run), checkpoint, live=use_live)
+            assert restored.weights == (evaluation.LIVE if use_live else evaluation.AVERAGE)
+            assert restored.step == 3
+            np.testing.assert_allclose(_outputs(restored.model, noise), expected, rtol=0, atol=1e-6)
 
 
 # --- stop and resume ------------------------------------------------------------------------
@@ -319,11 +319,11 @@ def test_a_checkpoint_without_the_average_is_refused(tmp_path):
 
 def test_skip_undoes_the_average_with_the_round(tmp_path):
     trainer = small("wgan", "train.generator_ema = 0.5")
-    before = trainer._snapshot()
+    before = trainer.state.snapshot()
     trainer.train_round()
     weights, _ = _split(trainer)
     assert any(not np.array_equal(np.asarray(e), b) for (e, _), b in zip(weights, before))
-    trainer._restore_snapshot(before)
+    trainer.state.restore_snapshot(before)
     for e, b in zip(trainer.generator_ema.variables, before[len(trainer.generator.variables) :]):
         np.testing.assert_array_equal(np.asarray(e), b)
 

@@ -11,7 +11,7 @@ import time
 import keras
 import pytest
 
-from ganpipe import actions
+from ganpipe.training import writers
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -109,7 +109,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     assert (run / "samples" / f"step_{STEPS:06d}.png").is_file()
     assert len(list((run / "tensorboard").iterdir())) == 1  # one writer, no clashing files
     generator = keras.saving.load_model(run / "generator.keras")
-    assert actions.fingerprint(generator.variables) == generator_print
+    assert writers.fingerprint(generator.variables) == generator_print
 
     # The other worker wrote nothing that stayed: its scratch copies were removed.
     assert list(scratch.iterdir()) == []

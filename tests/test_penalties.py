@@ -1,13 +1,14 @@
-"""R1 and DRAGAN penalties: closed-form values, what they look at, their randomness, validation,
-and their effect on a real critic update when an experiment swaps ``train.penalty``."""
+"""The penalties (WGAN-GP, R1 / R2, DRAGAN): closed-form values, what they look at, their
+randomness, validation, the lazy-regularization interval ``every``, and their effect on a real
+critic update when an experiment swaps ``train.penalty``."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganpipe import config, constraints
-from ganpipe import trainer as trainer_lib
-from tests.conftest import make_trainer
+from ganpipe import config, penalties
+from ganpipe.training import backend
+from tests.conftest import make_trainer, parse
 
 SHAPE = [6, 2, 2, 1]  # a batch of six 2x2 one-channel images
 
@@ -34,7 +35,83 @@ def _images(seed, shape=SHAPE):
 
 
 def _rng(counter=0, global_batch=SHAPE[0]):
-    return trainer_lib.ReplicaRandom(0, counter, trainer_lib._PENALTY, global_batch)
+    return backend.ReplicaRandom(0, counter, backend.PENALTY, global_batch)
+
+
+# --- The input gradient ------------------------------------------------------------------------
+
+
+def test_input_gradient_sq_norms_of_a_linear_critic_is_the_squared_weight_norm():
+    weights = [3.0, 4.0, 0.0, 12.0]  # ||w||^2 = 169 at every x
+    sq_norms = penalties.input_gradient_sq_norms(_linear_critic(weights), _images(20))
+    assert sq_norms.shape == (SHAPE[0],) and sq_norms.dtype == tf.float32
+    np.testing.assert_allclose(sq_norms.numpy(), np.full(SHAPE[0], 169.0), rtol=1e-6)
+
+
+def test_input_gradient_sq_norms_are_per_example():
+    # D(x) = ||x||^2 / 2 has gradient x: row i is ||x_i||^2, not a batch total.
+    images = _images(21)
+    sq_norms = penalties.input_gradient_sq_norms(_quadratic_critic, images).numpy()
+    expected = np.sum(np.square(images.numpy()).reshape(SHAPE[0], -1), axis=1)
+    np.testing.assert_allclose(sq_norms, expected, rtol=1e-6)
+    assert len(np.unique(sq_norms)) == SHAPE[0]
+
+
+def test_input_gradient_sq_norms_are_float32_for_16_bit_images_and_scores():
+    # As under mixed precision: 16-bit images and scores, so the gradient arrives in bfloat16.
+    # Its entries (3, 4, 0, 12) are exact in bfloat16, so the float32 result is exactly 169.
+    critic = _linear_critic([3.0, 4.0, 0.0, 12.0])
+    sq_norms = penalties.input_gradient_sq_norms(
+        lambda x: tf.cast(critic(tf.cast(x, tf.float32)), tf.bfloat16),
+        tf.cast(_images(22), tf.bfloat16),
+    )
+    assert sq_norms.dtype == tf.float32
+    np.testing.assert_array_equal(sq_norms.numpy(), np.full(SHAPE[0], 169.0, np.float32))
+
+
+# --- WGAN-GP ----------------------------------------------------------------------------------
+
+
+def test_gradient_penalty_on_a_linear_critic():
+    # D(x) = w . x has gradient w everywhere: the penalty is lambda (||w|| - 1)^2 per example.
+    weights = [3.0, 4.0, 0.0, 0.0]  # ||w|| = 5
+    real = tf.random.stateless_normal(SHAPE, seed=[1, 2])
+    fake = tf.random.stateless_normal(SHAPE, seed=[3, 4])
+    values = penalties.GradientPenalty(weight=10.0)(
+        _linear_critic(weights, bias=0.0), real, fake, _rng()
+    )
+    np.testing.assert_allclose(values.numpy(), np.full(SHAPE[0], 10.0 * 16.0), rtol=1e-5)
+
+
+def test_gradient_penalty_is_finite_with_finite_gradient_when_critic_gradient_is_zero():
+    penalty = penalties.GradientPenalty(weight=10.0)
+    real = tf.ones([4, 3])
+    fake = tf.zeros([4, 3])
+    w = tf.Variable(tf.zeros([3, 1]))
+
+    with tf.GradientTape() as tape:
+        value = tf.reduce_mean(
+            penalty(lambda x: tf.matmul(x, w), real, fake, tf.random.Generator.from_seed(1))
+        )
+    grad = tape.gradient(value, w)
+    assert np.isfinite(value.numpy()) and value.numpy() == pytest.approx(10.0, rel=1e-5)
+    assert np.all(np.isfinite(grad.numpy()))
+
+
+def test_gradient_penalty_interpolates_between_real_and_fake_with_uniform_weights():
+    seen = []
+
+    def critic(x):
+        seen.append(x)
+        return tf.reduce_sum(x, axis=1, keepdims=True)
+
+    real = tf.ones([2000, 1])
+    fake = tf.zeros([2000, 1])
+    penalties.GradientPenalty()(critic, real, fake, tf.random.Generator.from_seed(2))
+    eps = seen[0].numpy().ravel()  # x_hat = eps * 1 + (1 - eps) * 0
+    assert eps.min() >= 0.0 and eps.max() <= 1.0
+    assert abs(eps.mean() - 0.5) < 0.03 and abs(eps.var() - 1.0 / 12.0) < 0.01
+    assert len(np.unique(eps)) > 1900  # one weight per example
 
 
 # --- R1 ---------------------------------------------------------------------------------------
@@ -43,14 +120,14 @@ def _rng(counter=0, global_batch=SHAPE[0]):
 @pytest.mark.parametrize("gamma", [10.0, 0.5, 0.0])
 def test_r1_on_a_linear_critic_is_half_gamma_times_the_squared_weight_norm(gamma):
     weights = [3.0, 4.0, 0.0, 12.0]  # ||w||^2 = 169
-    values = constraints.R1Penalty(gamma)(_linear_critic(weights), _images(1), _images(2), _rng())
+    values = penalties.R1Penalty(gamma)(_linear_critic(weights), _images(1), _images(2), _rng())
     assert values.shape == (SHAPE[0],)
     np.testing.assert_allclose(values.numpy(), np.full(SHAPE[0], gamma / 2 * 169.0), rtol=1e-6)
 
 
 def test_r1_on_a_quadratic_critic_uses_the_real_images_not_the_fakes():
     real, fake = _images(3), 3.0 * _images(4)
-    values = constraints.R1Penalty(10.0)(_quadratic_critic, real, fake, _rng()).numpy()
+    values = penalties.R1Penalty(10.0)(_quadratic_critic, real, fake, _rng()).numpy()
     squared = lambda x: np.sum(np.square(x.numpy()).reshape(SHAPE[0], -1), axis=1)  # noqa: E731
     np.testing.assert_allclose(values, 5.0 * squared(real), rtol=1e-6)
     assert not np.allclose(values, 5.0 * squared(fake), rtol=0.1)
@@ -58,10 +135,10 @@ def test_r1_on_a_quadratic_critic_uses_the_real_images_not_the_fakes():
 
 def test_r1_ignores_the_fakes_and_the_random_generator_entirely():
     real = _images(5)
-    reference = constraints.R1Penalty()(_quadratic_critic, real, _images(6), _rng(0)).numpy()
+    reference = penalties.R1Penalty()(_quadratic_critic, real, _images(6), _rng(0)).numpy()
     nan_fakes = tf.fill(SHAPE, float("nan"))
     for fake, rng in ((nan_fakes, _rng(0)), (None, None), (_images(7), _rng(9))):
-        values = constraints.R1Penalty()(_quadratic_critic, real, fake, rng).numpy()
+        values = penalties.R1Penalty()(_quadratic_critic, real, fake, rng).numpy()
         np.testing.assert_array_equal(values, reference)
 
 
@@ -70,11 +147,68 @@ def test_r1_gradient_reaches_the_critic_weights():
     w = tf.Variable([[1.0], [-2.0], [0.5], [0.0]])
     with tf.GradientTape() as tape:
         value = tf.reduce_mean(
-            constraints.R1Penalty(10.0)(
+            penalties.R1Penalty(10.0)(
                 lambda x: tf.matmul(tf.reshape(x, [-1, 4]), w), _images(8), None, None
             )
         )
     np.testing.assert_allclose(tape.gradient(value, w).numpy(), 10.0 * w.numpy(), rtol=1e-6)
+
+
+# R1Penalty.on: which images' input gradient is penalised, and the closed form on
+# D(x) = <w, x> + b (||grad||^2 = ||w||^2 = 169 at every image): gamma / 2 per side.
+ON_CASES = [("real", 1), ("fake", 1), ("both", 2)]
+
+
+@pytest.mark.parametrize("on, sides", ON_CASES)
+def test_r1_on_each_side_of_a_linear_critic_is_half_gamma_times_the_squared_norm_per_side(
+    on, sides
+):
+    weights = [3.0, 4.0, 0.0, 12.0]  # ||w||^2 = 169
+    penalty = penalties.R1Penalty(10.0, on=on)
+    values = penalty(_linear_critic(weights), _images(23), _images(24), _rng())
+    assert values.shape == (SHAPE[0],)
+    np.testing.assert_allclose(values.numpy(), np.full(SHAPE[0], sides * 5.0 * 169.0), rtol=1e-6)
+
+
+def test_r1_on_picks_the_real_images_the_fakes_or_both():
+    # D(x) = ||x||^2 / 2 has gradient x: the penalty shows which images it was taken at.
+    real, fake = _images(25), 3.0 * _images(26)
+    squared = lambda x: np.sum(np.square(x.numpy()).reshape(SHAPE[0], -1), axis=1)  # noqa: E731
+    expected = {
+        "real": 5.0 * squared(real),
+        "fake": 5.0 * squared(fake),
+        "both": 5.0 * (squared(real) + squared(fake)),
+    }
+    for on, value in expected.items():
+        got = penalties.R1Penalty(10.0, on=on)(_quadratic_critic, real, fake, _rng()).numpy()
+        np.testing.assert_allclose(got, value, rtol=1e-6, err_msg=on)
+
+
+def test_r2_ignores_the_real_images_and_the_random_generator():
+    fake = _images(27)
+    reference = penalties.R1Penalty(on="fake")(_quadratic_critic, _images(28), fake, _rng(0))
+    nan_real = tf.fill(SHAPE, float("nan"))
+    for real, rng in ((nan_real, _rng(0)), (_images(29), None)):
+        values = penalties.R1Penalty(on="fake")(_quadratic_critic, real, fake, rng)
+        np.testing.assert_array_equal(values.numpy(), reference.numpy())
+
+
+def test_r1_on_both_gradient_reaches_the_critic_weights():
+    # R1 + R2 = gamma ||w||^2 for D(x) = <w, x>, so its gradient is 2 gamma w.
+    w = tf.Variable([[1.0], [-2.0], [0.5], [0.0]])
+    with tf.GradientTape() as tape:
+        value = tf.reduce_mean(
+            penalties.R1Penalty(10.0, on="both")(
+                lambda x: tf.matmul(tf.reshape(x, [-1, 4]), w), _images(30), _images(31), None
+            )
+        )
+    np.testing.assert_allclose(tape.gradient(value, w).numpy(), 20.0 * w.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["Real", "r2", "", None, 1, ("real", "fake")])
+def test_r1_rejects_an_unknown_side(bad):
+    with pytest.raises(ValueError, match=r"R1Penalty\.on must be 'real' \(R1\), 'fake' \(R2\)"):
+        penalties.R1Penalty(on=bad)
 
 
 # --- DRAGAN -----------------------------------------------------------------------------------
@@ -83,7 +217,7 @@ def test_r1_gradient_reaches_the_critic_weights():
 @pytest.mark.parametrize("interpolate", [True, False])
 def test_dragan_on_a_linear_critic_is_weight_times_norm_minus_one_squared(interpolate):
     weights = [3.0, 4.0, 0.0, 0.0]  # ||w|| = 5 at every perturbed point
-    penalty = constraints.DraganPenalty(weight=10.0, interpolate=interpolate)
+    penalty = penalties.DraganPenalty(weight=10.0, interpolate=interpolate)
     values = penalty(_linear_critic(weights), _images(9), _images(10), _rng())
     assert values.shape == (SHAPE[0],)
     np.testing.assert_allclose(values.numpy(), np.full(SHAPE[0], 10.0 * 16.0), rtol=1e-6)
@@ -91,7 +225,7 @@ def test_dragan_on_a_linear_critic_is_weight_times_norm_minus_one_squared(interp
 
 def test_dragan_on_a_quadratic_critic_is_taken_at_the_perturbed_real_images():
     real = _images(11)
-    penalty = constraints.DraganPenalty(weight=2.0)
+    penalty = penalties.DraganPenalty(weight=2.0)
     x_hat = penalty.perturb(real, _rng(3)).numpy()
     values = penalty(_quadratic_critic, real, 100.0 * _images(12), _rng(3)).numpy()
     norms = np.sqrt(np.sum(np.square(x_hat).reshape(SHAPE[0], -1), axis=1))
@@ -107,7 +241,7 @@ def _relative_perturbation(penalty, real, counter):
 
 def test_dragan_perturbation_without_interpolation_is_c_std_times_uniform_per_pixel():
     real = 0.25 + 3.0 * _images(13, [500, 4, 4, 1])  # std 3 around 0.25
-    penalty = constraints.DraganPenalty(noise_scale=0.5, interpolate=False)
+    penalty = penalties.DraganPenalty(noise_scale=0.5, interpolate=False)
     u = _relative_perturbation(penalty, real, counter=0)
     assert u.min() >= 0.0 and u.max() < 1.0 + 1e-5
     assert abs(u.mean() - 0.5) < 0.015 and abs(u.var() - 1.0 / 12.0) < 0.005  # U[0, 1): 1/2, 1/12
@@ -119,7 +253,7 @@ def test_dragan_perturbation_without_interpolation_is_c_std_times_uniform_per_pi
 
 def test_dragan_perturbation_with_interpolation_scales_each_image_by_one_uniform_weight():
     real = 3.0 * _images(14, [2000, 8, 8, 1])
-    penalty = constraints.DraganPenalty(noise_scale=0.5, interpolate=True)
+    penalty = penalties.DraganPenalty(noise_scale=0.5, interpolate=True)
     r = _relative_perturbation(penalty, real, counter=1)  # alpha * u
     # alpha * u with independent U[0, 1) factors: mean 1/4, variance 1/9 - 1/16 = 7/144.
     assert abs(r.mean() - 0.25) < 0.015 and abs(r.var() - 7.0 / 144.0) < 0.008
@@ -132,18 +266,18 @@ def test_dragan_perturbation_with_interpolation_scales_each_image_by_one_uniform
 def test_dragan_perturbation_follows_the_batch_standard_deviation_and_scale():
     real = _images(15, [64, 4, 4, 1])
     rng = _rng(2, 64)
-    base = constraints.DraganPenalty(noise_scale=0.5).perturb(real, rng).numpy() - real.numpy()
-    scaled_data = constraints.DraganPenalty(noise_scale=0.5).perturb(4.0 * real, rng).numpy()
+    base = penalties.DraganPenalty(noise_scale=0.5).perturb(real, rng).numpy() - real.numpy()
+    scaled_data = penalties.DraganPenalty(noise_scale=0.5).perturb(4.0 * real, rng).numpy()
     np.testing.assert_allclose(scaled_data - 4.0 * real.numpy(), 4.0 * base, rtol=1e-5, atol=1e-6)
-    larger_c = constraints.DraganPenalty(noise_scale=1.5).perturb(real, rng).numpy()
+    larger_c = penalties.DraganPenalty(noise_scale=1.5).perturb(real, rng).numpy()
     np.testing.assert_allclose(larger_c - real.numpy(), 3.0 * base, rtol=1e-5, atol=1e-6)
-    zero_c = constraints.DraganPenalty(noise_scale=0.0).perturb(real, rng).numpy()
+    zero_c = penalties.DraganPenalty(noise_scale=0.0).perturb(real, rng).numpy()
     np.testing.assert_array_equal(zero_c, real.numpy())
 
 
 def test_dragan_draws_change_with_the_update_counter_and_repeat_for_the_same_counter():
     real = _images(16)
-    penalty = constraints.DraganPenalty()
+    penalty = penalties.DraganPenalty()
     first = penalty.perturb(real, _rng(5)).numpy()
     again = penalty.perturb(real, _rng(5)).numpy()
     later = penalty.perturb(real, _rng(6)).numpy()
@@ -155,7 +289,7 @@ def test_dragan_is_finite_with_a_finite_gradient_when_the_critic_gradient_is_zer
     w = tf.Variable(tf.zeros([4, 1]))
     with tf.GradientTape() as tape:
         value = tf.reduce_mean(
-            constraints.DraganPenalty(weight=10.0)(
+            penalties.DraganPenalty(weight=10.0)(
                 lambda x: tf.matmul(tf.reshape(x, [-1, 4]), w), _images(17), None, _rng()
             )
         )
@@ -169,7 +303,7 @@ def test_dragan_is_finite_with_a_finite_gradient_when_the_critic_gradient_is_zer
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "10", True, None])
 def test_r1_rejects_a_bad_gamma(bad):
     with pytest.raises(ValueError, match=r"R1Penalty\.gamma must be a finite number >= 0"):
-        constraints.R1Penalty(bad)
+        penalties.R1Penalty(bad)
 
 
 @pytest.mark.parametrize(
@@ -185,36 +319,96 @@ def test_r1_rejects_a_bad_gamma(bad):
 )
 def test_dragan_rejects_bad_numbers(field, bad):
     with pytest.raises(ValueError, match=rf"DraganPenalty\.{field} must be a finite number >= 0"):
-        constraints.DraganPenalty(**{field: bad})
+        penalties.DraganPenalty(**{field: bad})
 
 
 def test_dragan_rejects_a_non_boolean_interpolate():
     with pytest.raises(ValueError, match=r"DraganPenalty\.interpolate must be True or False"):
-        constraints.DraganPenalty(interpolate="yes")
+        penalties.DraganPenalty(interpolate="yes")
+
+
+# --- Lazy regularization: every ---------------------------------------------------------------
+
+PENALTY_CLASSES = [penalties.GradientPenalty, penalties.R1Penalty, penalties.DraganPenalty]
+
+
+@pytest.mark.parametrize("cls", PENALTY_CLASSES)
+def test_every_defaults_to_one_and_is_carried_as_given(cls):
+    assert cls().every == 1
+    penalty = cls(every=16)
+    assert penalty.every == 16
+    assert "every=16" in repr(penalty)
+
+
+@pytest.mark.parametrize("cls", PENALTY_CLASSES)
+def test_every_leaves_the_value_of_a_call_unchanged(cls):
+    # The penalty only carries k: the trainer skips the calls in between and multiplies by k.
+    args = (_quadratic_critic, _images(32), _images(33))
+    np.testing.assert_array_equal(
+        cls(every=4)(*args, _rng(7)).numpy(), cls(every=1)(*args, _rng(7)).numpy()
+    )
+
+
+@pytest.mark.parametrize("cls", PENALTY_CLASSES)
+@pytest.mark.parametrize("bad", [0, -1, 2.5, 2.0, True, "2", None])
+def test_every_rejects_anything_but_a_positive_integer(cls, bad):
+    with pytest.raises(
+        ValueError, match=rf"{cls.__name__}\.every must be an integer >= 1.*every ="
+    ):
+        cls(every=bad)
+
+
+@pytest.mark.parametrize(
+    "experiment, name",
+    [("wgan_gp", "GradientPenalty"), ("r1", "R1Penalty"), ("dragan", "DraganPenalty")],
+)
+def test_gin_configures_every(experiment, name):
+    parse(experiment, f"{name}.every = 16")
+    assert config.CONFIGURABLES[name]().every == 16
+
+
+def test_gin_configures_r1_on_and_rejects_a_misspelt_every():
+    parse("r1", "R1Penalty.on = 'both'", "R1Penalty.every = 16")
+    made = config.CONFIGURABLES["R1Penalty"]()
+    assert (made.on, made.every, made.gamma) == ("both", 16, 10.0)
+    with pytest.raises(config.ConfigError, match=r"did you mean \['every'\]"):
+        parse("r1", "R1Penalty.evry = 16")
+
+
+# --- Registry ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "name, cls",
     [
-        ("r1", constraints.R1Penalty),
-        ("r1_penalty", constraints.R1Penalty),
-        ("R1-Regularization", constraints.R1Penalty),
-        ("dragan", constraints.DraganPenalty),
-        ("dragan_penalty", constraints.DraganPenalty),
+        ("gradient_penalty", penalties.GradientPenalty),
+        ("gp", penalties.GradientPenalty),
+        ("wgan_gp", penalties.GradientPenalty),
+        ("r1", penalties.R1Penalty),
+        ("r1_penalty", penalties.R1Penalty),
+        ("R1-Regularization", penalties.R1Penalty),
+        ("dragan", penalties.DraganPenalty),
+        ("dragan_penalty", penalties.DraganPenalty),
     ],
 )
 def test_registry_names(name, cls):
-    made = constraints.get_penalty(name)
+    made = penalties.get(name)
     assert isinstance(made, cls)
-    assert constraints.get_penalty(made) is made
-    configured = constraints.get_penalty({"class_name": name, "config": {}})
-    assert isinstance(configured, cls)
+    assert penalties.get(made) is made
+    configured = penalties.get({"class_name": name, "config": {"every": 2}})
+    assert isinstance(configured, cls) and configured.every == 2
+    assert penalties.get(None) is None
+
+
+def test_unknown_penalty_names_list_known_ones():
+    with pytest.raises(ValueError, match="Unknown penalty 'r3'.*gradient_penalty"):
+        penalties.get("r3")
 
 
 def test_gin_configures_both_penalties():
     make = lambda binding: make_trainer("dcgan", *binding).penalty  # noqa: E731
     r1 = make(("train.penalty = @R1Penalty()", "R1Penalty.gamma = 0.25"))
-    assert isinstance(r1, constraints.R1Penalty) and r1.gamma == 0.25
+    assert isinstance(r1, penalties.R1Penalty) and r1.gamma == 0.25
     dragan = make(
         (
             "train.penalty = @DraganPenalty()",
@@ -223,9 +417,9 @@ def test_gin_configures_both_penalties():
             "DraganPenalty.interpolate = False",
         )
     )
-    assert isinstance(dragan, constraints.DraganPenalty)
+    assert isinstance(dragan, penalties.DraganPenalty)
     assert (dragan.weight, dragan.noise_scale, dragan.interpolate) == (3.0, 2.0, False)
-    assert isinstance(make(("train.penalty = 'dragan'",)), constraints.DraganPenalty)
+    assert isinstance(make(("train.penalty = 'dragan'",)), penalties.DraganPenalty)
 
 
 def test_gin_rejects_a_bad_value_when_the_trainer_is_built():
@@ -238,9 +432,9 @@ def test_gin_rejects_a_bad_value_when_the_trainer_is_built():
 # Each experiment file under test, and the penalty it sets. SGD makes an update exactly
 # -learning_rate * gradient, so the two updates differ by -learning_rate * grad(penalty).
 SWAPS = [
-    ("r1", constraints.R1Penalty),
-    ("dragan", constraints.DraganPenalty),
-    ("wgan_gp", constraints.GradientPenalty),
+    ("r1", penalties.R1Penalty),
+    ("dragan", penalties.DraganPenalty),
+    ("wgan_gp", penalties.GradientPenalty),
 ]
 LEARNING_RATE = 0.01
 
@@ -275,11 +469,11 @@ def test_swapping_the_penalty_changes_the_critic_update_by_the_penalty_gradient(
         variable.assign(value)
     real = next(iter(trainer.dataset))
     noise = trainer.latent.sample(
-        trainer_lib.ReplicaRandom(trainer.seed, 0, trainer_lib._CRITIC_NOISE, trainer.batch_size),
-        [trainer.batch_size, trainer._steps.latent_dim],
+        backend.ReplicaRandom(trainer.seed, 0, backend.CRITIC_NOISE, trainer.batch_size),
+        [trainer.batch_size, trainer.steps.latent_dim],
     )
     fake = trainer.generator(noise, training=True)
-    rng = trainer_lib.ReplicaRandom(trainer.seed, 0, trainer_lib._PENALTY, trainer.batch_size)
+    rng = backend.ReplicaRandom(trainer.seed, 0, backend.PENALTY, trainer.batch_size)
     with tf.GradientTape() as tape:
         penalty = tf.reduce_mean(
             trainer.penalty(lambda x: trainer.critic(x, training=True), real, fake, rng)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from ganpipe import actions
+from ganpipe.training import callbacks, writers
 from tests.conftest import REPO, make_trainer
 
 pytestmark = pytest.mark.slow
@@ -132,15 +132,15 @@ def test_signal_after_the_rounds_checks_still_checkpoints_the_last_step(tmp_path
     # needs no checkpoint (checkpoint_every=5): the stop must checkpoint step 3 all the same.
     run = tmp_path / "run"
     trainer = make_trainer("gan", "NUM_STEPS = 20", "train.checkpoint_every = 5")
-    write = actions.MetricsLog.write
+    write = writers.MetricsLog.write
 
     def write_then_signal(self, row):
         write(self, row)
         if row["step"] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(actions.MetricsLog, "write", write_then_signal)
-    with pytest.raises(actions.Preempted, match="after step 3; checkpoint .*ckpt-3 holds it"):
+    monkeypatch.setattr(writers.MetricsLog, "write", write_then_signal)
+    with pytest.raises(callbacks.Preempted, match="after step 3; checkpoint .*ckpt-3 holds it"):
         trainer.fit(str(run))
     assert (run / "checkpoints" / "ckpt-3.index").exists()
     assert _steps(run) == [1, 2, 3]
@@ -167,7 +167,7 @@ def test_nan_stops_at_once_naming_side_step_and_last_checkpoint(tmp_path):
     trainer = make_trainer("wgan", "NUM_STEPS = 5", "train.checkpoint_every = 1")
     _inject_nan_in_round(trainer, 3)
     with pytest.raises(
-        actions.NonFiniteLossError,
+        callbacks.NonFiniteLossError,
         match=r"step 3, on the (critic|generator).*last good checkpoint is .*ckpt-2",
     ):
         trainer.fit(str(run))
@@ -198,5 +198,5 @@ def test_nan_gradient_with_finite_loss_is_caught():
         "critic_nonfinite_grads": 3.0,
         "generator_nonfinite_grads": 0.0,
     }
-    assert actions.non_finite(metrics) == {"critic_nonfinite_grads": 3.0}
-    assert actions.non_finite({**metrics, "critic_nonfinite_grads": 0.0}) == {}
+    assert callbacks.non_finite(metrics) == {"critic_nonfinite_grads": 3.0}
+    assert callbacks.non_finite({**metrics, "critic_nonfinite_grads": 0.0}) == {}

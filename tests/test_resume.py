@@ -65,14 +65,14 @@ def test_stop_and_resume_matches_a_straight_run(experiment, tmp_path):
 
 def test_resume_with_the_wrong_data_position_is_caught(tmp_path, monkeypatch):
     # Break the property on purpose: a resume that restarts the data stream at batch 0.
-    from ganpipe import trainer as trainer_lib
+    from ganpipe.training.inputs import InputStream
 
     straight_weights, straight_rows = _train("wgan_gp", tmp_path / "straight", 3)
     _train("wgan_gp", tmp_path / "resumed", 2)
-    original = trainer_lib.Trainer._dataset
+    original = InputStream.dataset
     monkeypatch.setattr(
-        trainer_lib.Trainer,
-        "_dataset",
+        InputStream,
+        "dataset",
         lambda self, start_batch, *args: original(self, 0, *args),
     )
     _, resumed_rows = _train("wgan_gp", tmp_path / "resumed", 3)

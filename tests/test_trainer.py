@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ganpipe import trainer as trainer_lib
+from ganpipe.training import backend
 from tests.conftest import make_trainer, values
 
 
@@ -144,12 +145,12 @@ def test_fused_rounds_train_exactly_what_single_rounds_train():
 
 def test_fused_calls_stop_at_log_boundaries_and_at_the_last_step():
     trainer = make_trainer("gan", "train.rounds_per_call = 8", "train.log_every = 5")
-    assert trainer._rounds_for(0, 100) == (5, 1)  # stops at step 5 to log it
-    assert trainer._rounds_for(5, 100) == (5, 1)
-    assert trainer._rounds_for(10, 13) == (3, 1)  # never past the end
+    assert trainer.plan_call(0, 100) == (5, 1)  # stops at step 5 to log it
+    assert trainer.plan_call(5, 100) == (5, 1)
+    assert trainer.plan_call(10, 13) == (3, 1)  # never past the end
     dcgan = make_trainer("dcgan", "train.rounds_per_call = 8", "train.log_every = 100")
-    assert dcgan._rounds_for(0, 1000) == (2, 50)  # two 50-step rounds reach the boundary
-    assert dcgan._rounds_for(990, 1000) == (1, 10)  # the shortened last round
+    assert dcgan.plan_call(0, 1000) == (2, 50)  # two 50-step rounds reach the boundary
+    assert dcgan.plan_call(990, 1000) == (1, 10)  # the shortened last round
 
 
 def test_xla_training_is_reproducible_and_finite():
@@ -193,7 +194,7 @@ def test_nonfinite_count_is_exact_including_sums_that_overflow(in_graph):
         ([np.full(4, 3e38), np.ones(2)], 0.0),
         ([np.full(4, 3e38), np.array([np.nan])], 1.0),
     ]
-    count = tf.function(trainer_lib._count_nonfinite) if in_graph else trainer_lib._count_nonfinite
+    count = tf.function(backend.count_nonfinite) if in_graph else backend.count_nonfinite
     for grads, expected in cases:
         tensors = [tf.constant(g, tf.float32) for g in grads] + [None]
         assert float(count(tensors)) == expected, grads

@@ -66,3 +66,21 @@ def describe(images: ImageArray) -> str:
         f"{len(images)} images of {height}x{width}x{channels} {images.images.dtype}, "
         f"{labels}, from {images.source}"
     )
+
+
+def check_labels(images: ImageArray, num_classes: int) -> None:
+    """A class-conditional run needs labels, all in [0, num_classes)."""
+    if images.labels is None:
+        raise ValueError(
+            f"train.num_classes = {num_classes} makes the run class-conditional, but the data "
+            f"({images.source}) has no labels. Use a labelled source (fashion_mnist, mnist, idx "
+            "files with a labels file, tfds:<name> with labels, synthetic), or set "
+            "train.num_classes = None."
+        )
+    low, high = int(np.min(images.labels)), int(np.max(images.labels))
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"The data's labels run from {low} to {high}, but train.num_classes = {num_classes} "
+            f"needs them in [0, {num_classes}). Set train.num_classes = {max(high + 1, 1)} (or "
+            "more), or relabel the data."
+        )

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganpipe.data.core import ImageArray
+from ganpipe.data.scaling import check_value_range, scale_uint8
 
 
 def make_dataset(
@@ -25,8 +26,8 @@ def make_dataset(
     """Builds the training input pipeline: shuffled, repeated, batched, scaled images.
 
     The data stays uint8 until batched, which keeps the shuffle buffer 4x smaller than float32.
-    Pixels are mapped linearly from [0, 255] to value_range; (0, 1) gives exactly x / 255 and
-    (-1, 1) exactly (x - 127.5) / 127.5 in float32.
+    Pixels are mapped linearly from [0, 255] to value_range (``scaling.scale_uint8``); (0, 1)
+    gives exactly x / 255 and (-1, 1) exactly (x - 127.5) / 127.5 in float32.
 
     Args:
         images: The data set, or a uint8 array of shape (N, H, W, C) or (N, H, W).
@@ -63,22 +64,12 @@ def make_dataset(
             "drop_remainder=True the data set would yield no batches. Use a smaller batch_size, "
             "more images, or drop_remainder=False."
         )
-    low, high = (float(v) for v in value_range)
-    if not low < high:
-        raise ValueError(f"value_range must be (low, high) with low < high; got {value_range}")
+    check_value_range(value_range)
     if shuffle_buffer is not None and shuffle_buffer <= 0:
         raise ValueError(f"shuffle_buffer must be positive or None; got {shuffle_buffer}")
 
-    # x -> (x - offset) / divisor is the form of both usual formulas: (0, 1) has offset 0 and
-    # divisor 255, (-1, 1) has offset and divisor 127.5.
-    divisor = 255.0 / (high - low)
-    offset = -low * divisor
-
     def scale(batch: tf.Tensor) -> tf.Tensor:
-        # float64 then one rounding to float32 gives bit-exact x / 255 and (x - 127.5) / 127.5,
-        # and lands 0 and 255 exactly on float32(low) and float32(high) for any range.
-        scaled = (tf.cast(batch, tf.float64) - offset) / divisor
-        return tf.cast(scaled, tf.float32)
+        return scale_uint8(batch, value_range)
 
     dataset = tf.data.Dataset.from_tensor_slices(array)
     if shuffle:
@@ -171,9 +162,6 @@ def make_training_dataset(
     num_images = len(array)
     per_epoch = num_images // batch_size
     start_epoch, offset = divmod(int(start_batch), per_epoch)
-    low, high = (float(v) for v in value_range)
-    divisor = 255.0 / (high - low)
-    offset_value = -low * divisor
     data = tf.constant(array)
     seed = tf.constant(int(seed), tf.int64)
 
@@ -188,8 +176,7 @@ def make_training_dataset(
     label_data = None if label_array is None else tf.constant(label_array)
 
     def gather_and_scale(index):
-        batch = tf.cast(tf.gather(data, index), tf.float64)
-        scaled = tf.cast((batch - offset_value) / divisor, tf.float32)
+        scaled = scale_uint8(tf.gather(data, index), value_range)
         if label_data is None:
             return scaled
         # The same indices: each label stays with its image, whatever the replica split.

@@ -1,25 +1,41 @@
-"""Evaluation of runs and of real data with the pinned evaluator (see ``ganpipe.evaluate``)."""
+"""Evaluation of generators and of real data with the pinned evaluator.
+
+Free of gin and of the trainer, so that the training loop (evaluation during training) can import
+it: a run's generator is rebuilt from a ``GeneratorSetup`` of plain values, which
+``ganpipe.eval.run`` reads from the run's config for the ``ganpipe.evaluate`` command.
+
+The evaluator's features of the real reference split are cached on disk (``cache_dir()``), per
+evaluator version, data set, split, data source and image content, so that separate processes
+(each run of a sweep is scored by its own ``ganpipe.evaluate``) compute them once.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
+import json
 import os
+import re
+import zipfile
+from collections.abc import Callable
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from ganpipe import rundir
 from ganpipe.data import load_images
+from ganpipe.data.scaling import to_unit_range
 from ganpipe.eval import quality
 from ganpipe.eval.classifier import Evaluator, load_evaluator
 
 REFERENCE_SPLIT = "test"
-
-
-def to_unit_range(images: np.ndarray, value_range) -> np.ndarray:
-    """Maps generator outputs in ``value_range`` to [0, 1], clipping what falls outside."""
-    low, high = (float(v) for v in value_range)
-    images = np.asarray(images).astype(np.float32)  # bfloat16 outputs under mixed precision
-    return np.clip((images - low) / (high - low), 0.0, 1.0)
+# The cache folder's environment variable; without it, ~/.cache/ganpipe.
+CACHE_DIR_ENV = "GANPIPE_CACHE_DIR"
+# What a restored generator holds (eval.json's "generator").
+AVERAGE, LIVE = "weight average", "live weights"
 
 
 def class_labels(num_samples: int, num_classes: int, *, seed: int = 0) -> np.ndarray:
@@ -73,20 +89,134 @@ def conditional_labels(evaluator: Evaluator, num_classes: int | None, num_sample
     return class_labels(num_samples, num_classes, seed=seed)
 
 
-_REFERENCES: dict[tuple[str, str], quality.Reference] = {}
+def cache_dir() -> str:
+    """Where evaluation keeps what it computes once per evaluator version and data:
+    ``$GANPIPE_CACHE_DIR``, else ``~/.cache/ganpipe``."""
+    return os.environ.get(CACHE_DIR_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "ganpipe"
+    )
 
 
-def real_reference(evaluator: Evaluator, data_set: str) -> quality.Reference:
-    """The evaluator's view of the data set's test split (cached per process)."""
-    key = (evaluator.spec.name, data_set)
-    if key not in _REFERENCES:
-        real = load_images(source=data_set, split=REFERENCE_SPLIT)
-        _REFERENCES[key] = quality.Reference.from_images(
-            evaluator,
-            real.images.astype(np.float32) / 255.0,
-            f"{len(real.images)} {data_set} {REFERENCE_SPLIT} images ({real.source})",
+def reference_key(
+    evaluator: Evaluator, images: np.ndarray, *, data_set: str, split: str, source: str
+) -> dict[str, str]:
+    """What a reference's features depend on: the evaluator version (name and weights SHA-256),
+    the data set, split and source (which names the local folder or TFDS copy the images came
+    from), and the images themselves (SHA-256 of their bytes)."""
+    images = np.ascontiguousarray(images)
+    return {
+        "evaluator": evaluator.spec.name,
+        "weights_sha256": evaluator.spec.sha256,
+        "data_set": data_set,
+        "split": split,
+        "source": source,
+        "images": f"{images.dtype}{list(images.shape)} sha256 "
+        + hashlib.sha256(images.tobytes()).hexdigest(),
+    }
+
+
+_REFERENCE_ARRAYS = ("features", "probabilities", "mu", "sigma", "class_histogram")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "x"
+
+
+def reference_cache_file(key: dict[str, str], directory: str | None = None) -> str:
+    """The file the reference of ``key`` is cached in: named by evaluator, data set, split and a
+    digest of the whole key, in ``directory`` (default ``cache_dir()/references``)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    name = "-".join(_slug(key[k]) for k in ("evaluator", "data_set", "split"))
+    folder = directory or os.path.join(cache_dir(), "references")
+    return os.path.join(folder, f"{name}-{digest}.npz")
+
+
+def _read_reference(path: str, key: dict, description: str, evaluator: Evaluator, count: int):
+    """The cached reference in ``path``, or None if it was computed for another key. Raises
+    (OSError, ValueError, KeyError, EOFError, BadZipFile) when the file is unreadable."""
+    with np.load(path, allow_pickle=False) as stored:
+        if json.loads(str(stored["key"])) != key:
+            return None
+        arrays = {name: np.array(stored[name]) for name in _REFERENCE_ARRAYS}
+    features, probabilities = arrays["features"], arrays["probabilities"]
+    n, classes = count, evaluator.spec.num_classes
+    if (
+        features.ndim != 2
+        or features.shape[0] != n
+        or probabilities.shape != (n, classes)
+        or arrays["mu"].shape != features.shape[1:]
+        or arrays["sigma"].shape != (features.shape[1],) * 2
+        or arrays["class_histogram"].shape != (classes,)
+    ):
+        raise ValueError(
+            f"arrays of unexpected shapes {[arrays[a].shape for a in _REFERENCE_ARRAYS]}"
         )
-    return _REFERENCES[key]
+    return quality.Reference(**arrays, description=description)
+
+
+def cached_reference(
+    evaluator: Evaluator,
+    images: np.ndarray,
+    *,
+    data_set: str,
+    split: str,
+    source: str,
+    directory: str | None = None,
+) -> quality.Reference:
+    """The evaluator's ``Reference`` of ``images`` (uint8 NHWC), read from the cache file of its
+    ``reference_key`` when there is one, else computed and written there (atomically).
+
+    A cache file that cannot be read, or that holds another key, is recomputed (and logged);
+    one that cannot be written is logged and skipped.
+    """
+    key = reference_key(evaluator, images, data_set=data_set, split=split, source=source)
+    description = f"{len(images)} {data_set} {split} images ({source})"
+    path = reference_cache_file(key, directory)
+    if os.path.exists(path):
+        try:
+            reference = _read_reference(path, key, description, evaluator, len(images))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            logging.warning("Reference cache %s is unreadable (%s); recomputing it.", path, error)
+        else:
+            if reference is not None:
+                logging.info("Reference features of the %s from %s.", description, path)
+                return reference
+            logging.warning("Reference cache %s holds another key; recomputing it.", path)
+    reference = quality.Reference.from_images(
+        evaluator, images.astype(np.float32) / 255.0, description
+    )
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        key=np.array(json.dumps(key, sort_keys=True)),
+        **{name: getattr(reference, name) for name in _REFERENCE_ARRAYS},
+    )
+    try:
+        rundir.atomic_write(path, buffer.getvalue())
+    except OSError as error:
+        logging.warning("Could not cache the reference features in %s (%s).", path, error)
+    else:
+        logging.info("Reference features of the %s computed; cached in %s.", description, path)
+    return reference
+
+
+_REFERENCES: dict[str, quality.Reference] = {}
+
+
+def real_reference(
+    evaluator: Evaluator, data_set: str, *, split: str = REFERENCE_SPLIT
+) -> quality.Reference:
+    """The evaluator's view of the data set's ``split`` (the test split): kept per process and,
+    across processes, on disk (``cached_reference``). The images are loaded every time (a
+    fraction of a second), so that a changed data source or content is never served stale."""
+    real = load_images(source=data_set, split=split)
+    key = reference_key(evaluator, real.images, data_set=data_set, split=split, source=real.source)
+    memo = json.dumps(key, sort_keys=True)
+    if memo not in _REFERENCES:
+        _REFERENCES[memo] = cached_reference(
+            evaluator, real.images, data_set=data_set, split=split, source=real.source
+        )
+    return _REFERENCES[memo]
 
 
 def reference_floor(data_set: str, *, num_samples: int = 10000, seed: int = 0) -> dict:
@@ -107,42 +237,164 @@ def reference_floor(data_set: str, *, num_samples: int = 10000, seed: int = 0) -
     }
 
 
-def _restore(trainer, run_dir: str, checkpoint: str, live: bool = False):
-    """Loads the chosen weights into the generator to score; returns (that generator, what was
-    loaded, step).
+@dataclasses.dataclass(frozen=True)
+class GeneratorSetup:
+    """How a run builds and samples its generator: what evaluation needs of its config.
 
-    That generator is the run's weight average when it trained with ``train.generator_ema`` (as
-    its samples and ``generator.keras`` are), or its live generator if ``live`` or there is none.
+    Attributes:
+        factory: Builds the generator (``build_generator`` with the run's bindings); called with
+            ``num_classes=`` for a class-conditional run, as the trainer calls it.
+        latent: The run's noise distribution (has ``sample(rng, shape)``).
+        value_range: The generator's output range.
+        num_classes: A class-conditional run's classes, else None.
+        precision: The Keras dtype policy the run built its models under.
+        generator_ema: The decay of the run's generator weight average; None without one.
     """
-    average = getattr(trainer, "generator_ema", None)
-    generator = trainer.generator if live or average is None else average
-    if checkpoint == "final":
-        name = "generator_live.keras" if live and average is not None else "generator.keras"
-        path = os.path.join(run_dir, name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} does not exist: the run has not finished.")
-        import keras
 
-        loaded = keras.saving.load_model(path)
-        for target, source in zip(generator.variables, loaded.variables):
-            target.assign(source)
-        steps = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-        return generator, path, int(steps.rsplit("-", 1)[-1]) if steps else -1
+    factory: Callable[..., keras.Model]
+    latent: object
+    value_range: tuple[float, float]
+    num_classes: int | None = None
+    precision: str = "float32"
+    generator_ema: float | None = None
+
+    @property
+    def has_average(self) -> bool:
+        return self.generator_ema is not None
+
+    def build(self, *, average: bool = False) -> keras.Model:
+        """A new generator, built as the trainer builds it (under the dtype policy
+        ``precision``, restored after); with ``average``, the weight average's copy of it
+        (``keras.models.clone_model``, not trainable), as the trainer's checkpoints hold it."""
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.precision)
+        try:
+            classes = {} if self.num_classes is None else {"num_classes": self.num_classes}
+            generator = self.factory(**classes)
+            if average:
+                generator = keras.models.clone_model(generator)
+                generator.trainable = False
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        return generator
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoredGenerator:
+    """A run's generator holding trained weights.
+
+    Attributes:
+        model: The generator.
+        source: The checkpoint (prefix) or ``.keras`` file the weights came from.
+        step: The run's step there (-1: a final generator without any checkpoint beside it).
+        weights: ``AVERAGE`` or ``LIVE``.
+    """
+
+    model: keras.Model
+    source: str
+    step: int
+    weights: str
+
+
+def checkpoint_path(run_dir: str, checkpoint: str) -> str:
+    """The checkpoint ``latest``/``best`` of a run, or ``checkpoint`` itself (a checkpoint
+    prefix, or a folder of checkpoints: its latest); raises FileNotFoundError if there is none."""
     if checkpoint in ("latest", "best"):
-        folder = os.path.join(run_dir, "checkpoints", *(["best"] if checkpoint == "best" else []))
+        folder = os.path.join(
+            run_dir, rundir.CHECKPOINTS, *([rundir.BEST] if checkpoint == "best" else [])
+        )
         path = tf.train.latest_checkpoint(folder)
         if path is None:
             raise FileNotFoundError(f"No {checkpoint} checkpoint in {folder}.")
-    else:
-        path = checkpoint
+        return path
+    if os.path.isdir(checkpoint):
+        path = tf.train.latest_checkpoint(checkpoint)
+        if path is None:
+            raise FileNotFoundError(f"No checkpoint in {checkpoint}.")
+        return path
+    if not os.path.isfile(checkpoint + ".index"):
+        raise FileNotFoundError(f"Checkpoint {checkpoint} does not exist (no {checkpoint}.index).")
+    return checkpoint
+
+
+def checkpoint_keys(path: str) -> set[str]:
+    """The object keys of the checkpoint ``path``: the names its ``tf.train.Checkpoint`` mapped
+    (a model's variables may be filed under another key, such as its optimizer's, so the
+    variable names do not tell)."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    return {child.local_name for child in graph.nodes[0].children}
+
+
+def _copy_weights(source: keras.Model, target: keras.Model, path: str) -> None:
+    shapes = [tuple(v.shape) for v in source.variables]
+    if shapes != [tuple(v.shape) for v in target.variables]:
+        raise ValueError(
+            f"{path} does not hold this run's generator: its {len(shapes)} variables differ in "
+            f"number or shape from the {len(target.variables)} of the generator the run's "
+            "config builds."
+        )
+    for variable, value in zip(target.variables, source.variables):
+        variable.assign(value)
+
+
+def restore_generator(
+    setup: GeneratorSetup, run_dir: str, checkpoint: str = "latest", *, live: bool = False
+) -> RestoredGenerator:
+    """Builds a run's generator and loads trained weights into it; nothing else is built (no
+    critic, no optimizer, no data).
+
+    The weights are the run's weight average when it trained with ``train.generator_ema`` (as
+    its samples and generator.keras are), or its live generator with ``live`` or without an
+    average.
+
+    Args:
+        setup: How the run builds its generator.
+        run_dir: The run directory.
+        checkpoint: ``latest``, ``best`` (lowest FD during training), ``final`` (generator.keras;
+            generator_live.keras for the live weights beside an average) or a checkpoint path.
+        live: Load the live generator of a run with a weight average.
+
+    Raises:
+        FileNotFoundError: No such checkpoint, or (``final``) the run has not finished.
+        ValueError: The checkpoint or file does not hold the weights asked for (a weight
+            average the checkpoint was written without, or another architecture).
+    """
+    average = setup.has_average and not live
+    weights = AVERAGE if average else LIVE
+    if checkpoint == "final":
+        name = rundir.LIVE_GENERATOR if setup.has_average and live else rundir.GENERATOR
+        path = os.path.join(run_dir, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} does not exist: the run has not finished.")
+        generator = setup.build()  # the saved file holds the average too, in the same layout
+        _copy_weights(keras.saving.load_model(path), generator, path)
+        latest = tf.train.latest_checkpoint(os.path.join(run_dir, rundir.CHECKPOINTS))
+        step = int(latest.rsplit("-", 1)[-1]) if latest else -1
+        return RestoredGenerator(generator, path, step, weights)
+    path = checkpoint_path(run_dir, checkpoint)
+    key = rundir.GENERATOR_EMA_KEY if average else rundir.GENERATOR_KEY
+    if key not in checkpoint_keys(path):
+        what = (
+            f"no generator weight average ({key!r}), although the run's config sets "
+            f"train.generator_ema = {setup.generator_ema}: it was written without one. Score "
+            "the live weights instead (--live_generator)"
+            if average
+            else f"no generator ({key!r})"
+        )
+        raise ValueError(f"Checkpoint {path} holds {what}.")
+    generator = setup.build(average=average)
     step = tf.Variable(0, dtype=tf.int64)
-    parts = {"generator": trainer.generator, "step": step}
-    if average is not None:
-        parts["generator_ema"] = average
-    status = tf.train.Checkpoint(**parts).restore(path).expect_partial()
-    if generator is average:
-        status.assert_existing_objects_matched()  # the average must be in the checkpoint
-    return generator, path, int(step.numpy())
+    status = tf.train.Checkpoint(**{key: generator, rundir.STEP_KEY: step}).restore(path)
+    try:
+        status.expect_partial().assert_existing_objects_matched()
+    except AssertionError as error:
+        raise ValueError(
+            f"Checkpoint {path} does not fit the generator the run's config builds: {error}"
+        ) from error
+    return RestoredGenerator(generator, path, int(step.numpy()), weights)
 
 
 def add_inception(
@@ -163,56 +415,3 @@ def add_inception(
         inception.inception_scores(model, fake01, real[: len(fake01)], seed=seed)
     )
     result["inception"] = "computed (Lucic et al., 2018 protocol)"
-
-
-def evaluate_run(
-    run_dir: str,
-    *,
-    checkpoint: str = "latest",
-    num_samples: int = 10000,
-    seed: int = 0,
-    inception: bool = False,
-    inception_weights: str | None = None,
-    live: bool = False,
-) -> dict:
-    """Rebuilds a run's generator from its config.gin, restores it, and scores its samples.
-
-    A run trained with ``train.generator_ema`` is scored on its weight average, or on its live
-    weights with ``live``.
-    """
-    import gin
-    from ganpipe import config
-
-    config_path = os.path.join(run_dir, "config.gin")
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"{config_path} does not exist: {run_dir} is not a run directory.")
-    config.parse([config_path], ["train.strategy = 'default'"])
-    data_set = gin.query_parameter("load_images.source")
-    evaluator = load_evaluator(data_set)
-    trainer = config.make_trainer()
-    generator, loaded, step = _restore(trainer, run_dir, checkpoint, live)
-    which = "live weights" if generator is trainer.generator else "weight average"
-    logging.info("Evaluating %s (step %d, %s) on %d samples.", loaded, step, which, num_samples)
-    images = generate(
-        generator,
-        trainer.latent,
-        num_samples,
-        trainer.value_range,
-        seed=seed,
-        num_classes=trainer.num_classes,
-    )
-    reference = real_reference(evaluator, data_set)
-    labels = conditional_labels(evaluator, trainer.num_classes, num_samples, seed)
-    result = {
-        "what": f"{run_dir} at step {step} ({checkpoint}, {which})",
-        "evaluator": evaluator.spec.name,
-        "data_set": data_set,
-        "checkpoint": loaded,
-        "step": step,
-        "generator": which,
-        "reference": reference.description,
-        "metrics": quality.score(evaluator, images, reference, seed=seed, labels=labels),
-    }
-    if inception:
-        add_inception(result, images, data_set, weights_path=inception_weights, seed=seed)
-    return result

@@ -20,6 +20,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from ganpipe.models import moments
+
 BlockSpec = Mapping[str, Any]
 Initializer = Any
 
@@ -91,10 +93,11 @@ class SyncBatchNorm(keras.layers.BatchNormalization):
 
     Under a multi-replica tf.distribute strategy, the mean and variance are those of the whole
     global batch, all-reduced over the replicas in two passes (the mean first, then the squared
-    deviations from it): the same formula ``tf.nn.moments`` uses on one replica, so N replicas
-    compute what one replica computes up to summation order. (Keras' own ``synchronized=True``
-    uses E[x^2] - E[x]^2, which loses digits to cancellation and so drifts from the one-replica
-    result.) On one replica, or under another backend, it is plain batch normalization.
+    deviations from it, ``moments.all_reduced_moments``): the same formula ``tf.nn.moments`` uses
+    on one replica, so N replicas compute what one replica computes up to summation order.
+    (Keras' own ``synchronized=True`` uses E[x^2] - E[x]^2, which loses digits to cancellation
+    and so drifts from the one-replica result.) On one replica, or under another backend, it is
+    plain batch normalization.
     """
 
     def __init__(self, **kwargs):
@@ -102,21 +105,10 @@ class SyncBatchNorm(keras.layers.BatchNormalization):
         super().__init__(**kwargs)
 
     def _moments(self, inputs, mask):
-        if mask is not None or keras.backend.backend() != "tensorflow":
+        context = None if mask is not None else moments.sync_replica_context()
+        if context is None:
             return super()._moments(inputs, mask)
-        import tensorflow as tf  # Only this backend has replicas to synchronise.
-
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return super()._moments(inputs, mask)
-        axes = list(self._reduction_axes)
-        total = tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype)
-        total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
-        local_sum = tf.reduce_sum(inputs, axis=axes, keepdims=True)
-        mean = context.all_reduce(tf.distribute.ReduceOp.SUM, local_sum) / total
-        local_squares = tf.reduce_sum(tf.square(inputs - mean), axis=axes, keepdims=True)
-        variance = context.all_reduce(tf.distribute.ReduceOp.SUM, local_squares) / total
-        return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
+        return moments.all_reduced_moments(inputs, context, self._reduction_axes)
 
 
 def _batch_norm(spec, kernel_initializer, bias_initializer):

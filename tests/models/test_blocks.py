@@ -96,11 +96,13 @@ def test_blocks_and_factories_run_under_jax():
         """
         import keras, numpy as np
         assert keras.backend.backend() == "jax", keras.backend.backend()
-        from ganpipe.models import blocks, factories
+        from ganpipe.models import blocks, factories, moments
+        assert moments.sync_replica_context() is None  # no replicas: plain batch norm
         init = dict(kernel_initializer=lambda: "glorot_uniform", bias_initializer=lambda: "zeros")
         specs = [
             {"block": "conv", "filters": 4, "kernel_size": 3, "padding": "same"},
-            {"block": "batch_norm"}, {"block": "activation", "activation": "leaky_relu"},
+            {"block": "batch_norm"}, {"block": "batch_norm", "synchronized": True},
+            {"block": "activation", "activation": "leaky_relu"},
             {"block": "minibatch_stddev"}, {"block": "pixel_norm"},
             {"block": "conv_transpose", "filters": 2, "kernel_size": 2, "strides": 2},
             {"block": "max_pool", "pool_size": 2}, {"block": "upsample", "size": 2},

@@ -1,17 +1,15 @@
-"""Side effects of training, called by the trainer at intervals: never inside a step.
+"""What a run writes: the metrics log, TensorBoard events, sample grids, checkpoints.
 
-Metrics log (JSON lines), TensorBoard summaries, sample grids from fixed noise, checkpoints, the
-console progress line, and the non-finite guard.
+Plain writers with no schedule of their own: the callbacks (``ganpipe.training.callbacks``) decide
+when each one runs.
 """
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import math
 import os
-import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,41 +17,6 @@ import tensorflow as tf
 from absl import logging
 
 from ganpipe.rundir import atomic_write
-
-
-class Preempted(RuntimeError):
-    """SIGTERM or SIGINT arrived; the run checkpointed and stopped. Rerun to resume."""
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; the run stops before anything non-finite is saved."""
-
-
-NONFINITE_GRADIENTS = ("critic_nonfinite_grads", "generator_nonfinite_grads")
-
-
-def non_finite(metrics: Mapping[str, float]) -> dict[str, float]:
-    """The metrics that show a NaN/Inf: a non-finite loss, or non-finite gradient entries."""
-    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-    bad.update({k: metrics[k] for k in NONFINITE_GRADIENTS if metrics.get(k, 0.0) > 0})
-    return bad
-
-
-def non_finite_message(bad: Mapping[str, float], step: int, last_checkpoint: str | None) -> str:
-    """Names the side(s), the step and the last good checkpoint."""
-    sides = sorted(
-        {
-            "critic" if k.startswith(("critic", "gradient", "wasserstein")) else "generator"
-            for k in bad
-        }
-    )
-    return (
-        f"Non-finite value(s) {dict(bad)} in the round ending at step {step}, on the "
-        f"{' and '.join(sides)} side. No checkpoint was written after it; the last good checkpoint "
-        f"is {last_checkpoint or 'none (none saved yet)'}. Lower the learning rate, check the data "
-        "scaling, add a penalty or constraint, or set train.non_finite = 'skip'; rerunning the "
-        "same command resumes from that checkpoint."
-    )
 
 
 class MetricsLog:
@@ -164,108 +127,6 @@ class SampleGrid:
         if tensorboard is not None:
             tensorboard.image(step, "samples", grid)
         return path
-
-
-def _clock(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    return str(datetime.timedelta(seconds=int(round(seconds))))
-
-
-class Progress:
-    """The console progress line: step / total, rates, losses, time left."""
-
-    def __init__(self, total_steps: int, start_step: int):
-        self.total = total_steps
-        self.last_step = start_step
-        self.last_time = time.perf_counter()
-
-    def rate(self, step: int) -> float:
-        """Steps per second since the previous call; resets the interval."""
-        now = time.perf_counter()
-        elapsed = max(now - self.last_time, 1e-9)
-        rate = (step - self.last_step) / elapsed
-        self.last_step, self.last_time = step, now
-        return rate
-
-    def line(
-        self,
-        step: int,
-        steps_per_second: float,
-        row: Mapping[str, float],
-        budget_left: float | None = None,
-    ) -> str:
-        """The progress line; ``budget_left`` (seconds) caps the time-left estimate."""
-        left = (self.total - step) / steps_per_second if steps_per_second > 0 else math.inf
-        if budget_left is not None:
-            left = min(left, max(budget_left, 0.0))
-        shown = " | ".join(
-            f"{name} {row[name]:.4g}"
-            for name in (
-                "critic_loss",
-                "generator_loss",
-                "wasserstein_estimate",
-                "gradient_penalty",
-            )
-            if name in row
-        )
-        return (
-            f"step {step}/{self.total} ({100.0 * step / self.total:.1f}%) | "
-            f"{steps_per_second:.1f} steps/s | {shown} | elapsed {_clock(row['elapsed_seconds'])} "
-            f"| left {_clock(left)}"
-        )
-
-
-class Evaluation:
-    """Scores the generator with the pinned evaluator against the data set's test split.
-
-    Args:
-        data_set: Which evaluator and test split (``load_images`` source name).
-        latent: The run's noise distribution.
-        value_range: The generator's output range, mapped to [0, 1] for the evaluator.
-        num_samples: Images generated per evaluation (from fixed noise).
-        seed: Seed of that noise and of KID's subsets.
-        num_classes: A class-conditional run's classes: images are generated with labels
-            uniform over them, and ``conditional_accuracy`` is added where the evaluator has the
-            same classes.
-    """
-
-    def __init__(
-        self,
-        data_set: str,
-        *,
-        latent,
-        value_range,
-        num_samples: int,
-        seed: int,
-        num_classes: int | None = None,
-    ):
-        from ganpipe.eval import classifier, evaluation
-
-        self._evaluation = evaluation
-        self.evaluator = classifier.load_evaluator(data_set)
-        self.reference = evaluation.real_reference(self.evaluator, data_set)
-        self.latent, self.value_range = latent, value_range
-        self.num_samples, self.seed = num_samples, seed
-        self.num_classes = num_classes
-        self.labels = evaluation.conditional_labels(self.evaluator, num_classes, num_samples, seed)
-
-    def __call__(self, generator) -> dict[str, float]:
-        from ganpipe.eval import quality
-
-        images = self._evaluation.generate(
-            generator,
-            self.latent,
-            self.num_samples,
-            self.value_range,
-            seed=self.seed,
-            num_classes=self.num_classes,
-        )
-        scores = quality.score(
-            self.evaluator, images, self.reference, seed=self.seed, labels=self.labels
-        )
-        scores.pop("num_samples")
-        return {f"eval_{name}": float(value) for name, value in scores.items()}
 
 
 def fingerprint(variables) -> str:

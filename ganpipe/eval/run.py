@@ -1,0 +1,115 @@
+"""A run directory's generator, rebuilt from its config.gin and scored: the gin-facing side of
+evaluation, for commands (``python -m ganpipe.evaluate``).
+
+Only the generator is built (and its weight-average copy when the run has one): no training
+data, no critic, no optimizer. This module imports ``ganpipe.config``; the training code must not
+import it (``ganpipe.eval.evaluation`` is the part it uses).
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import logging
+
+from ganpipe import config, rundir
+from ganpipe.eval import evaluation, quality
+from ganpipe.eval.classifier import load_evaluator
+
+
+def parse_run_config(run_dir: str) -> str:
+    """Parses the run's config.gin (what it was trained with); returns it parsed.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` holds no config.gin.
+        ConfigError: It does not parse.
+    """
+    path = os.path.join(run_dir, rundir.CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a run directory.")
+    return config.parse([path])
+
+
+def generator_setup() -> evaluation.GeneratorSetup:
+    """How the parsed config builds and samples the generator: ``train``'s ``generator``,
+    ``latent``, ``value_range``, ``num_classes``, ``precision`` and ``generator_ema``, bound or
+    at the trainer's defaults."""
+    num_classes = config.train_setting("num_classes")
+    return evaluation.GeneratorSetup(
+        factory=config.train_setting("generator"),
+        latent=config.train_setting("latent"),
+        value_range=tuple(float(v) for v in config.train_setting("value_range")),
+        num_classes=None if num_classes is None else int(num_classes),
+        precision=config.train_setting("precision"),
+        generator_ema=config.train_setting("generator_ema"),
+    )
+
+
+def restore_run_generator(
+    run_dir: str, checkpoint: str = "latest", *, live: bool = False
+) -> tuple[evaluation.RestoredGenerator, evaluation.GeneratorSetup]:
+    """Parses the run's config and restores its generator (``evaluation.restore_generator``);
+    returns it with the setup it was built from (for its latent, value range and classes)."""
+    parse_run_config(run_dir)
+    setup = generator_setup()
+    return evaluation.restore_generator(setup, run_dir, checkpoint, live=live), setup
+
+
+def evaluate_run(
+    run_dir: str,
+    *,
+    checkpoint: str = "latest",
+    num_samples: int = 10000,
+    seed: int = 0,
+    inception: bool = False,
+    inception_weights: str | None = None,
+    live: bool = False,
+) -> dict:
+    """Rebuilds a run's generator from its config.gin, restores it, and scores its samples.
+
+    A run trained with ``train.generator_ema`` is scored on its weight average, or on its live
+    weights with ``live``.
+
+    Raises:
+        FileNotFoundError: Not a run directory, no such checkpoint, or an unfinished run asked
+            for ``final``.
+        ValueError: No evaluator for the run's data set, or a checkpoint without the weights
+            asked for.
+    """
+    parse_run_config(run_dir)
+    data_set = config.setting("load_images", "source")
+    evaluator = load_evaluator(data_set)  # before any model: a run it cannot score stops here
+    setup = generator_setup()
+    restored = evaluation.restore_generator(setup, run_dir, checkpoint, live=live)
+    logging.info(
+        "Evaluating %s (step %d, %s) on %d samples.",
+        restored.source,
+        restored.step,
+        restored.weights,
+        num_samples,
+    )
+    images = evaluation.generate(
+        restored.model,
+        setup.latent,
+        num_samples,
+        setup.value_range,
+        seed=seed,
+        num_classes=setup.num_classes,
+    )
+    reference = evaluation.real_reference(evaluator, data_set)
+    labels = evaluation.conditional_labels(evaluator, setup.num_classes, num_samples, seed)
+    result = {
+        "what": f"{run_dir} at step {restored.step} ({checkpoint}, {restored.weights})",
+        "evaluator": evaluator.spec.name,
+        "data_set": data_set,
+        "checkpoint": restored.source,
+        "step": restored.step,
+        "generator": restored.weights,
+        "reference": reference.description,
+        "metrics": quality.score(evaluator, images, reference, seed=seed, labels=labels),
+    }
+    if inception:
+        evaluation.add_inception(
+            result, images, data_set, weights_path=inception_weights, seed=seed
+        )
+    return result

@@ -1,0 +1,47 @@
+"""The training input: a resumable stream of global batches, distributed over the replicas."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ganpipe import data as data_module
+
+
+class InputStream:
+    """The run's data stream (``settings``: RunSettings).
+
+    Batch ``b`` of the stream is a pure function of the seed (``make_training_dataset``), so a
+    resumed run continues at the first batch it had not consumed. Sharding is by data and
+    explicit: replica r of N takes rows [r * B/N, (r + 1) * B/N) of global batch B, and each
+    worker's pipeline gathers only the rows of its own replicas, so the replicas together see
+    exactly the global batch one replica would.
+    """
+
+    def __init__(self, images: data_module.ImageArray, settings, strategy):
+        self.images, self.settings, self.strategy = images, settings, strategy
+
+    def dataset(self, start_batch: int, replicas: int = 1, local_replicas=None) -> tf.data.Dataset:
+        """The stream from batch ``start_batch`` on: global batches, or with ``replicas`` > 1
+        the blocks of ``local_replicas`` (default all) one after another."""
+        s = self.settings
+        return data_module.make_training_dataset(
+            images=self.images,
+            batch_size=s.batch_size,
+            value_range=s.value_range,
+            seed=s.seed,
+            start_batch=start_batch,
+            replicas=replicas,
+            local_replicas=local_replicas,
+            with_labels=s.num_classes is not None,
+        )
+
+    def iterator(self, start_batch: int):
+        """The distributed iterator from batch ``start_batch``: each replica gets its block."""
+        replicas = self.strategy.num_replicas_in_sync
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            local = replicas // context.num_input_pipelines
+            first = context.input_pipeline_id * local
+            return self.dataset(start_batch, replicas, range(first, first + local))
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))

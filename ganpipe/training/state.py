@@ -1,0 +1,267 @@
+"""The GAN state: what a checkpoint holds, and the one place that names its parts.
+
+A run's state is the generator (and the weight average, when ``train.generator_ema`` is on), the
+critic, both optimizers (their slots and iteration counters, which also index the random streams
+and the data stream), the step (generator updates), the elapsed training time, the best FD so
+far, and the state of a stateful augmentation. ``GANState.checkpoint`` maps them to the
+checkpoint's keys; evaluation restores a subset by the same keys (``restore_generators``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from ganpipe.models import factories
+
+# The checkpoint's object keys. Renaming one makes every existing checkpoint unreadable.
+GENERATOR = "generator"
+GENERATOR_EMA = "generator_ema"
+CRITIC = "critic"
+GENERATOR_OPTIMIZER = "generator_optimizer"
+CRITIC_OPTIMIZER = "critic_optimizer"
+STEP = "step"
+ELAPSED = "elapsed"
+BEST_FD = "best_fd"
+AUGMENT = "augment"
+
+
+@dataclasses.dataclass
+class GANState:
+    """Every variable of a run, by role."""
+
+    generator: keras.Model
+    critic: keras.Model
+    generator_optimizer: keras.optimizers.Optimizer
+    critic_optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+    elapsed: tf.Variable
+    best_fd: tf.Variable
+    generator_ema: keras.Model | None = None
+    augment: object | None = None
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator that samples, evaluation and ``generator.keras`` use: the weight
+        average when there is one, else the live generator."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
+    @property
+    def augment_variables(self) -> list:
+        return list(getattr(self.augment, "variables", ()) or ())
+
+    def variables(self) -> list:
+        """Every variable a round can change, in a fixed order."""
+        return [
+            *self.generator.variables,
+            *(self.generator_ema.variables if self.generator_ema is not None else ()),
+            *self.critic.variables,
+            *self.generator_optimizer.variables,
+            *self.critic_optimizer.variables,
+            *self.augment_variables,
+            self.step,
+        ]
+
+    def snapshot(self) -> list[np.ndarray]:
+        """Host copies of ``variables()`` (what ``train.non_finite = 'skip'`` restores)."""
+        return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in self.variables()]
+
+    def restore_snapshot(self, values: list[np.ndarray]) -> None:
+        for variable, value in zip(self.variables(), values):
+            variable.assign(value)
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """The checkpoint's object map. A part that is off (no average, no stateful
+        augmentation) is left out, so runs written without it keep their layout."""
+        parts = {
+            GENERATOR: self.generator,
+            CRITIC: self.critic,
+            GENERATOR_OPTIMIZER: self.generator_optimizer,
+            CRITIC_OPTIMIZER: self.critic_optimizer,
+            STEP: self.step,
+            ELAPSED: self.elapsed,
+            BEST_FD: self.best_fd,
+        }
+        if self.generator_ema is not None:
+            parts[GENERATOR_EMA] = self.generator_ema
+        if self.augment_variables:
+            parts[AUGMENT] = tf.train.Checkpoint(
+                **{f"v{i}": v for i, v in enumerate(self.augment_variables)}
+            )
+        return tf.train.Checkpoint(**parts)
+
+    def refuse_checkpoints_without_average(self, directory: str) -> None:
+        """With the weight average on, refuses to resume from a checkpoint written without it:
+        a run does not switch the average on midway."""
+        latest = tf.train.latest_checkpoint(directory)
+        if self.generator_ema is None or latest is None:
+            return
+        try:
+            names = [name for name, _ in tf.train.list_variables(latest)]
+        except (tf.errors.OpError, OSError, ValueError):
+            return  # Unreadable: the checkpointer falls back to an older one or says so.
+        if not any(name.startswith(f"{GENERATOR_EMA}/") for name in names):
+            raise ValueError(
+                f"Checkpoint {latest} holds no generator weight average: it was written with "
+                "train.generator_ema = None, and a run does not switch the average on midway. "
+                "Train in a new --output_dir, or set train.generator_ema = None to resume it."
+            )
+
+
+def counters(strategy) -> tuple[tf.Variable, tf.Variable, tf.Variable]:
+    """(step, elapsed, best_fd): step and elapsed under the strategy's scope; best_fd outside."""
+    best_fd = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name=BEST_FD)
+    with strategy.scope():
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name=STEP)
+        elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name=ELAPSED)
+    return step, elapsed, best_fd
+
+
+def build_models(
+    generator: Callable[..., keras.Model],
+    critic: Callable[..., keras.Model],
+    *,
+    image_shape: tuple,
+    num_classes: int | None,
+    precision: str,
+    strategy,
+) -> tuple[keras.Model, keras.Model]:
+    """Both models, built under the strategy's scope and the dtype policy ``precision``."""
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        with strategy.scope():
+            # A conditional run passes the class count to both factories.
+            classes = {} if num_classes is None else {"num_classes": num_classes}
+            built_generator = generator(**classes)
+            built_critic = critic(input_shape=tuple(image_shape), **classes)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return built_generator, built_critic
+
+
+def averaged_copy(generator: keras.Model, strategy, precision: str) -> keras.Model:
+    """A non-trainable copy of ``generator`` (same architecture and policy, built under the
+    strategy's scope) holding the live weights: the start of the exponential moving average."""
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        with strategy.scope():
+            copy = keras.models.clone_model(generator)
+            if [tuple(v.shape) for v in copy.variables] != [
+                tuple(v.shape) for v in generator.variables
+            ]:
+                raise ValueError(
+                    "The generator could not be copied for train.generator_ema: the copy's "
+                    "weights do not match the generator's. Set train.generator_ema = None."
+                )
+            copy.trainable = False
+            for target, source in zip(copy.variables, generator.variables):
+                target.assign(source)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return copy
+
+
+def build_optimizers(
+    generator_optimizer, critic_optimizer, *, precision: str, generator, critic, resolve
+):
+    """Both optimizers (``resolve(identifier, role)`` makes one), loss-scaled under
+    ``mixed_float16`` and built, so checkpoints restore into them eagerly. Call under the
+    strategy's scope."""
+    g_opt = resolve(generator_optimizer, "generator")
+    c_opt = resolve(critic_optimizer, "critic")
+    if precision == "mixed_float16":
+        # float16 gradients underflow without loss scaling (Micikevicius et al., 2018).
+        g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
+        c_opt = keras.optimizers.LossScaleOptimizer(c_opt)
+    g_opt.build(generator.trainable_variables)
+    c_opt.build(critic.trainable_variables)
+    return g_opt, c_opt
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """Saves ``model`` to ``path`` through a temporary file, as a trainable model (the weight
+    average is frozen only while it trains)."""
+    tmp = os.path.join(os.path.dirname(path), ".generator.tmp.keras")
+    frozen = not model.trainable
+    model.trainable = True
+    try:
+        model.save(tmp)
+    finally:
+        model.trainable = not frozen
+    os.replace(tmp, path)
+    logging.info("Saved the generator to %s", path)
+
+
+def restore_generators(
+    path: str, generator: keras.Model, generator_ema: keras.Model | None = None
+) -> int:
+    """Restores the generator (and the average, which must then be in the checkpoint) from the
+    checkpoint ``path``, nothing else; returns the checkpoint's step."""
+    step = tf.Variable(0, dtype=tf.int64)
+    parts = {GENERATOR: generator, STEP: step}
+    if generator_ema is not None:
+        parts[GENERATOR_EMA] = generator_ema
+    status = tf.train.Checkpoint(**parts).restore(path).expect_partial()
+    if generator_ema is not None:
+        status.assert_existing_objects_matched()
+    return int(step.numpy())
+
+
+def check_compatible(generator, critic, loss, image_shape, value_range) -> None:
+    """Refuses models that cannot train on this data with this loss, naming the fix."""
+    out_shape = tuple(generator.output_shape[1:])
+    if out_shape != tuple(image_shape):
+        raise ValueError(
+            f"The generator outputs images of shape {out_shape} but the data's images are "
+            f"{tuple(image_shape)}. Change the generator's last blocks (e.g. its reshape "
+            "target_shape) or the data's image_size/channels."
+        )
+    bounded = factories.output_range(generator)
+    if bounded is not None and tuple(float(v) for v in value_range) != bounded:
+        raise ValueError(
+            f"The generator ends in {factories.final_activation(generator)} (outputs in "
+            f"{list(bounded)}) but the data is scaled to {list(value_range)}. Set "
+            f"train.value_range (the VALUE_RANGE macro) = {bounded}, or change the generator's "
+            "final activation."
+        )
+    if bounded is None:
+        logging.info(
+            "The generator's output is not bounded by a final sigmoid/tanh; data scaled to %s.",
+            list(value_range),
+        )
+    if loss.uses_sigmoid and factories.final_activation(critic) == "sigmoid":
+        raise ValueError(
+            f"The critic ends in a sigmoid, but the {loss.name} loss applies the sigmoid itself "
+            "(in the numerically safe softplus form). Remove the critic's final sigmoid."
+        )
+
+
+def build_state(
+    settings, strategy, *, generator, critic, generator_optimizer, critic_optimizer, loss,
+    image_shape, resolve_optimizer, augment=None,
+) -> GANState:  # fmt: skip
+    """Builds every part of the state (``settings``: RunSettings), checking that the models fit
+    the data and the loss. The order is fixed: the initial weights depend on it."""
+    precision = settings.numerics.precision
+    g, c = build_models(
+        generator, critic, image_shape=image_shape, num_classes=settings.num_classes,
+        precision=precision, strategy=strategy,
+    )  # fmt: skip
+    # Built last, so the live models' initial weights do not depend on the switch.
+    ema = averaged_copy(g, strategy, precision) if settings.ema.enabled else None
+    with strategy.scope():
+        check_compatible(g, c, loss, image_shape, settings.value_range)
+        g_opt, c_opt = build_optimizers(
+            generator_optimizer, critic_optimizer, precision=precision, generator=g, critic=c,
+            resolve=resolve_optimizer,
+        )  # fmt: skip
+    step, elapsed, best_fd = counters(strategy)
+    return GANState(g, c, g_opt, c_opt, step, elapsed, best_fd, ema, augment)
