@@ -68,11 +68,3 @@ def get_constraint(identifier) -> WeightConstraint | None:
 
 # Keras-shaped name, as losses.get and penalties.get; get_constraint stays for existing callers.
 get = get_constraint
-
-
-# temporary: removed once trainer.py imports penalties
-def get_penalty(identifier):
-    """Forwards to ``ganpipe.penalties.get``."""
-    from ganpipe import penalties
-
-    return penalties.get(identifier)

@@ -40,8 +40,8 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}. Use --gin_param for bindings.")
     from ganpipe import config  # Imported here so --help stays fast.
-    from ganpipe.training.callbacks import NonFiniteLossError, Preempted
     from ganpipe.rundir import RunDirectory, RunDirectoryError
+    from ganpipe.training.callbacks import NonFiniteLossError, Preempted
 
     output_dir = FLAGS.output_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(FLAGS.gin_file[-1]))[0]

@@ -88,13 +88,6 @@ class Trainer:
             image_shape=self.images.images.shape[1:], resolve_optimizer=optimizers.get,
             augment=augment,
         )  # fmt: skip
-        st = self.state
-        logging.info(
-            "Generator: %d parameters; critic: %d parameters; loss %s; %d critic / %d generator "
-            "updates per round; constraint %s; penalty %s.", st.generator.count_params(),
-            st.critic.count_params(), self.loss.name, s.schedule.critic_steps,
-            s.schedule.generator_steps, self.constraint, self.penalty,
-        )  # fmt: skip
         self.steps = Steps(
             state=self.state, strategy=self.strategy, loss=self.loss,
             constraint=self.constraint, penalty=self.penalty, augment=augment,

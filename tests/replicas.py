@@ -15,8 +15,8 @@ DEVICES = 4
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
 
-from ganpipe import actions, config, distribute  # noqa: E402
-from ganpipe import trainer as trainer_lib  # noqa: E402
+from ganpipe import config, distribute  # noqa: E402
+from ganpipe.training import backend, callbacks  # noqa: E402
 
 ROUNDS = 2
 GENERATOR_STEPS = 1  # per round: keeps DCGAN's 5/50 rounds short; the schedule's critic steps stay
@@ -112,10 +112,10 @@ def noise() -> dict:
     for kind in ("normal", "uniform"):
 
         def draw(kind=kind):
-            rng = trainer_lib.ReplicaRandom(0, counter, 1, global_batch)
+            rng = backend.ReplicaRandom(0, counter, 1, global_batch)
             return getattr(rng, kind)([global_batch // DEVICES, 3])
 
-        single = getattr(trainer_lib.ReplicaRandom(0, counter, 1, global_batch), kind)(
+        single = getattr(backend.ReplicaRandom(0, counter, 1, global_batch), kind)(
             [global_batch, 3]
         ).numpy()
         per_replica = [
@@ -143,7 +143,7 @@ def data() -> dict:
     for _ in range(3 * per_epoch):
         parts = [
             np.asarray(x)
-            for x in trainer.strategy.experimental_local_results(next(trainer._iterator))
+            for x in trainer.strategy.experimental_local_results(next(trainer.iterator))
         ]
         mismatches += not np.array_equal(np.concatenate(parts), next(reference).numpy())
         seen.append(np.concatenate(parts))
@@ -180,7 +180,7 @@ def nan(policy: str) -> dict:
     outcome = "completed"
     try:
         trainer.fit(tempfile.mkdtemp())
-    except actions.NonFiniteLossError as error:
+    except callbacks.NonFiniteLossError as error:
         outcome = f"stopped: {error}"
     finite = all(
         np.all(np.isfinite(c))

@@ -14,10 +14,10 @@ import tensorflow as tf
 
 import gin
 from ganpipe import config
-from ganpipe.training import backend, callbacks, writers
-from ganpipe.training.settings import Latent
 from ganpipe.data import ImageArray, make_training_dataset
 from ganpipe.models import conditioning, factories
+from ganpipe.training import backend, callbacks, writers
+from ganpipe.training.settings import Latent
 from tests import test_resume
 from tests.conftest import FASHION_MNIST_DIR, REPO, make_trainer, parse
 

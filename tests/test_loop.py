@@ -51,11 +51,13 @@ def test_the_loop_runs_until_a_callback_stops_it_and_every_callback_sees_each_ro
 
 def test_a_skipped_round_is_hidden_from_later_callbacks_and_retried_from_the_same_step():
     train, calls = counting_train()
-    skipper = Recorder({2: SKIP})
-    skipper.verdicts = {}
-    skips = iter([SKIP, None, None])
-    skipper.after_round = lambda r: next(skips) if r.step == 2 else (Stop("x") if r.step == 4 else None)
-    after = Recorder()
+    verdicts = iter([SKIP, None, Stop("done")])  # the first call is undone, then retried
+
+    class Skipper(Callback):
+        def after_round(self, r):
+            return next(verdicts)
+
+    skipper, after = Skipper(), Recorder()
     last, stop = loop.run(train, [skipper, after], start_step=0)
     assert calls == [0, 0, 2]  # the skipped call's step is tried again
     assert after.seen == [(0, 2, True), (2, 4, False)]  # the skip was not seen; first still holds

@@ -190,6 +190,17 @@ def import_cycles(graph: Mapping[str, Mapping[str, str]]) -> list[str]:
     return lines
 
 
+def reachable(graph: Mapping[str, Iterable[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen, stack = set(), [start]
+    while stack:
+        for child in graph.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
 # --- private names ------------------------------------------------------------------------
 
 
@@ -354,6 +365,16 @@ def test_no_import_cycles_between_ganpipe_modules():
     assert len(graph) > 20 and "ganpipe.config" in graph  # the scan found the package
     cycles = import_cycles(graph)
     assert not cycles, "Import cycles:\n" + "\n".join(cycles)
+
+
+@pytest.mark.parametrize(
+    "module", ["ganpipe.eval.evaluation", "ganpipe.eval.quality", "ganpipe.eval.classifier"]
+)
+def test_the_evaluation_library_reaches_neither_gin_config_nor_the_trainer(module):
+    # The training loop imports these (evaluation during training); the gin-facing side of
+    # evaluation is ganpipe.eval.run, for commands.
+    reached = reachable(import_graph(), module)
+    assert not reached & {"ganpipe.config", "ganpipe.trainer", "ganpipe.eval.run"}, reached
 
 
 def test_no_private_names_of_ganpipe_modules_are_used_outside_them():

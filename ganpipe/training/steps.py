@@ -84,6 +84,18 @@ class Steps:
             pairs = list(zip(state.generator_ema.variables, state.generator.variables))
             self._ema_weights = [(e, v) for e, v in pairs if id(v) in trainable]
             self._ema_state = [(e, v) for e, v in pairs if id(v) not in trainable]
+        logging.info(
+            "Generator: %d parameters; critic: %d parameters; loss %s; %d critic / %d generator "
+            "updates per round; constraint %s; penalty %s; augmentation %s.",
+            state.generator.count_params(),
+            state.critic.count_params(),
+            loss.name,
+            schedule.critic_steps,
+            schedule.generator_steps,
+            constraint,
+            penalty,
+            augment,
+        )
         self._updates = {
             "critic": self.critic_update,
             "generator": self.generator_update,

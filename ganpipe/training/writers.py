@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from ganpipe.data.scaling import to_unit_range
 from ganpipe.rundir import atomic_write
 
 
@@ -79,9 +80,7 @@ def image_grid(
     images: np.ndarray, value_range: tuple[float, float], columns: int = 8
 ) -> np.ndarray:
     """Tiles ``(n, h, w, c)`` images scaled in ``value_range`` into one uint8 grid, 2-pixel gaps."""
-    low, high = value_range
-    scaled = np.clip((images - low) / (high - low), 0.0, 1.0)
-    scaled = np.round(scaled * 255.0).astype(np.uint8)
+    scaled = np.round(to_unit_range(images, value_range) * 255.0).astype(np.uint8)
     n, h, w, c = scaled.shape
     rows = math.ceil(n / columns)
     pad = 2
