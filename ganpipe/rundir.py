@@ -21,12 +21,7 @@ TENSORBOARD = "tensorboard"
 GENERATOR = "generator.keras"  # the sampling generator (the weight average when there is one)
 LIVE_GENERATOR = "generator_live.keras"  # the live weights, beside an average
 EVAL = "eval.json"
-# Object keys of a run's tf.train.Checkpoint that evaluation restores (renaming one makes every
-# existing checkpoint unreadable). The checkpoint also holds the critic, both optimizers, the
-# elapsed time and the best FD.
-GENERATOR_KEY = "generator"
-GENERATOR_EMA_KEY = "generator_ema"  # only in runs with train.generator_ema
-STEP_KEY = "step"
+# The checkpoint's object keys are named in ganpipe/training/state.py.
 
 # Bindings that may change between a run and its resumption: the budgets. Raising the step or
 # time budget extends a run.

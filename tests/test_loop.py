@@ -75,12 +75,13 @@ def test_an_immediate_stop_hides_the_round_from_later_callbacks():
     assert after.ended == (2, stop)
 
 
-def test_a_stop_at_begin_runs_no_round():
+def test_a_stop_at_begin_runs_no_round_but_every_callback_begins_and_ends():
     train, calls = counting_train()
-    done = Recorder()
+    done, after = Recorder(), Recorder()
     done.begin = lambda start: Stop("finished")
-    last, stop = loop.run(train, [done], start_step=10)
+    last, stop = loop.run(train, [done, after], start_step=10)
     assert calls == [] and last is None and stop.reason == "finished"
+    assert after.begun == 10 and after.ended == (None, stop)
 
 
 @pytest.mark.parametrize(

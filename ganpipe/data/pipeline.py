@@ -47,26 +47,9 @@ def make_dataset(
     Raises:
         ValueError: For a bad batch_size, value_range, shuffle_buffer or images array.
     """
-    array = images.images if isinstance(images, ImageArray) else np.asarray(images)
-    if array.ndim == 3:
-        array = array[..., np.newaxis]
-    if array.dtype != np.uint8 or array.ndim != 4:
-        raise ValueError(
-            "images must be uint8 of shape (N, H, W, C) or (N, H, W); got "
-            f"dtype {array.dtype} and shape {array.shape}."
-        )
+    array = _image_array(images)
+    _check_dataset_arguments(array, batch_size, value_range, shuffle_buffer, drop_remainder)
     num_images = array.shape[0]
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive; got {batch_size}")
-    if drop_remainder and batch_size > num_images:
-        raise ValueError(
-            f"batch_size {batch_size} is larger than the number of images ({num_images}); with "
-            "drop_remainder=True the data set would yield no batches. Use a smaller batch_size, "
-            "more images, or drop_remainder=False."
-        )
-    check_value_range(value_range)
-    if shuffle_buffer is not None and shuffle_buffer <= 0:
-        raise ValueError(f"shuffle_buffer must be positive or None; got {shuffle_buffer}")
 
     def scale(batch: tf.Tensor) -> tf.Tensor:
         return scale_uint8(batch, value_range)
@@ -128,17 +111,77 @@ def make_training_dataset(
         (batch_size // replicas, H, W, C) blocks; with ``with_labels``, pairs of those and
         int32 (batch,) labels.
     """
-    label_array = None
-    if with_labels:
-        label_array = images.labels if isinstance(images, ImageArray) else None
-        if label_array is None:
-            raise ValueError(
-                "with_labels=True needs an ImageArray with labels; this data set has none."
-            )
-        label_array = np.asarray(label_array).astype(np.int32)
+    label_array = _training_labels(images, with_labels)
+    array = _image_array(images)
+    _check_training_arguments(array, batch_size, value_range, start_batch, replicas)
+    local = _local_replicas(replicas, local_replicas)
+    dataset = _batch_indices(len(array), batch_size, seed, start_batch)
+    if replicas > 1 or local != [0]:
+        dataset = dataset.map(_replica_blocks(batch_size, replicas, local)).unbatch()
+    return dataset.map(
+        _gather_and_scale(array, label_array, value_range),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def _image_array(images: ImageArray | np.ndarray) -> np.ndarray:
+    """The pixel array of ``images``, with a channel axis added to (N, H, W) input."""
     array = images.images if isinstance(images, ImageArray) else np.asarray(images)
     if array.ndim == 3:
         array = array[..., np.newaxis]
+    return array
+
+
+def _check_dataset_arguments(
+    array: np.ndarray,
+    batch_size: int,
+    value_range: tuple[float, float],
+    shuffle_buffer: int | None,
+    drop_remainder: bool,
+) -> None:
+    """Raises make_dataset's ValueErrors for a bad images array, batch_size, value_range or
+    shuffle_buffer."""
+    if array.dtype != np.uint8 or array.ndim != 4:
+        raise ValueError(
+            "images must be uint8 of shape (N, H, W, C) or (N, H, W); got "
+            f"dtype {array.dtype} and shape {array.shape}."
+        )
+    num_images = array.shape[0]
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive; got {batch_size}")
+    if drop_remainder and batch_size > num_images:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the number of images ({num_images}); with "
+            "drop_remainder=True the data set would yield no batches. Use a smaller batch_size, "
+            "more images, or drop_remainder=False."
+        )
+    check_value_range(value_range)
+    if shuffle_buffer is not None and shuffle_buffer <= 0:
+        raise ValueError(f"shuffle_buffer must be positive or None; got {shuffle_buffer}")
+
+
+def _training_labels(images: ImageArray | np.ndarray, with_labels: bool) -> np.ndarray | None:
+    """The int32 labels make_training_dataset yields, or None without ``with_labels``."""
+    if not with_labels:
+        return None
+    label_array = images.labels if isinstance(images, ImageArray) else None
+    if label_array is None:
+        raise ValueError(
+            "with_labels=True needs an ImageArray with labels; this data set has none."
+        )
+    return np.asarray(label_array).astype(np.int32)
+
+
+def _check_training_arguments(
+    array: np.ndarray,
+    batch_size: int,
+    value_range: tuple[float, float],
+    start_batch: int,
+    replicas: int,
+) -> None:
+    """Raises make_training_dataset's ValueErrors for bad images, batch_size, value_range,
+    start_batch or replicas."""
     # make_dataset's checks, on a one-batch probe, keep the two pipelines' rules identical.
     make_dataset(
         images=array[:batch_size] if len(array) >= batch_size else array,
@@ -155,14 +198,26 @@ def make_training_dataset(
             f"The global batch {batch_size} cannot be split over {replicas} replicas; use a "
             f"multiple of {replicas}."
         )
+
+
+def _local_replicas(replicas: int, local_replicas: Sequence[int] | None) -> list[int]:
+    """The replicas an input pipeline feeds, checked to lie in [0, replicas)."""
     local = list(range(replicas)) if local_replicas is None else [int(r) for r in local_replicas]
     if not local or any(not 0 <= r < replicas for r in local):
         raise ValueError(f"local_replicas must be in [0, {replicas}), got {local_replicas!r}.")
-    block = batch_size // replicas
-    num_images = len(array)
+    return local
+
+
+def _batch_indices(
+    num_images: int, batch_size: int, seed: int, start_batch: int
+) -> tf.data.Dataset:
+    """The endless stream of global batches of image indices, from batch ``start_batch`` on.
+
+    Epoch ``e`` is the stateless permutation of ``range(num_images)`` with seed ``(seed, e)``,
+    cut into ``num_images // batch_size`` batches (its last partial batch dropped).
+    """
     per_epoch = num_images // batch_size
     start_epoch, offset = divmod(int(start_batch), per_epoch)
-    data = tf.constant(array)
     seed = tf.constant(int(seed), tf.int64)
 
     def epoch_batches(epoch):
@@ -173,6 +228,35 @@ def make_training_dataset(
             tf.reshape(order[: per_epoch * batch_size], [per_epoch, batch_size])
         )
 
+    return (
+        tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
+        .flat_map(epoch_batches)
+        .skip(offset)
+    )
+
+
+def _replica_blocks(batch_size: int, replicas: int, local: list[int]):
+    """A map function from a global index batch to the row blocks of the ``local`` replicas:
+    ``replicas`` equal blocks in order, of which it keeps rows ``local``, shape
+    (len(local), batch_size // replicas)."""
+    block = batch_size // replicas
+    rows = tf.constant(local, tf.int32)
+
+    def blocks(index):
+        return tf.gather(tf.reshape(index, [replicas, block]), rows)
+
+    return blocks
+
+
+def _gather_and_scale(
+    array: np.ndarray, label_array: np.ndarray | None, value_range: tuple[float, float]
+):
+    """A map function from an index batch to its scaled images (and labels, if given).
+
+    The images stay in one in-memory uint8 tensor; each batch is gathered and scaled in one
+    vectorized step.
+    """
+    data = tf.constant(array)
     label_data = None if label_array is None else tf.constant(label_array)
 
     def gather_and_scale(index):
@@ -182,18 +266,4 @@ def make_training_dataset(
         # The same indices: each label stays with its image, whatever the replica split.
         return scaled, tf.gather(label_data, index)
 
-    dataset = (
-        tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
-        .flat_map(epoch_batches)
-        .skip(offset)
-    )
-    if replicas > 1 or local != [0]:
-        rows = tf.constant(local, tf.int32)
-
-        def blocks(index):
-            return tf.gather(tf.reshape(index, [replicas, block]), rows)
-
-        dataset = dataset.map(blocks).unbatch()
-    return dataset.map(
-        gather_and_scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    ).prefetch(tf.data.AUTOTUNE)
+    return gather_and_scale

@@ -329,18 +329,7 @@ def load_images(
         ValueError: For an unknown source, bad arguments or corrupt data.
         DatasetNotFoundError: If the data cannot be found; the message says how to get it.
     """
-    kind, has_argument, argument = source.partition(":")
-    spec = SOURCES.get(kind)
-    known = ", ".join(available_sources())
-    if spec is None:
-        raise ValueError(f"Unknown data source {source!r}; known sources: {known}.")
-    if bool(spec.argument) != bool(has_argument and argument):
-        raise ValueError(f"Data source {source!r} is malformed; known sources: {known}.")
-    if limit is not None and limit <= 0:
-        raise ValueError(f"limit must be positive or None; got {limit}")
-    image_size = transforms.validate_image_size(image_size)
-    transforms.validate_channels(channels)
-
+    spec, argument, image_size = _check_request(source, limit, image_size, channels)
     loaded = spec.load(
         _Request(
             argument=argument or None,
@@ -353,6 +342,42 @@ def load_images(
             seed=seed,
         )
     )
+    return _to_image_array(loaded, limit=limit, image_size=image_size, channels=channels)
+
+
+def _check_request(
+    source: str,
+    limit: int | None,
+    image_size: tuple[int, int] | None,
+    channels: int | None,
+) -> tuple[_Source, str, tuple[int, int] | None]:
+    """Validates load_images' arguments before any loading.
+
+    Returns:
+        (the source's registry entry, its ":argument" or "", the validated image_size).
+    """
+    kind, has_argument, argument = source.partition(":")
+    spec = SOURCES.get(kind)
+    known = ", ".join(available_sources())
+    if spec is None:
+        raise ValueError(f"Unknown data source {source!r}; known sources: {known}.")
+    if bool(spec.argument) != bool(has_argument and argument):
+        raise ValueError(f"Data source {source!r} is malformed; known sources: {known}.")
+    if limit is not None and limit <= 0:
+        raise ValueError(f"limit must be positive or None; got {limit}")
+    image_size = transforms.validate_image_size(image_size)
+    transforms.validate_channels(channels)
+    return spec, argument, image_size
+
+
+def _to_image_array(
+    loaded: _Loaded,
+    *,
+    limit: int | None,
+    image_size: tuple[int, int] | None,
+    channels: int | None,
+) -> ImageArray:
+    """Applies ``limit``, then resizing and channel conversion, to what a source loaded."""
     images, labels = loaded.images, loaded.labels
     if limit is not None and limit < len(images):
         # Copies so the rest of a large data set can be freed.

@@ -30,6 +30,7 @@ from ganpipe.data import load_images
 from ganpipe.data.scaling import to_unit_range
 from ganpipe.eval import quality
 from ganpipe.eval.classifier import Evaluator, load_evaluator
+from ganpipe.training import state
 
 REFERENCE_SPLIT = "test"
 # The cache folder's environment variable; without it, ~/.cache/ganpipe.
@@ -375,7 +376,7 @@ def restore_generator(
         step = int(latest.rsplit("-", 1)[-1]) if latest else -1
         return RestoredGenerator(generator, path, step, weights)
     path = checkpoint_path(run_dir, checkpoint)
-    key = rundir.GENERATOR_EMA_KEY if average else rundir.GENERATOR_KEY
+    key = state.GENERATOR_EMA if average else state.GENERATOR
     if key not in checkpoint_keys(path):
         what = (
             f"no generator weight average ({key!r}), although the run's config sets "
@@ -387,7 +388,7 @@ def restore_generator(
         raise ValueError(f"Checkpoint {path} holds {what}.")
     generator = setup.build(average=average)
     step = tf.Variable(0, dtype=tf.int64)
-    status = tf.train.Checkpoint(**{key: generator, rundir.STEP_KEY: step}).restore(path)
+    status = tf.train.Checkpoint(**{key: generator, state.STEP: step}).restore(path)
     try:
         status.expect_partial().assert_existing_objects_matched()
     except AssertionError as error:

@@ -394,6 +394,24 @@ def class_coverage(
             length, with negative values or summing to 0.
     """
     num_classes = _positive_int("num_classes", num_classes)
+    classes = _class_indices(predicted_classes, num_classes)
+    min_fraction = _coverage_threshold(min_fraction, num_classes)
+    _check_smoothing(smoothing)
+    counts = np.bincount(classes, minlength=num_classes)
+    histogram = counts / classes.size
+    covered = histogram > min_fraction
+    kl = _kl_to_reference(reference_histogram, histogram, num_classes, smoothing)
+    return {
+        "histogram": [float(f) for f in histogram],
+        "counts": [int(c) for c in counts],
+        "classes_covered": int(covered.sum()),
+        "uncovered_classes": [int(c) for c in np.flatnonzero(~covered)],
+        "kl_to_reference": kl,
+    }
+
+
+def _class_indices(predicted_classes, num_classes: int) -> np.ndarray:
+    """``predicted_classes`` as an array, checked to be non-empty 1-D integers in range."""
     classes = np.asarray(predicted_classes)
     if classes.ndim != 1 or classes.size == 0:
         raise ValueError(
@@ -409,39 +427,45 @@ def class_coverage(
             f"predicted_classes must lie in [0, {num_classes}) for num_classes={num_classes}, "
             f"got values in [{classes.min()}, {classes.max()}]."
         )
+    return classes
+
+
+def _coverage_threshold(min_fraction: float | None, num_classes: int) -> float:
+    """The frequency a class must exceed to count as covered (None: ``0.1 / num_classes``)."""
     if min_fraction is None:
         min_fraction = 0.1 / num_classes
     if not (np.isfinite(min_fraction) and 0.0 <= min_fraction < 1.0):
         raise ValueError(f"min_fraction must be in [0, 1), got {min_fraction!r}.")
+    return min_fraction
+
+
+def _check_smoothing(smoothing: float) -> None:
     if not (np.isfinite(smoothing) and smoothing > 0.0):
         raise ValueError(f"smoothing must be a finite number > 0, got {smoothing!r}.")
 
-    counts = np.bincount(classes, minlength=num_classes)
-    histogram = counts / classes.size
-    covered = histogram > min_fraction
 
-    kl = None
-    if reference_histogram is not None:
-        reference = _as_float_array("reference_histogram", reference_histogram, ndim=1)
-        if reference.shape != (num_classes,):
-            raise ValueError(
-                f"reference_histogram must have {num_classes} entries (num_classes), got "
-                f"shape {reference.shape}."
-            )
-        if np.any(reference < 0.0) or reference.sum() <= 0.0:
-            raise ValueError("reference_histogram must be non-negative with a positive sum.")
-        reference = reference / reference.sum()
-        generated = (histogram + smoothing) / (1.0 + num_classes * smoothing)
-        present = reference > 0.0  # 0 * log(0 / g) = 0: classes absent from real data add nothing.
-        kl = float(np.sum(reference[present] * np.log(reference[present] / generated[present])))
-
-    return {
-        "histogram": [float(f) for f in histogram],
-        "counts": [int(c) for c in counts],
-        "classes_covered": int(covered.sum()),
-        "uncovered_classes": [int(c) for c in np.flatnonzero(~covered)],
-        "kl_to_reference": kl,
-    }
+def _kl_to_reference(
+    reference_histogram: np.ndarray | None,
+    histogram: np.ndarray,
+    num_classes: int,
+    smoothing: float,
+) -> float | None:
+    """``KL(reference || smoothed histogram)``, or None without a reference (see
+    :func:`class_coverage`)."""
+    if reference_histogram is None:
+        return None
+    reference = _as_float_array("reference_histogram", reference_histogram, ndim=1)
+    if reference.shape != (num_classes,):
+        raise ValueError(
+            f"reference_histogram must have {num_classes} entries (num_classes), got "
+            f"shape {reference.shape}."
+        )
+    if np.any(reference < 0.0) or reference.sum() <= 0.0:
+        raise ValueError("reference_histogram must be non-negative with a positive sum.")
+    reference = reference / reference.sum()
+    generated = (histogram + smoothing) / (1.0 + num_classes * smoothing)
+    present = reference > 0.0  # 0 * log(0 / g) = 0: classes absent from real data add nothing.
+    return float(np.sum(reference[present] * np.log(reference[present] / generated[present])))
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,6 +518,16 @@ def _fraction_inside(
     return inside / points.shape[0]
 
 
+def _check_has_kth_neighbour(k: int, **feature_sets: np.ndarray) -> None:
+    """Raises unless every named feature set has more than ``k`` samples."""
+    for name, features in feature_sets.items():
+        if k >= features.shape[0]:
+            raise ValueError(
+                f"k must be smaller than the number of samples in {name} ({features.shape[0]}) "
+                f"to have a k-th neighbour other than the sample itself, got k={k}."
+            )
+
+
 def precision_recall(
     real_features: np.ndarray,
     fake_features: np.ndarray,
@@ -539,12 +573,7 @@ def precision_recall(
     _same_width("real_features", real, "fake_features", fake)
     k = _positive_int("k", k)
     batch_size = _positive_int("batch_size", batch_size)
-    for name, features in (("real_features", real), ("fake_features", fake)):
-        if k >= features.shape[0]:
-            raise ValueError(
-                f"k must be smaller than the number of samples in {name} ({features.shape[0]}) "
-                f"to have a k-th neighbour other than the sample itself, got k={k}."
-            )
+    _check_has_kth_neighbour(k, real_features=real, fake_features=fake)
     # Centring shrinks the norms, and with them the expansion's cancellation error.
     center = real.mean(axis=0)
     real -= center

@@ -69,15 +69,8 @@ def score(
         ``class_kl``, ``precision``, ``recall``, ``num_samples``.
     """
     features, probabilities = evaluator(images01)
-    fd = metrics.frechet_distance_from_stats(
-        *metrics.gaussian_stats(features), reference.mu, reference.sigma
-    )
-    kid, kid_std = metrics.kid(
-        features,
-        reference.features,
-        num_subsets=kid_subsets,
-        subset_size=kid_subset_size,
-        seed=seed,
+    fd, kid, kid_std = _feature_distances(
+        features, reference, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed
     )
     splits = 10 if len(probabilities) >= 1000 else 1
     is_mean, is_std = metrics.classifier_score(probabilities, splits=splits)
@@ -102,6 +95,28 @@ def score(
     if labels is not None:
         result["conditional_accuracy"] = conditional_accuracy(probabilities, labels)
     return result
+
+
+def _feature_distances(
+    features: np.ndarray,
+    reference: Reference,
+    *,
+    kid_subsets: int,
+    kid_subset_size: int,
+    seed: int,
+) -> tuple[float, float, float]:
+    """``(fd, kid, kid_std)`` of generated features against the reference's."""
+    fd = metrics.frechet_distance_from_stats(
+        *metrics.gaussian_stats(features), reference.mu, reference.sigma
+    )
+    kid, kid_std = metrics.kid(
+        features,
+        reference.features,
+        num_subsets=kid_subsets,
+        subset_size=kid_subset_size,
+        seed=seed,
+    )
+    return fd, kid, kid_std
 
 
 def conditional_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -33,39 +33,19 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from ganpipe.data import load_images
     from ganpipe.eval import classifier
 
     keras.utils.set_random_seed(FLAGS.seed)
-    train = load_images(source=FLAGS.data_set, split="train")
-    test = load_images(source=FLAGS.data_set, split="test")
-    if train.labels is None or test.labels is None:
-        raise app.UsageError(f"{FLAGS.data_set} has no labels; an evaluator needs them.")
+    train, test = _labelled_splits(FLAGS.data_set)
     x_train = train.images.astype("float32") / 255.0
     x_test = test.images.astype("float32") / 255.0
-    num_classes = int(train.labels.max()) + 1
-    model = classifier.build_classifier(input_shape=x_train.shape[1:], num_classes=num_classes)
-    steps = FLAGS.epochs * (len(x_train) // FLAGS.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+    model = _compiled_classifier(
+        x_train.shape[1:],
+        num_classes=int(train.labels.max()) + 1,
+        steps=FLAGS.epochs * (len(x_train) // FLAGS.batch_size),
+        learning_rate=FLAGS.learning_rate,
     )
-    # Light augmentation (horizontal flips, one-pixel shifts) against overfitting.
-    augment = keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=FLAGS.seed),
-            keras.layers.RandomTranslation(1 / 28, 1 / 28, fill_mode="constant", seed=FLAGS.seed),
-        ]
-    )
-    data = (
-        tf.data.Dataset.from_tensor_slices((x_train, train.labels))
-        .shuffle(len(x_train), seed=FLAGS.seed)
-        .batch(FLAGS.batch_size, drop_remainder=True)
-        .map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    data = _training_data(x_train, train.labels, batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     start = time.time()
     model.fit(data, epochs=FLAGS.epochs, verbose=2)
     _, accuracy = model.evaluate(x_test, test.labels, batch_size=500, verbose=0)
@@ -92,6 +72,54 @@ def main(argv):
     }
     print(json.dumps(card, indent=2))
     logging.info("Wrote %s (test accuracy %.4f)", path, accuracy)
+
+
+def _labelled_splits(data_set: str):
+    """The train and test splits of ``data_set``; both must have labels."""
+    from ganpipe.data import load_images
+
+    train = load_images(source=data_set, split="train")
+    test = load_images(source=data_set, split="test")
+    if train.labels is None or test.labels is None:
+        raise app.UsageError(f"{data_set} has no labels; an evaluator needs them.")
+    return train, test
+
+
+def _compiled_classifier(input_shape, *, num_classes: int, steps: int, learning_rate: float):
+    """``build_classifier``, compiled with Adam on a cosine decay to 0 over ``steps``."""
+    import keras
+
+    from ganpipe.eval import classifier
+
+    model = classifier.build_classifier(input_shape=input_shape, num_classes=num_classes)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _training_data(images, labels, *, batch_size: int, seed: int):
+    """Shuffled, augmented, batched training pairs (an epoch per iteration)."""
+    import keras
+    import tensorflow as tf
+
+    # Light augmentation (horizontal flips, one-pixel shifts) against overfitting.
+    augment = keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(1 / 28, 1 / 28, fill_mode="constant", seed=seed),
+        ]
+    )
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(len(images), seed=seed)
+        .batch(batch_size, drop_remainder=True)
+        .map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 if __name__ == "__main__":

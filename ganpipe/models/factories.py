@@ -38,16 +38,14 @@ def _initializer_factory(initializer: InitializerLike) -> Callable[[], Any]:
     )
 
 
-def _build(
+def _block_layers(
     name: str,
-    input_shape: Sequence[int],
     blocks: Sequence[blocks_lib.BlockSpec],
     kernel_initializer: InitializerLike,
     bias_initializer: InitializerLike,
-    sync_batch_norm: bool = False,
-    conditioning: conditioning_lib.Conditioning | None = None,
-    num_classes: int | None = None,
-) -> keras.Model:
+    sync_batch_norm: bool,
+) -> tuple[list, Callable[[], Any]]:
+    """The model's layers, built from its block specs, and its kernel initializer factory."""
     if not blocks:
         raise ValueError(f"The {name} needs at least one block; its `blocks` list is empty.")
     if not isinstance(sync_batch_norm, bool):
@@ -60,6 +58,18 @@ def _build(
         kernel_initializer=kernel_factory,
         bias_initializer=_initializer_factory(bias_initializer),
     )
+    return layers, kernel_factory
+
+
+def _functional_model(
+    name: str,
+    input_shape: Sequence[int],
+    layers: list,
+    kernel_factory: Callable[[], Any],
+    conditioning: conditioning_lib.Conditioning | None,
+    num_classes: int | None,
+) -> keras.Model:
+    """The layers wired into a functional model; a conditional one also takes labels."""
     inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
     if conditioning is not None:
         labels = keras.Input(shape=(), dtype=conditioning_lib.LABEL_DTYPE, name=f"{name}_label")
@@ -150,15 +160,11 @@ def build_generator(
     conditioner = _conditioning(
         "build_generator", conditioning_lib.GENERATOR_CONDITIONINGS, conditioning, num_classes
     )
-    return _build(
-        name,
-        (int(latent_dim),),
-        blocks,
-        kernel_initializer,
-        bias_initializer,
-        sync_batch_norm,
-        conditioner,
-        num_classes,
+    layers, kernel_factory = _block_layers(
+        name, blocks, kernel_initializer, bias_initializer, sync_batch_norm
+    )
+    return _functional_model(
+        name, (int(latent_dim),), layers, kernel_factory, conditioner, num_classes
     )
 
 
@@ -211,6 +217,23 @@ def build_critic(
     Returns:
         A functional ``keras.Model``.
     """
+    blocks = _critic_blocks(blocks, output_activation, spectral_norm)
+    conditioner = _conditioning(
+        "build_critic", conditioning_lib.CRITIC_CONDITIONINGS, conditioning, num_classes
+    )
+    layers, kernel_factory = _block_layers(
+        name, blocks, kernel_initializer, bias_initializer, sync_batch_norm
+    )
+    model = _functional_model(name, input_shape, layers, kernel_factory, conditioner, num_classes)
+    _check_one_score(model)
+    return model
+
+
+def _critic_blocks(
+    blocks: Sequence[blocks_lib.BlockSpec], output_activation: str | None, spectral_norm: bool
+) -> Sequence[blocks_lib.BlockSpec]:
+    """The critic's block specs with build_critic's ``output_activation`` appended and its
+    ``spectral_norm`` default applied."""
     if output_activation is not None:
         if not isinstance(output_activation, str) or not output_activation:
             raise ValueError(
@@ -224,25 +247,16 @@ def build_critic(
         )
     if spectral_norm:
         blocks = [_spectral(spec) for spec in blocks]
-    conditioner = _conditioning(
-        "build_critic", conditioning_lib.CRITIC_CONDITIONINGS, conditioning, num_classes
-    )
-    model = _build(
-        name,
-        input_shape,
-        blocks,
-        kernel_initializer,
-        bias_initializer,
-        sync_batch_norm,
-        conditioner,
-        num_classes,
-    )
-    if tuple(model.output_shape[1:]) != (1,):
+    return blocks
+
+
+def _check_one_score(critic: keras.Model) -> None:
+    """Raises unless the critic outputs one score per image, shape (batch, 1)."""
+    if tuple(critic.output_shape[1:]) != (1,):
         raise ValueError(
             f"The critic must output one score per image, shape (batch, 1), but its blocks give "
-            f"{tuple(model.output_shape)}. End the critic with {{'block': 'dense', 'units': 1}}."
+            f"{tuple(critic.output_shape)}. End the critic with {{'block': 'dense', 'units': 1}}."
         )
-    return model
 
 
 def final_activation(model: keras.Model) -> str | None:

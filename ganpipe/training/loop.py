@@ -20,8 +20,9 @@ def run(
     callbacks after it. Every callback's ``end`` runs, whatever stopped the loop.
     """
     stop = None
-    for callback in callbacks:
-        stop = stop or callback.begin(start_step)
+    for callback in callbacks:  # every callback begins, even after one has stopped the run
+        verdict = callback.begin(start_step)
+        stop = stop or verdict
     step, last = start_step, None
     while stop is None:
         metrics, new_step = train(step)

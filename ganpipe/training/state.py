@@ -4,7 +4,8 @@ A run's state is the generator (and the weight average, when ``train.generator_e
 critic, both optimizers (their slots and iteration counters, which also index the random streams
 and the data stream), the step (generator updates), the elapsed training time, the best FD so
 far, and the state of a stateful augmentation. ``GANState.checkpoint`` maps them to the
-checkpoint's keys; evaluation restores a subset by the same keys (``restore_generators``).
+checkpoint's keys; evaluation (``eval.evaluation.restore_generator``) restores a subset by the
+same keys.
 """
 
 from __future__ import annotations
@@ -198,21 +199,6 @@ def save_model(model: keras.Model, path: str) -> None:
         model.trainable = not frozen
     os.replace(tmp, path)
     logging.info("Saved the generator to %s", path)
-
-
-def restore_generators(
-    path: str, generator: keras.Model, generator_ema: keras.Model | None = None
-) -> int:
-    """Restores the generator (and the average, which must then be in the checkpoint) from the
-    checkpoint ``path``, nothing else; returns the checkpoint's step."""
-    step = tf.Variable(0, dtype=tf.int64)
-    parts = {GENERATOR: generator, STEP: step}
-    if generator_ema is not None:
-        parts[GENERATOR_EMA] = generator_ema
-    status = tf.train.Checkpoint(**parts).restore(path).expect_partial()
-    if generator_ema is not None:
-        status.assert_existing_objects_matched()
-    return int(step.numpy())
 
 
 def check_compatible(generator, critic, loss, image_shape, value_range) -> None:

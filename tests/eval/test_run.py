@@ -13,6 +13,7 @@ import tensorflow as tf
 from ganpipe import config, rundir
 from ganpipe.eval import evaluation
 from ganpipe.eval import run as eval_run
+from ganpipe.training import state
 from tests.conftest import parse
 
 SMALL_GENERATOR = (
@@ -63,16 +64,16 @@ def write_run(run_dir, *params, step=7, average=True, checkpoint=True, experimen
     # With the optimizer beside it, as in the trainer's checkpoints, the generator's variables are
     # filed under the optimizer's key (the shortest path to them), not under "generator".
     parts = {
-        rundir.GENERATOR_KEY: generator,
+        state.GENERATOR: generator,
         "generator_optimizer": optimizer,
-        rundir.STEP_KEY: tf.Variable(step, dtype=tf.int64),
+        state.STEP: tf.Variable(step, dtype=tf.int64),
     }
     average_model = None
     if average:
         average_model = setup.build(average=True)
         for target, source in zip(average_model.variables, generator.variables):
             target.assign(np.asarray(source) * 0.5 + 0.01)  # differs from the live weights
-        parts[rundir.GENERATOR_EMA_KEY] = average_model
+        parts[state.GENERATOR_EMA] = average_model
     run_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint:
         manager = tf.train.CheckpointManager(
