@@ -193,7 +193,9 @@ def test_the_conditional_switch_changes_only_the_conditioning_and_the_models_inp
         "build_critic.conditioning",
         "train.num_samples",
     }
-    plain, conditional = make_trainer("gan"), make_trainer("cgan")
+    # The seed's 128-number latent (tiny.gin shrinks it).
+    plain = make_trainer("gan", "LATENT_DIM = 128")
+    conditional = make_trainer("cgan", "LATENT_DIM = 128")
     assert len(plain.generator.inputs) == len(plain.critic.inputs) == 1
     assert len(conditional.generator.inputs) == len(conditional.critic.inputs) == 2
     # The unconditional path: the seed GAN's models and a batch of images, not pairs.

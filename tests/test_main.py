@@ -69,7 +69,8 @@ def test_main_writes_every_output_then_resumes(tmp_path, real_data):
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "tensorboard").iterdir())
     assert (run / "checkpoints" / "checkpoint").exists()
     generator = keras.saving.load_model(run / "generator.keras")
-    images = np.asarray(generator(np.random.default_rng(0).normal(size=(3, 4608)).astype("f4")))
+    noise = np.random.default_rng(0).normal(size=(3, generator.input_shape[-1])).astype("f4")
+    images = np.asarray(generator(noise))
     assert images.shape == (3, 28, 28, 1) and np.all(np.isfinite(images))
 
     # The same config, a larger step budget: resumes at step 2 instead of starting over.

@@ -235,6 +235,7 @@ def _sweep_args(output_dir, *extra):
     )
 
 
+@pytest.mark.slow  # end to end: a ganpipe.main and a ganpipe.evaluate process per run
 @pytest.mark.skipif(
     not os.path.isdir("/usr/share/datasets/fashion-mnist"),
     reason="scoring needs the Fashion-MNIST test split",
@@ -289,6 +290,7 @@ def test_a_typo_stops_the_sweep_before_any_run(tmp_path):
     assert not (out / "runs").exists()
 
 
+@pytest.mark.slow  # end to end: a ganpipe.main and a ganpipe.evaluate process per run
 @pytest.mark.skipif(
     not os.path.isdir("/usr/share/datasets/fashion-mnist"),
     reason="scoring needs the Fashion-MNIST test split",

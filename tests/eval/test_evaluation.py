@@ -49,6 +49,7 @@ def test_unknown_data_set_has_no_evaluator():
         classifier.load_evaluator("cifar10")
 
 
+@pytest.mark.slow  # scores 10,000 real and 10,000 noise images
 def test_real_data_scores_near_perfect_and_noise_scores_badly(evaluator):
     floor = evaluation.reference_floor("fashion_mnist", num_samples=2000)["metrics"]
     reference = evaluation.real_reference(evaluator, "fashion_mnist")
