@@ -157,9 +157,11 @@ WEIGHT_TOLERANCE = 5e-3
 
 # oneDNN's custom ops (TensorFlow's default on x86) pick convolution kernels by batch shape and
 # thread split, so 1, 2 and 4 replicas round differently in the last bits, and WGAN-GP's penalty
-# amplifies that (measured on an AVX-512 Xeon, 2 rounds: oneDNN on, losses 1.1e-3 and 1.5e-3 apart,
-# weights 0.22 and 0.19 of the change; off, 1.4e-6 and 2.6e-6, 5.7e-4 and 6.1e-4; per-replica
-# batch norm, off: 7.1e-2 and 0.80). The parity runs therefore use TensorFlow's own kernels.
+# amplifies that. Measured on an AVX-512 Xeon, 2 rounds, 2 and 4 replicas, oneDNN on -> off:
+# with a 4608-number latent, losses 1.1e-3, 1.5e-3 -> 1.4e-6, 2.6e-6 and weights 0.22, 0.19 ->
+# 5.7e-4, 6.1e-4; with tiny.gin's 16, losses 1.2e-3, 3e-7 -> 8.3e-6, 8.7e-6 and weights 6.9e-2,
+# 4e-4 -> 5.5e-4, 4e-4 (per-replica batch norm, off: 2.2e-2 and 0.61). So parity runs on
+# TensorFlow's own kernels.
 PARITY_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}  # read when TensorFlow loads: set in the subprocess
 
 

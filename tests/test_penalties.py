@@ -512,11 +512,11 @@ def _write_swaps(output: str) -> None:
 
 @pytest.fixture(scope="module")
 def swaps(tmp_path_factory):
-    # In a subprocess with oneDNN's custom ops off: they pick kernels by batch shape and graph,
-    # so the trainer's fakes (in its tf.function) and the eager ones here differ by 4e-7, which
-    # the gradient penalty's second derivative turns into 4.6% of the update (AVX-512 Xeon; off:
-    # 3.7e-5, as R1 and DRAGAN's 6.4e-5 and 2.6e-5 either way). The variable is read when
-    # TensorFlow loads, so it cannot be switched in this process.
+    # In a subprocess with oneDNN's custom ops off: they pick kernels by shape and graph, so with
+    # a 4608-number latent the trainer's fakes (in its tf.function) and the eager ones here
+    # differed by 4e-7, which the gradient penalty's second derivative turned into 4.6% of the
+    # update (AVX-512 Xeon; oneDNN off: 3.7e-5; tiny.gin's 16: 3.4e-5 either way; R1, DRAGAN:
+    # 6.4e-5, 2.6e-5 either way). The variable is read when TensorFlow loads: not switchable here.
     path = tmp_path_factory.mktemp("swaps") / "updates.npz"
     result = run_module(
         "tests.test_penalties", "swaps", str(path), env={"TF_ENABLE_ONEDNN_OPTS": "0"}
