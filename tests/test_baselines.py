@@ -5,8 +5,10 @@ import functools
 import numpy as np
 import pytest
 
+import gin
 from benchmarks.baselines import experiments, keras_fit, tf1_tutorial
-from tests.conftest import make_trainer
+from ganpipe import config
+from tests.conftest import GIN, make_trainer
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +21,10 @@ CRITIC_UPDATES_AFTER_TWO = {"gan": 2, "dcgan": 5, "wgan": 10}
 @functools.cache
 def _ganpipe(experiment):
     """Trainable parameters of ganpipe's generator and critic, and its schedule."""
-    trainer = make_trainer(experiment)
+    # The experiment's own latent size (tiny.gin shrinks it): the baselines build the seed's models.
+    config.parse([str(GIN / f"{experiment}.gin")], [])
+    latent = gin.query_parameter("%LATENT_DIM")
+    trainer = make_trainer(experiment, f"LATENT_DIM = {latent}")
 
     def count(model):
         return int(sum(np.prod(v.shape) for v in model.trainable_variables))
