@@ -68,6 +68,29 @@ def parse(experiment: str, *params: str, tiny: bool = True) -> str:
     return config.parse(files, params)
 
 
+# A small DCGAN-shaped generator (dense -> reshape -> transposed conv + batch norm -> tanh) for
+# tests that train and restore many generators.
+SMALL_GENERATOR = (
+    "LATENT_DIM = 16",
+    "build_generator.latent_dim = 16",
+    "build_generator.blocks = ["
+    "{'block': 'dense', 'units': 392, 'activation': 'tanh'},"
+    "{'block': 'reshape', 'target_shape': (7, 7, 8)},"
+    "{'block': 'conv_transpose', 'filters': 8, 'kernel_size': 4, 'strides': 2,"
+    " 'padding': 'same', 'activation': 'leaky_relu'},"
+    "{'block': 'batch_norm', 'momentum': 0.1, 'epsilon': 1e-4,"
+    " 'moving_variance_initializer': 'zeros'},"
+    "{'block': 'conv_transpose', 'filters': 1, 'kernel_size': 4, 'strides': 2,"
+    " 'padding': 'same', 'activation': 'tanh'}]",
+)
+
+
+def own_latent(experiment: str) -> str:
+    """The experiment's own latent size as a binding, undoing tiny.gin's 16."""
+    config.parse([str(GIN / f"{experiment}.gin")], [])
+    return f"LATENT_DIM = {gin.query_parameter('%LATENT_DIM')}"
+
+
 def values(variables):
     """NumPy copies of variables' (or arrays') current values."""
     return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in variables]

@@ -15,9 +15,9 @@ DEVICES = 4
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
 
-import gin  # noqa: E402
 from ganpipe import config, distribute  # noqa: E402
 from ganpipe.training import backend, callbacks  # noqa: E402
+from tests.conftest import own_latent  # noqa: E402
 
 ROUNDS = 2
 GENERATOR_STEPS = 1  # per round: keeps DCGAN's 5/50 rounds short; the schedule's critic steps stay
@@ -81,13 +81,6 @@ PARITY_CASES = {
 }
 
 
-def own_latent(experiment: str) -> str:
-    """The experiment's own latent size as a binding (tiny.gin shrinks it). Parity keeps the
-    size whose replica noise was measured with the most margin (tests/test_distribute.py)."""
-    config.parse([f"gin/{experiment}.gin"], [])
-    return f"LATENT_DIM = {gin.query_parameter('%LATENT_DIM')}"
-
-
 def parity(replicas: str, output: str) -> dict:
     """Trains every parity case ROUNDS rounds on ``replicas`` replicas; saves losses and weights.
 
@@ -98,6 +91,8 @@ def parity(replicas: str, output: str) -> dict:
     for case, (experiment, params, counts) in PARITY_CASES.items():
         if replicas not in counts:
             continue
+        # Each experiment at its own latent size, where its replica noise was measured with the
+        # most margin (tests/test_distribute.py).
         trainer = make(experiment, replicas, own_latent(experiment), *params)
         variables = (*trainer.generator.variables, *trainer.critic.variables)
         for index, variable in enumerate(variables):

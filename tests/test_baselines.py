@@ -5,10 +5,8 @@ import functools
 import numpy as np
 import pytest
 
-import gin
 from benchmarks.baselines import experiments, keras_fit, tf1_tutorial
-from ganpipe import config
-from tests.conftest import GIN, make_trainer
+from tests.conftest import make_trainer, own_latent
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +20,7 @@ CRITIC_UPDATES_AFTER_TWO = {"gan": 2, "dcgan": 5, "wgan": 10}
 def _ganpipe(experiment):
     """Trainable parameters of ganpipe's generator and critic, and its schedule."""
     # The experiment's own latent size (tiny.gin shrinks it): the baselines build the seed's models.
-    config.parse([str(GIN / f"{experiment}.gin")], [])
-    latent = gin.query_parameter("%LATENT_DIM")
-    trainer = make_trainer(experiment, f"LATENT_DIM = {latent}")
+    trainer = make_trainer(experiment, own_latent(experiment))
 
     def count(model):
         return int(sum(np.prod(v.shape) for v in model.trainable_variables))

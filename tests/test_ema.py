@@ -18,20 +18,10 @@ import tensorflow as tf
 import gin
 from ganpipe import rundir
 from ganpipe.training import writers
-from tests.conftest import REPO, make_trainer, values
+from tests.conftest import REPO, SMALL_GENERATOR, make_trainer, values
 
 SMALL_MODELS = (
-    "LATENT_DIM = 16",
-    "build_generator.latent_dim = 16",
-    "build_generator.blocks = ["
-    "{'block': 'dense', 'units': 392, 'activation': 'tanh'},"
-    "{'block': 'reshape', 'target_shape': (7, 7, 8)},"
-    "{'block': 'conv_transpose', 'filters': 8, 'kernel_size': 4, 'strides': 2,"
-    " 'padding': 'same', 'activation': 'leaky_relu'},"
-    "{'block': 'batch_norm', 'momentum': 0.1, 'epsilon': 1e-4,"
-    " 'moving_variance_initializer': 'zeros'},"
-    "{'block': 'conv_transpose', 'filters': 1, 'kernel_size': 4, 'strides': 2,"
-    " 'padding': 'same', 'activation': 'tanh'}]",
+    *SMALL_GENERATOR,
     "build_critic.blocks = ["
     "{'block': 'conv', 'filters': 8, 'kernel_size': 3, 'strides': 2, 'padding': 'same',"
     " 'activation': 'leaky_relu'},"

@@ -17,8 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+import tensorflow as tf
 from absl import logging
 
+from ganpipe import rundir
+from ganpipe.models import factories
 from ganpipe.rundir import atomic_write
 from ganpipe.timefmt import format_duration
 from ganpipe.training import writers
@@ -443,8 +446,6 @@ class Scorer:
 def fixed_noise(s, latent_dim: int):
     """The sample grids' noise, fixed by the seed (``s``: RunSettings); for a conditional run
     one noise vector per column, drawn in every class."""
-    import tensorflow as tf
-
     shape = [s.intervals.num_samples, latent_dim]
     if s.num_classes is not None:
         shape[0] = max(1, s.intervals.num_samples // s.num_classes)
@@ -453,9 +454,6 @@ def fixed_noise(s, latent_dim: int):
 
 def standard_callbacks(s, state: GANState, run_dir, checkpointer, scorer, operative_config, start):
     """A run's callbacks (``s``: RunSettings), in the order they act after each call."""
-    from ganpipe import rundir
-    from ganpipe.models import factories
-
     tensorboard = writers.TensorBoard(run_dir.join(rundir.TENSORBOARD))
     noise = fixed_noise(s, factories.latent_dim(state.generator))
     grid = writers.SampleGrid(run_dir.join(rundir.SAMPLES), noise, s.value_range, s.num_classes)

@@ -14,21 +14,8 @@ from ganpipe import config, rundir
 from ganpipe.eval import evaluation
 from ganpipe.eval import run as eval_run
 from ganpipe.training import state
-from tests.conftest import parse
+from tests.conftest import SMALL_GENERATOR, parse
 
-SMALL_GENERATOR = (
-    "LATENT_DIM = 16",
-    "build_generator.latent_dim = 16",
-    "build_generator.blocks = ["
-    "{'block': 'dense', 'units': 392, 'activation': 'tanh'},"
-    "{'block': 'reshape', 'target_shape': (7, 7, 8)},"
-    "{'block': 'conv_transpose', 'filters': 8, 'kernel_size': 4, 'strides': 2,"
-    " 'padding': 'same', 'activation': 'leaky_relu'},"
-    "{'block': 'batch_norm', 'momentum': 0.1, 'epsilon': 1e-4,"
-    " 'moving_variance_initializer': 'zeros'},"
-    "{'block': 'conv_transpose', 'filters': 1, 'kernel_size': 4, 'strides': 2,"
-    " 'padding': 'same', 'activation': 'tanh'}]",
-)
 # Each of these makes the trainer fail to build (checked below): the data, the critic, the
 # optimizers. A run directory whose config holds all of them still gives its generator.
 UNBUILDABLE = {
