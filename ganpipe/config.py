@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import keras
 
 import gin
-from ganpipe import constraints, distribute, optimizers, penalties, trainer
+from ganpipe import augment, constraints, distribute, optimizers, penalties, trainer
 from ganpipe import data as data_lib
 from ganpipe.models import factories
 from ganpipe.training import settings
@@ -39,6 +39,8 @@ _SYMBOLS = {
     "GradientPenalty": (penalties.GradientPenalty, "ganpipe", None),
     "R1Penalty": (penalties.R1Penalty, "ganpipe", None),
     "DraganPenalty": (penalties.DraganPenalty, "ganpipe", None),
+    "DiffAugment": (augment.DiffAugment, "ganpipe", None),
+    "ADA": (augment.ADA, "ganpipe", None),
     # Keras' Adam and AdamW with a fused update (ganpipe/optimizers.py); gin names unchanged.
     "Adam": (optimizers.Adam, "ganpipe", None),
     "AdamW": (optimizers.AdamW, "ganpipe", None),

@@ -38,6 +38,11 @@ flags.DEFINE_bool(
 flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise and KID subsets.")
 flags.DEFINE_bool("reference", False, "Score real training images instead (the real-data floor).")
 flags.DEFINE_string("data_set", "fashion_mnist", "With --reference: the data set.")
+flags.DEFINE_string(
+    "evaluator", None,
+    "Evaluator name, e.g. fashion_mnist-v1 for numbers comparable with older results (default: "
+    "the run's data set's newest evaluator; with --reference, --data_set's).",
+)  # fmt: skip
 flags.DEFINE_string("output_json", None, "Also write the result here.")
 flags.DEFINE_bool(
     "inception",
@@ -84,7 +89,7 @@ def main(argv) -> int:
     try:
         if FLAGS.reference:
             result = evaluation.reference_floor(
-                FLAGS.data_set, num_samples=FLAGS.num_samples, seed=FLAGS.seed
+                FLAGS.evaluator or FLAGS.data_set, num_samples=FLAGS.num_samples, seed=FLAGS.seed
             )
             target = None
         else:
@@ -98,6 +103,7 @@ def main(argv) -> int:
                 inception=FLAGS.inception,
                 inception_weights=FLAGS.inception_weights,
                 live=FLAGS.live_generator,
+                evaluator=FLAGS.evaluator,
             )
             target = os.path.join(FLAGS.run_dir, rundir.EVAL)
     except (ValueError, FileNotFoundError) as error:

@@ -26,8 +26,9 @@ class GANLoss:
         wasserstein_estimate: True where mean(real) - mean(fake) estimates a distance (the
             Wasserstein family), so the trainer logs it.
         generator_uses_real: True where the generator's loss depends on the critic's scores of
-            real images too (relativistic losses): the generator update then scores the last
-            critic update's real batch (no extra data is drawn) and passes ``real_scores``.
+            real images too (relativistic losses): each generator update then draws a real batch
+            of its own (counted in the run's data position), scores it with the critic as it is
+            (no gradient to the critic) and passes ``real_scores``.
     """
 
     name = "base"
@@ -129,10 +130,115 @@ class LeastSquares(GANLoss):
         return 0.5 * ops.square(fake_scores - 1.0)
 
 
+class RelativisticPairing(GANLoss):
+    """The relativistic pairing GAN (RpGAN; Jolicoeur-Martineau, 2019, "The relativistic
+    discriminator"; the objective of R3GAN, Huang et al., 2024), standard (softplus) form.
+
+    Each real image is paired with a generated one (row i with row i):
+    critic: softplus(D(G(z)) - D(x)) = -log sigmoid(D(x) - D(G(z)));
+    generator: softplus(D(x) - D(G(z))). Only the difference of a pair's scores matters.
+    """
+
+    name = "rpgan"
+    uses_sigmoid = True
+    generator_uses_real = True
+
+    def critic(self, real_scores, fake_scores):
+        return ops.softplus(fake_scores - real_scores)
+
+    def generator(self, fake_scores, real_scores=None):
+        return ops.softplus(_required(real_scores, self) - fake_scores)
+
+
+def _required(real_scores, loss):
+    if real_scores is None:
+        raise ValueError(
+            f"The {loss.name} loss needs the critic's real scores on the generator side (the "
+            "trainer passes them when generator_uses_real is set)."
+        )
+    return real_scores
+
+
+class RelativisticAverage(GANLoss):
+    """Relativistic average losses (Jolicoeur-Martineau, 2019, section 4.2): each score is read
+    relative to the mean score of the other kind, C~(x) = D(x) - mean D(G(z)) and
+    C~(G(z)) = D(G(z)) - mean D(x), means over the replica's batch. ``f1``/``f2`` give the
+    family: critic f1(C~(x)) + f2(C~(G(z))) per example pair, generator f1(C~(G(z))) + f2(C~(x)).
+
+    RaSGAN (``relativistic_average``): f1(y) = softplus(-y), f2(y) = softplus(y).
+    """
+
+    name = "relativistic_average"
+    uses_sigmoid = True
+    generator_uses_real = True
+
+    def f1(self, y):
+        return ops.softplus(-y)
+
+    def f2(self, y):
+        return ops.softplus(y)
+
+    def critic(self, real_scores, fake_scores):
+        real_rel = real_scores - ops.mean(fake_scores)
+        fake_rel = fake_scores - ops.mean(real_scores)
+        return self.f1(real_rel) + self.f2(fake_rel)
+
+    def generator(self, fake_scores, real_scores=None):
+        real_scores = _required(real_scores, self)
+        fake_rel = fake_scores - ops.mean(real_scores)
+        real_rel = real_scores - ops.mean(fake_scores)
+        return self.f1(fake_rel) + self.f2(real_rel)
+
+
+class RelativisticAverageLeastSquares(RelativisticAverage):
+    """RaLSGAN (ibid., eq. 19/20 with LSGAN's targets): f1(y) = (y - 1)^2, f2(y) = (y + 1)^2."""
+
+    name = "relativistic_average_least_squares"
+    uses_sigmoid = False
+
+    def f1(self, y):
+        return ops.square(y - 1.0)
+
+    def f2(self, y):
+        return ops.square(y + 1.0)
+
+
+class RelativisticAverageHinge(RelativisticAverage):
+    """RaHingeGAN (ibid.): f1(y) = relu(1 - y), f2(y) = relu(1 + y)."""
+
+    name = "relativistic_average_hinge"
+    uses_sigmoid = False
+
+    def f1(self, y):
+        return ops.relu(1.0 - y)
+
+    def f2(self, y):
+        return ops.relu(1.0 + y)
+
+
 LOSSES = Registry(
     "loss",
-    {cls.name: cls for cls in (Minimax, NonSaturating, Wasserstein, Hinge, LeastSquares)},
+    {
+        cls.name: cls
+        for cls in (
+            Minimax,
+            NonSaturating,
+            Wasserstein,
+            Hinge,
+            LeastSquares,
+            RelativisticPairing,
+            RelativisticAverage,
+            RelativisticAverageLeastSquares,
+            RelativisticAverageHinge,
+        )
+    },  # fmt: skip
     aliases={
+        "relativistic_pairing": "rpgan",
+        "rp": "rpgan",
+        "ragan": "relativistic_average",
+        "rasgan": "relativistic_average",
+        "ralsgan": "relativistic_average_least_squares",
+        "rahinge": "relativistic_average_hinge",
         "gan": "minimax",
         "modified_minimax": "non_saturating",
         "ns": "non_saturating",

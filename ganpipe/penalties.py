@@ -305,12 +305,24 @@ class DraganPenalty(Penalty):
         )
 
 
+def r2(gamma: float = 10.0, *, every: int = 1) -> R1Penalty:
+    """R2: the zero-centred penalty on generated images (``R1Penalty(on='fake')``)."""
+    return R1Penalty(gamma, on="fake", every=every)
+
+
+def r1_r2(gamma: float = 10.0, *, every: int = 1) -> R1Penalty:
+    """R1 + R2 with one gamma, as in R3GAN (Huang et al., 2024) (``R1Penalty(on='both')``)."""
+    return R1Penalty(gamma, on="both", every=every)
+
+
 PENALTIES = Registry(
     "penalty",
     {
         GradientPenalty.name: GradientPenalty,
         R1Penalty.name: R1Penalty,
         DraganPenalty.name: DraganPenalty,
+        "r2": r2,
+        "r1_r2": r1_r2,
     },
     aliases={
         "gp": "gradient_penalty",

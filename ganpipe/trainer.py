@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from ganpipe import augment as augmentations
 from ganpipe import constraints, distribute, losses, optimizers, penalties, rundir
 from ganpipe import data as data_module
 from ganpipe.training import callbacks, loop, state, writers
@@ -71,7 +72,8 @@ class Trainer:
         distribute.split_global_batch(s.batch_size, self.strategy)
         self.loss = losses.get(loss)
         self.constraint = constraints.get_constraint(critic_constraint)
-        self.penalty, self.augment = penalties.get(penalty), augment
+        self.penalty = penalties.get(penalty)
+        self.augment = augment = augmentations.get(augment)
         if s.numerics.deterministic:
             tf.config.experimental.enable_op_determinism()
             logging.info("TensorFlow op determinism is on (train.deterministic = True).")

@@ -199,7 +199,21 @@ def nan(policy: str) -> dict:
     }
 
 
-CHECKS = {"parity": parity, "noise": noise, "data": data, "nan": nan}
+def ada() -> dict:
+    """ADA's state after 4 critic updates on 1 and on 2 replicas (every copy)."""
+    params = ("NUM_STEPS = 4", "train.augment = @ADA()", "ADA.interval = 1",
+              "ADA.speed_images = 16", "ADA.initial_p = 0.5")  # fmt: skip
+    found = {}
+    for replicas in (1, 2):
+        trainer = make("recommended", replicas, *params)
+        trainer.train_steps(4)
+        found[replicas] = [
+            [float(c) for c in copies(trainer, v)] for v in trainer.augment.variables
+        ]
+    return {"one": found[1], "two": found[2]}
+
+
+CHECKS = {"parity": parity, "noise": noise, "data": data, "nan": nan, "ada": ada}
 
 if __name__ == "__main__":
     check, *args = sys.argv[1:]

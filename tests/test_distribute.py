@@ -268,3 +268,13 @@ def test_nan_on_one_replica_is_skipped_on_every_replica():
     result = _run_replicas("nan", "skip")
     assert result["outcome"] == "completed" and result["step"] == 4, result
     assert result["all_copies_finite"] and result["copies_disagree"] == [], result
+
+
+def test_ada_state_is_global_and_the_same_on_every_replica():
+    # r_t sums sign(D(x)) over the global batch, so two replicas move p exactly as one does,
+    # and every mirrored copy holds the same value.
+    result = _run_replicas("ada")
+    one, two = result["one"], result["two"]
+    assert all(len(set(copies)) == 1 for copies in two), two
+    assert [c[0] for c in two] == [c[0] for c in one]
+    assert one[0][0] != 0.5  # p moved

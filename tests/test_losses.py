@@ -35,6 +35,62 @@ CLOSED_FORMS = {
 }
 
 
+def _softplus(x):
+    return np.log1p(np.exp(x.astype(np.float64)))
+
+
+# Relativistic losses: (critic(r, f), generator(f, r)) from Jolicoeur-Martineau (2019): the
+# pairing form (RpGAN, eq. 8 with f = -log sigmoid), the average forms (section 4.2).
+RELATIVISTIC = {
+    "rpgan": (
+        lambda r, f: -np.log(_sigmoid(r - f)),
+        lambda f, r: -np.log(_sigmoid(f - r)),
+    ),
+    "relativistic_average": (
+        lambda r, f: -np.log(_sigmoid(r - f.mean())) - np.log(1.0 - _sigmoid(f - r.mean())),
+        lambda f, r: -np.log(_sigmoid(f - r.mean())) - np.log(1.0 - _sigmoid(r - f.mean())),
+    ),
+    "relativistic_average_least_squares": (
+        lambda r, f: (r - f.mean() - 1.0) ** 2 + (f - r.mean() + 1.0) ** 2,
+        lambda f, r: (f - r.mean() - 1.0) ** 2 + (r - f.mean() + 1.0) ** 2,
+    ),
+    "relativistic_average_hinge": (
+        lambda r, f: np.maximum(0.0, 1.0 - (r - f.mean())) + np.maximum(0.0, 1.0 + f - r.mean()),
+        lambda f, r: np.maximum(0.0, 1.0 - (f - r.mean())) + np.maximum(0.0, 1.0 + r - f.mean()),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELATIVISTIC))
+def test_relativistic_loss_matches_closed_form(name):
+    loss = losses.get(name)
+    assert loss.generator_uses_real
+    critic_form, generator_form = RELATIVISTIC[name]
+    np.testing.assert_allclose(
+        np.asarray(loss.critic(REAL, FAKE)), critic_form(REAL, FAKE), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(loss.generator(FAKE, real_scores=REAL)), generator_form(FAKE, REAL),
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
+
+
+def test_pairing_loss_depends_only_on_score_differences():
+    loss = losses.get("rpgan")
+    shifted = [np.asarray(loss.critic(REAL + c, FAKE + c)) for c in (0.0, 5.0, -3.0)]
+    np.testing.assert_allclose(shifted[1], shifted[0], rtol=1e-5)
+    np.testing.assert_allclose(shifted[2], shifted[0], rtol=1e-5)
+    # Swapping the roles of real and fake swaps the critic's and the generator's losses.
+    np.testing.assert_allclose(
+        np.asarray(loss.generator(REAL, real_scores=FAKE)), shifted[0], rtol=1e-6
+    )
+
+
+def test_relativistic_generator_refuses_to_run_without_real_scores():
+    with pytest.raises(ValueError, match="needs the critic's real scores"):
+        losses.get("rpgan").generator(FAKE)
+
+
 @pytest.mark.parametrize("name", sorted(CLOSED_FORMS))
 def test_loss_matches_closed_form(name):
     loss = losses.get(name)

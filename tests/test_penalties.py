@@ -567,3 +567,13 @@ if __name__ == "__main__":  # python -m tests.test_penalties swaps OUTPUT.npz (t
     _, check, output = sys.argv
     assert check == "swaps", check
     _write_swaps(output)
+
+
+@pytest.mark.parametrize("name, on", [("r2", "fake"), ("r1_r2", "both"), ("r1", "real")])
+def test_r2_and_r1_r2_are_registry_names_for_r1_on_fake_and_both(name, on):
+    penalty = penalties.get({"class_name": name, "config": {"gamma": 0.5, "every": 4}})
+    assert (penalty.on, penalty.gamma, penalty.every) == (on, 0.5, 4)
+    real, fake = _images(30), 2.0 * _images(31)
+    expected = penalties.R1Penalty(0.5, on=on)(_quadratic_critic, real, fake, _rng())
+    got = penalty(_quadratic_critic, real, fake, _rng())
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())

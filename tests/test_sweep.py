@@ -342,3 +342,69 @@ def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
     assert steps == list(range(1, 2001))
     row = json.loads((out / "runs" / "base" / "seed0" / "result.json").read_text())
     assert row["status"] == "done" and row["steps"] == 2000
+
+
+FAST_LADDER = GIN / "sweeps" / "fast_ladder.gin"
+
+
+def _fast_rungs():
+    sweep = sweeps.load_sweep_file(str(FAST_LADDER))
+    grid = sweeps.cells(sweep)
+    seen = []
+    for cell in grid:
+        config.parse(list(sweep.gin_files), sweeps.run_bindings(sweep, cell, 0))
+        seen.append(
+            {
+                "loss": _query("train.loss"),
+                "constraint": str(_query("train.critic_constraint")),
+                "penalty": str(_query("train.penalty")),
+                "on": _query("R1Penalty.on"),
+                "spectral": _query("build_critic.spectral_norm"),
+                "augment": str(_query("train.augment")),
+                "ema": _query("train.generator_ema"),
+                "critic_steps": _query("Schedule.critic_steps"),
+            }
+        )
+        gin.clear_config()
+    return sweep, grid, seen
+
+
+def test_fast_ladder_walks_gan_to_rpgan_with_augmentation_and_average():
+    sweep, grid, seen = _fast_rungs()
+    assert [c.label for c in grid] == [
+        "0_gan", "1_wgan", "2_wgan_gp", "3_sngan", "4_ns_r1", "5_rpgan_r1_r2", "6_diffaugment",
+        "7_ema",
+    ]  # fmt: skip
+    assert sweep.seeds == 3 and "train.max_train_seconds = 240" in sweep.gin_params
+    assert [s["loss"] for s in seen] == [
+        "non_saturating", "wasserstein", "wasserstein", "hinge", "non_saturating", "rpgan",
+        "rpgan", "rpgan",
+    ]  # fmt: skip
+    assert "WeightClip" in seen[1]["constraint"] and seen[2]["constraint"] == "None"
+    assert "GradientPenalty" in seen[2]["penalty"] and seen[3]["penalty"] == "None"
+    assert seen[3]["spectral"] and not seen[4]["spectral"]
+    assert "R1Penalty" in seen[4]["penalty"] and (seen[4]["on"], seen[5]["on"]) == ("real", "both")
+    assert seen[5]["augment"] == "None" and "DiffAugment" in seen[6]["augment"]
+    assert [s["ema"] for s in seen] == [None] * 7 + [0.995]
+    assert [s["critic_steps"] for s in seen] == [1, 5, 5, 1, 1, 1, 1, 1]
+
+
+def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recommended_recipe():
+    sweep, grid, _ = _fast_rungs()
+    names = ("train.loss", "train.penalty", "R1Penalty.gamma", "R1Penalty.on",
+             "generator/Adam.beta_1", "critic/Adam.beta_2", "generator/Adam.learning_rate",
+             "Schedule.critic_steps", "train.generator_ema", "train.generator_ema_start",
+             "train.batch_size", "train.augment")  # fmt: skip
+
+    def bound(files, params):
+        config.parse(files, params)
+        values = {name: str(_query(name)) for name in names}
+        gin.clear_config()
+        return values
+
+    average = ["train.generator_ema = 0.995", "train.generator_ema_start = 200"]
+    rung = bound(list(sweep.gin_files), [*sweeps.run_bindings(sweep, grid[4], 0), *average])
+    recommended = bound([str(GIN / "recommended.gin")], [*sweep.gin_params, "train.seed = 0"])
+    assert rung == recommended
+    _, _, seen = _fast_rungs()
+    assert seen[4]["spectral"] is False  # bound off again; recommended.gin leaves the default

@@ -229,7 +229,7 @@ class Runner:
             self._image_x = v1.placeholder(tf.float32, [None, *images.shape[1:]], name="image_x")
             self._noise_x = v1.placeholder(tf.float32, [None, spec.latent_dim], name="noise_x")
             real = build_critic(self._image_x, spec, critic_output, reuse=False)
-            fake_images = build_generator(self._noise_x, spec)
+            fake_images = self._fake_images = build_generator(self._noise_x, spec)
             fake = build_critic(fake_images, spec, critic_output, reuse=True)
             if wasserstein:
                 self._d_loss = tf.reduce_mean(fake) - tf.reduce_mean(real)
@@ -306,6 +306,22 @@ class Runner:
                     g_loss = self._generator_update(self._noise())
             done += steps
         return {"critic_loss": float(d_loss), "generator_loss": float(g_loss)}
+
+    def generate(self, count: int, seed: int) -> np.ndarray:
+        """``count`` images from the generator (as the tutorial runs it: batch norm in training
+        mode), in the experiment's value range, shaped ``(count, 28, 28, 1)``, from noise seeded
+        by ``seed``. Drawn in batches of the training batch size; changes no weight (a batch-norm
+        moving average moves, as on every pass through the tutorial's generator)."""
+        rng = np.random.default_rng(seed)
+        noise = rng.normal(0.0, self._spec.noise_stddev, (count, self._spec.latent_dim))
+        out = [
+            self.session.run(
+                self._fake_images,
+                feed_dict={self._noise_x: noise[i : i + self.batch_size].astype("float32")},
+            )
+            for i in range(0, count, self.batch_size)
+        ]
+        return np.concatenate(out).reshape(count, 28, 28, 1)
 
     def update_counts(self) -> dict[str, int]:
         """Critic and generator updates run so far (the optimizers' global steps)."""

@@ -223,6 +223,7 @@ def real_reference(
 def reference_floor(data_set: str, *, num_samples: int = 10000, seed: int = 0) -> dict:
     """Metrics of real training images against the test split: what a perfect generator scores."""
     evaluator = load_evaluator(data_set)
+    data_set = evaluator.spec.data_set
     reference = real_reference(evaluator, data_set)
     train = load_images(source=data_set, split="train")
     if num_samples > len(train.images):

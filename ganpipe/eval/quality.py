@@ -74,10 +74,14 @@ def score(
     )
     splits = 10 if len(probabilities) >= 1000 else 1
     is_mean, is_std = metrics.classifier_score(probabilities, splits=splits)
+    # Coverage and KL over the data set's classes: with a "not a garment" class (evaluator v2)
+    # each image counts in its most probable garment class, and the share the evaluator puts
+    # in the negative class is reported on its own.
+    k = evaluator.spec.data_classes
     coverage = metrics.class_coverage(
-        probabilities.argmax(axis=1),
-        num_classes=probabilities.shape[1],
-        reference_histogram=reference.class_histogram,
+        probabilities[:, :k].argmax(axis=1),
+        num_classes=k,
+        reference_histogram=reference.class_histogram[:k],
     )
     precision, recall = metrics.precision_recall(reference.features, features, k=k)
     result = {
@@ -92,6 +96,8 @@ def score(
         "recall": recall,
         "num_samples": int(len(images01)),
     }
+    if evaluator.spec.negative_class:
+        result["non_garment"] = float(np.mean(probabilities.argmax(axis=1) == k))
     if labels is not None:
         result["conditional_accuracy"] = conditional_accuracy(probabilities, labels)
     return result

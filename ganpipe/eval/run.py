@@ -64,6 +64,7 @@ def evaluate_run(
     inception: bool = False,
     inception_weights: str | None = None,
     live: bool = False,
+    evaluator: str | None = None,
 ) -> dict:
     """Rebuilds a run's generator from its config.gin, restores it, and scores its samples.
 
@@ -73,12 +74,19 @@ def evaluate_run(
     Raises:
         FileNotFoundError: Not a run directory, no such checkpoint, or an unfinished run asked
             for ``final``.
-        ValueError: No evaluator for the run's data set, or a checkpoint without the weights
+        ValueError: No evaluator for the run's data set (or no evaluator ``evaluator``), or a
+            checkpoint without the weights
             asked for.
     """
     parse_run_config(run_dir)
     data_set = config.setting("load_images", "source")
-    evaluator = load_evaluator(data_set)  # before any model: a run it cannot score stops here
+    # Before any model: a run it cannot score stops here.
+    evaluator = load_evaluator(evaluator or data_set)
+    if evaluator.spec.data_set != data_set:
+        raise ValueError(
+            f"The {evaluator.spec.name} evaluator is for {evaluator.spec.data_set}, but the run "
+            f"trained on {data_set}: give an evaluator of {data_set}, or leave --evaluator out."
+        )
     setup = generator_setup()
     restored = evaluation.restore_generator(setup, run_dir, checkpoint, live=live)
     logging.info(

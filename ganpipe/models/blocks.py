@@ -168,6 +168,113 @@ def _activation(spec, kernel_initializer, bias_initializer):
 
 _activation.layer_cls = keras.layers.Activation
 
+
+class Residual:
+    """A residual block: ``main(x) + shortcut(x)`` (an identity shortcut when it is empty).
+
+    Not a Keras layer: the factories wire its branches into the functional model with built-in
+    layers and an ``Add``, so a saved model holds only Keras layers and loads without ganpipe.
+    ``wire(x, apply)`` lets a conditioning rewrite the layers of its branches (conditional batch
+    norm)."""
+
+    def __init__(self, main: Sequence, shortcut: Sequence = (), name: str | None = None):
+        self.main, self.shortcut, self.name = list(main), list(shortcut), name
+
+    def wire(self, x, apply):
+        """``apply(layers, x)`` runs a branch; returns the sum of the two branches."""
+        branch = apply(self.main, x)
+        skip = apply(self.shortcut, x) if self.shortcut else x
+        return keras.layers.Add(name=self.name)([branch, skip])
+
+    def __call__(self, x):
+        def apply(layers, y):
+            for layer in layers:
+                y = layer(y)
+            return y
+
+        return self.wire(x, apply)
+
+    def layers(self) -> list:
+        return [*self.main, *self.shortcut]
+
+
+def _required(spec, key: str, block: str):
+    if key not in spec:
+        raise ValueError(
+            f"Block {block!r} needs {key!r}, e.g. {{'block': {block!r}, {key!r}: 64}}."
+        )
+    return spec.pop(key)
+
+
+def _conv_factory(spec, kernel_initializer, bias_initializer):
+    spectral = spec.pop("spectral_norm", False)
+
+    def conv(filters, kernel_size, **kwargs):
+        args = {"filters": filters, "kernel_size": kernel_size, "padding": "same", **kwargs}
+        return _weighted(keras.layers.Conv2D, {**args, "spectral_norm": spectral},
+                         kernel_initializer, bias_initializer)[0]  # fmt: skip
+
+    return conv
+
+
+def _res_up(spec, kernel_initializer, bias_initializer):
+    """SNGAN/BigGAN generator block (Miyato et al., 2018, appendix; Brock et al., 2019): main
+    BN -> ReLU -> 2x nearest upsampling -> 3x3 conv -> BN -> ReLU -> 3x3 conv; shortcut 2x
+    upsampling -> 1x1 conv."""
+    filters = _required(spec, "filters", "res_up")
+    synchronized = spec.pop("synchronized", False)
+    conv = _conv_factory(spec, kernel_initializer, bias_initializer)
+
+    def norm():
+        return SyncBatchNorm() if synchronized else keras.layers.BatchNormalization()
+
+    main = [norm(), keras.layers.Activation("relu"), keras.layers.UpSampling2D(2),
+            conv(filters, 3), norm(), keras.layers.Activation("relu"), conv(filters, 3)]  # fmt: skip
+    return [Residual(main, [keras.layers.UpSampling2D(2), conv(filters, 1)], spec.get("name"))]
+
+
+_res_up.arguments = {"filters", "synchronized", "spectral_norm", "name"}
+
+
+def _res_down(spec, kernel_initializer, bias_initializer):
+    """SNGAN critic block (Miyato et al., 2018, appendix): main ReLU -> 3x3 conv -> ReLU -> 3x3
+    conv -> 2x2 average pooling; shortcut 1x1 conv -> pooling. ``first``: the block that reads
+    the image (no ReLU before its first conv; shortcut pooling -> 1x1 conv). ``down=False``:
+    no pooling."""
+    filters = _required(spec, "filters", "res_down")
+    first, down = spec.pop("first", False), spec.pop("down", True)
+    conv = _conv_factory(spec, kernel_initializer, bias_initializer)
+    pool = [keras.layers.AveragePooling2D(2)] if down else []
+    relu = keras.layers.Activation
+    main = ([] if first else [relu("relu")]) + [conv(filters, 3), relu("relu"), conv(filters, 3)]
+    shortcut = pool + [conv(filters, 1)] if first else [conv(filters, 1)] + pool
+    return [Residual(main + pool, shortcut, spec.get("name"))]
+
+
+_res_down.arguments = {"filters", "first", "down", "spectral_norm", "name"}
+
+
+def _r3_res(spec, kernel_initializer, bias_initializer):
+    """R3GAN's normalization-free residual block (Huang et al., 2024, "The GAN is dead; long live
+    the GAN!", section 4): identity shortcut; main 1x1 conv to ``filters * expansion`` -> leaky
+    ReLU 0.2 -> 3x3 conv (``groups``) -> leaky ReLU 0.2 -> 1x1 conv back to ``filters``, whose
+    kernel starts at zero (their fix-up initialization: every block starts as the identity). No
+    normalization. ``filters`` must equal the input's channels; change width or resolution
+    between blocks with 'conv' (1x1) and 'upsample'/'avg_pool' blocks (R3GAN's transitions)."""
+    filters, expansion = _required(spec, "filters", "r3_res"), spec.pop("expansion", 2)
+    groups = spec.pop("groups", 1)
+    conv = _conv_factory(spec, kernel_initializer, bias_initializer)
+    width = int(filters) * int(expansion)
+    main = [
+        conv(width, 1), keras.layers.LeakyReLU(negative_slope=0.2),
+        conv(width, 3, groups=groups), keras.layers.LeakyReLU(negative_slope=0.2),
+        conv(filters, 1, use_bias=False, kernel_initializer="zeros"),
+    ]  # fmt: skip
+    return [Residual(main, (), spec.get("name"))]
+
+
+_r3_res.arguments = {"filters", "expansion", "groups", "spectral_norm", "name"}
+
 # name -> builder(spec, kernel_initializer, bias_initializer) -> list of layers. The one place a
 # block name is turned into layers.
 BLOCKS: Mapping[str, Callable[..., list]] = types.MappingProxyType(
@@ -187,6 +294,9 @@ BLOCKS: Mapping[str, Callable[..., list]] = types.MappingProxyType(
         "dropout": _make_plain(keras.layers.Dropout),
         "minibatch_stddev": _make_plain(MinibatchStddev),
         "pixel_norm": _make_plain(PixelNorm),
+        "res_up": _res_up,
+        "res_down": _res_down,
+        "r3_res": _r3_res,
     }
 )
 # Alternative spellings users reach for first.
@@ -216,6 +326,8 @@ def known_blocks() -> list[str]:
 
 
 def _accepted_arguments(builder) -> set[str] | None:
+    if hasattr(builder, "arguments"):
+        return set(builder.arguments)
     layer_cls = getattr(builder, "layer_cls", None)
     if layer_cls is None:
         return None

@@ -62,10 +62,20 @@ class LabelChannels(keras.layers.Layer):
         return tuple(images[:-1]) + (channels,)
 
 
-def apply_layers(name: str, layers: Sequence[keras.layers.Layer], outputs):
+def apply_layers(name: str, layers: Sequence[keras.layers.Layer], outputs, replace=None):
+    """Applies ``layers`` in order (a residual block wires its branches); ``replace(layer, x)``,
+    when given, is called instead of ``layer(x)`` for every plain layer, inside residual blocks
+    too, and returns the output or None to apply the layer as it is."""
+
+    def one(layer, x):
+        if hasattr(layer, "wire"):  # blocks.Residual
+            return layer.wire(x, lambda branch, y: apply_layers(name, branch, y, replace))
+        out = replace(layer, x) if replace is not None else None
+        return layer(x) if out is None else out
+
     for index, layer in enumerate(layers):
         try:
-            outputs = layer(outputs)
+            outputs = one(layer, outputs)
         except Exception as error:  # Keras raises several types for shape mismatches.
             raise ValueError(
                 f"The {name}'s layer {index} ({layer.__class__.__name__}) cannot take an input of "
@@ -189,11 +199,69 @@ class Projection(Conditioning):
         return keras.layers.Add(name=f"{name}_score")([unconditional, inner_product])
 
 
+class ClassBatchNorm(Conditioning):
+    """Generator: conditional batch normalization (de Vries et al., 2017; Miyato & Koyama, 2018;
+    the class-conditional generators of SNGAN and BigGAN). Every batch-norm layer of the
+    generator (inside residual blocks too) normalizes without its own scale and offset, and each
+    class has its own: ``gamma(y) * BN(x) + beta(y)``, with ``gamma`` and ``beta`` class
+    embeddings starting at 1 and 0 (so at initialization it is plain batch norm). The noise is
+    not concatenated with the label. Built from Keras layers only.
+    """
+
+    name = "class_batch_norm"
+
+    def __init__(self, embedding_dim: int | None = None):
+        if embedding_dim is not None:
+            raise ValueError(
+                "Conditional batch norm learns one scale and one offset per class and channel; "
+                "leave its embedding_dim unset."
+            )
+        super().__init__()
+
+    def wire(self, name, inputs, labels, layers, num_classes, initializer):
+        del initializer
+        count = [0]
+
+        def modulated(layer, x):
+            if not isinstance(layer, keras.layers.BatchNormalization):
+                return None
+            count[0] += 1
+            prefix = f"{name}_cbn{count[0]}"
+            config = {**layer.get_config(), "center": False, "scale": False, "name": prefix}
+            normalized = type(layer).from_config(config)(x)
+            channels = int(x.shape[-1])
+            shape = (1,) * (len(x.shape) - 2) + (channels,)
+
+            def embedding(kind, start):
+                e = keras.layers.Embedding(
+                    num_classes, channels, embeddings_initializer=start, name=f"{prefix}_{kind}"
+                )(labels)
+                return keras.layers.Reshape(shape, name=f"{prefix}_{kind}_shape")(e)
+
+            scaled = keras.layers.Multiply(name=f"{prefix}_scale")(
+                [normalized, embedding("gamma", "ones")]
+            )
+            return keras.layers.Add(name=f"{prefix}_offset")([scaled, embedding("beta", "zeros")])
+
+        outputs = apply_layers(name, layers, inputs, modulated)
+        if not count[0]:
+            raise ValueError(
+                f"build_generator.conditioning = 'class_batch_norm' needs batch-norm blocks in "
+                f"the {name}; it has none. Add 'batch_norm' blocks or use 'concat'."
+            )
+        return outputs
+
+
 GENERATOR_CONDITIONINGS = Registry(
     "generator conditioning",
-    {ConcatNoise.name: ConcatNoise},
-    aliases={"concatenate": "concat", "concatenation": "concat"},
-    base=ConcatNoise,
+    {ConcatNoise.name: ConcatNoise, ClassBatchNorm.name: ClassBatchNorm},
+    aliases={
+        "concatenate": "concat",
+        "concatenation": "concat",
+        "cbn": "class_batch_norm",
+        "conditional_batch_norm": "class_batch_norm",
+    },
+    base=(ConcatNoise, ClassBatchNorm),
 )
 CRITIC_CONDITIONINGS = Registry(
     "critic conditioning",

@@ -104,13 +104,14 @@ def _synchronized(spec):
     """The spec with ``synchronized=True`` if it is a batch-norm block that does not set it."""
     if not isinstance(spec, Mapping) or "block" not in spec:
         return spec  # build_blocks explains what is wrong with it.
-    if blocks_lib.canonical_name(str(spec["block"])) != "batch_norm":
+    if blocks_lib.canonical_name(str(spec["block"])) not in ("batch_norm", "res_up"):
         return spec
     return {"synchronized": True, **spec}
 
 
-# Blocks that hold a kernel, which spectral normalisation can wrap.
-WEIGHTED_BLOCKS = ("dense", "conv", "conv_transpose")
+# Blocks that hold a kernel, which spectral normalisation can wrap (every kernel of a residual
+# block).
+WEIGHTED_BLOCKS = ("dense", "conv", "conv_transpose", "res_up", "res_down", "r3_res")
 
 
 def _spectral(spec):

@@ -52,6 +52,17 @@ class ReplicaRandom:
         self.seed = tf.stack([tf.constant(seed, tf.int64), key])
         self._global_batch = global_batch
 
+    def split(self, count: int) -> list[ReplicaRandom]:
+        """``count`` independent streams derived from this one (for a user that draws several
+        times in one update: two draws from one stream with the same seed repeat numbers)."""
+        seeds = tf.random.experimental.stateless_split(self.seed, count)
+        streams = []
+        for i in range(count):
+            stream = object.__new__(ReplicaRandom)
+            stream.seed, stream._global_batch = seeds[i], self._global_batch
+            streams.append(stream)
+        return streams
+
     def _slice(self, draw, shape, **kwargs):
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context is not None else 1
@@ -75,6 +86,14 @@ class ReplicaRandom:
     def integers(self, shape, maxval: int, dtype=tf.int32):
         """Integers uniform on ``[0, maxval)``."""
         return self._slice(tf.random.stateless_uniform, shape, minval=0, maxval=maxval, dtype=dtype)
+
+
+def replica_sum(value):
+    """``value`` summed over the replicas (in replica context), or as it is."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def gradients(loss_fn: Callable[[], tuple], variables: Sequence) -> tuple:

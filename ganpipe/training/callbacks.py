@@ -420,7 +420,7 @@ class Scorer:
         from ganpipe.eval import classifier, evaluation
 
         self.evaluator = classifier.load_evaluator(data_set)
-        self.reference = evaluation.real_reference(self.evaluator, data_set)
+        self.reference = evaluation.real_reference(self.evaluator, self.evaluator.spec.data_set)
         self.latent, self.value_range = latent, value_range
         self.num_samples, self.seed, self.num_classes = num_samples, seed, num_classes
         self.labels = evaluation.conditional_labels(self.evaluator, num_classes, num_samples, seed)

@@ -249,5 +249,7 @@ def build_state(
             generator_optimizer, critic_optimizer, precision=precision, generator=g, critic=c,
             resolve=resolve_optimizer,
         )  # fmt: skip
+        if hasattr(augment, "build"):  # a stateful augmentation's variables, mirrored
+            augment.build()
     step, elapsed, best_fd = counters(strategy)
     return GANState(g, c, g_opt, c_opt, step, elapsed, best_fd, ema, augment)

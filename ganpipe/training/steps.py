@@ -25,6 +25,9 @@ from ganpipe.models import factories
 from ganpipe.training import backend
 from ganpipe.training.state import GANState
 
+# Which images an augmentation draw is for, within one update.
+REAL, FAKE = 0, 1
+
 
 def scores(model_output):
     """A critic's output as ``(batch,)`` float32 scores (also under mixed precision)."""
@@ -155,11 +158,12 @@ class Steps:
         draw = self.random(optimizer, backend.LABELS)
         return draw.integers([self.per_replica_batch, 2], self.num_classes)[:, side]
 
-    def critic_view(self, images, optimizer):
-        """What the critic sees of ``images``: augmented when an augmentation is set."""
+    def critic_view(self, images, optimizer, side: int):
+        """What the critic sees of ``images``: augmented when an augmentation is set. Real
+        (``side`` 0) and generated (1) images of one update get independent draws."""
         if self.augment is None:
             return images
-        return self.augment(images, self.random(optimizer, backend.AUGMENT))
+        return self.augment(images, self.random(optimizer, backend.AUGMENT).split(2)[side])
 
     def batches_consumed(self) -> int:
         """Data batches the run has read: one per critic update, plus one per generator update
@@ -204,8 +208,8 @@ class Steps:
         fake = frozen_call(state.generator, model_inputs(noise, fake_labels))
 
         def objective():
-            seen_real = self.critic_view(real, c_opt)
-            seen_fake = self.critic_view(fake, c_opt)
+            seen_real = self.critic_view(real, c_opt, REAL)
+            seen_fake = self.critic_view(fake, c_opt, FAKE)
             real_s = scores(state.critic(model_inputs(seen_real, real_labels), training=True))
             fake_s = scores(state.critic(model_inputs(seen_fake, fake_labels), training=True))
             loss = self.mean(self.loss.critic(real_s, fake_s))
@@ -236,6 +240,10 @@ class Steps:
             metrics["wasserstein_estimate"] = metrics["critic_real"] - metrics["critic_fake"]
         if penalty is not None:
             metrics["gradient_penalty"] = penalty
+        if self.augment is not None and hasattr(self.augment, "metrics"):
+            # Global values, the same on every replica: divided by the replicas the sum adds.
+            replicas = float(self.strategy.num_replicas_in_sync)
+            metrics.update({k: v / replicas for k, v in self.augment.metrics().items()})
         return metrics
 
     def generator_update(self, noise=None, labels=None, real=None):
@@ -250,12 +258,12 @@ class Steps:
         real_s = None
         if real is not None:
             real, real_labels = self.split(real)
-            seen = self.critic_view(real, g_opt)
+            seen = self.critic_view(real, g_opt, REAL)
             real_s = scores(frozen_call(state.critic, model_inputs(seen, real_labels)))
 
         def objective():
             fake = state.generator(model_inputs(noise, labels), training=True)
-            seen = self.critic_view(fake, g_opt)
+            seen = self.critic_view(fake, g_opt, FAKE)
             fake_s = scores(frozen_call(state.critic, model_inputs(seen, labels)))
             if real_s is None:
                 loss = self.mean(self.loss.generator(fake_s))

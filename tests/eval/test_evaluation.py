@@ -15,9 +15,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def evaluator():
-    return classifier.load_evaluator("fashion_mnist")
+@pytest.fixture(scope="module", params=["fashion_mnist-v1", "fashion_mnist-v2"])
+def evaluator(request):
+    return classifier.load_evaluator(request.param)
 
 
 def test_evaluator_accuracy_on_the_full_test_split_matches_its_record(evaluator):
@@ -30,7 +30,7 @@ def test_evaluator_accuracy_on_the_full_test_split_matches_its_record(evaluator)
 
 
 def test_tampered_weights_are_refused(tmp_path):
-    spec = classifier.EVALUATORS["fashion_mnist"]
+    spec = classifier.EVALUATORS["fashion_mnist-v1"]
     copy = tmp_path / spec.weights_file
     shutil.copy(f"{classifier.WEIGHTS_DIR}/{spec.weights_file}", copy)
     with open(copy, "r+b") as f:
@@ -45,12 +45,15 @@ def test_tampered_weights_are_refused(tmp_path):
 
 
 def test_unknown_data_set_has_no_evaluator():
-    with pytest.raises(ValueError, match="No pinned evaluator for data set 'cifar10'"):
+    with pytest.raises(ValueError, match="No pinned evaluator 'cifar10'"):
         classifier.load_evaluator("cifar10")
 
 
-@pytest.mark.slow  # scores 10,000 real and 10,000 noise images
-def test_real_data_scores_near_perfect_and_noise_scores_badly(evaluator):
+@pytest.mark.slow  # scores 2,000 real and 2,000 noise images
+def test_real_data_scores_near_perfect_and_noise_scores_badly():
+    # v2 (the default): v1 fails the precision part (it puts uniform noise inside the real
+    # manifold, precision 0.35), which is why v2 exists (tests/eval/test_disturbances.py).
+    evaluator = classifier.load_evaluator("fashion_mnist")
     floor = evaluation.reference_floor("fashion_mnist", num_samples=2000)["metrics"]
     reference = evaluation.real_reference(evaluator, "fashion_mnist")
     noise = np.random.default_rng(0).uniform(size=(2000, 28, 28, 1)).astype(np.float32)
@@ -90,7 +93,7 @@ def test_eval_during_training_keeps_best_and_evaluate_command_scores_it(tmp_path
     result = run_main_evaluate(run, "--checkpoint=best", "--num_samples=300")
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((run / "eval.json").read_text())
-    assert saved["step"] == best["step"] and saved["evaluator"] == "fashion_mnist-v1"
+    assert saved["step"] == best["step"] and saved["evaluator"] == "fashion_mnist-v2"
     for key in (
         "fd",
         "kid",

@@ -30,6 +30,9 @@ SPECS = {
     "dropout": {"rate": 0.5},
     "minibatch_stddev": {},
     "pixel_norm": {},
+    "res_up": {"filters": 4},
+    "res_down": {"filters": 4},
+    "r3_res": {"filters": 3, "expansion": 2},
 }
 
 

@@ -1,0 +1,100 @@
+"""The fast model families: the lean DCGAN's shapes, parameters and multiply-adds; residual
+blocks (SNGAN/BigGAN up/down, R3GAN's normalization-free block); conditional batch norm."""
+
+import keras
+import numpy as np
+import pytest
+
+from ganpipe import config
+from ganpipe.models import cost, factories
+from tests.conftest import parse
+
+
+def _models(experiment, *params):
+    parse(experiment, *params, tiny=False)
+    generator = config.CONFIGURABLES["build_generator"]()
+    critic = config.CONFIGURABLES["build_critic"](input_shape=(28, 28, 1))
+    return generator, critic
+
+
+def test_lean_dcgan_shapes_parameters_and_multiply_adds():
+    generator, critic = _models("recommended")
+    assert generator.input_shape == (None, 128) and generator.output_shape == (None, 28, 28, 1)
+    assert factories.final_activation(generator) == "tanh"
+    # Dense 128 -> 6272 (no bias), BN, ConvT 128 -> 64 (4x4, no bias), BN, ConvT 64 -> 1 (+bias).
+    g_params = 128 * 6272 + 2 * 6272 + 16 * 128 * 64 + 2 * 64 + 16 * 64 + 1
+    assert cost.cost(generator).parameters == g_params + 2 * 6272 + 2 * 64  # + BN statistics
+    # MACs: 128 * 6272 + 7*7 inputs * 16 * 128 * 64 + 14*14 inputs * 16 * 64.
+    assert cost.cost(generator).multiply_adds == 128 * 6272 + 49 * 16 * 128 * 64 + 196 * 16 * 64
+    # Critic: 14*14 outputs * 16 * 64 + 7*7 outputs * 16 * 64 * 128 + 6272.
+    assert cost.cost(critic).multiply_adds == 196 * 16 * 64 + 49 * 16 * 64 * 128 + 6272
+    assert cost.cost(generator).multiply_adds < 10e6 and cost.cost(critic).multiply_adds < 10e6
+
+
+def _generator(blocks, **kwargs):
+    return factories.build_generator(latent_dim=8, blocks=blocks, **kwargs)
+
+
+HEAD = [{"block": "dense", "units": 4 * 4 * 16}, {"block": "reshape", "target_shape": (4, 4, 16)}]
+
+
+def test_residual_blocks_change_resolution_and_width_and_hold_only_keras_layers():
+    up = _generator([*HEAD, {"block": "res_up", "filters": 8}])
+    assert up.output_shape == (None, 8, 8, 8)
+    assert any(isinstance(layer, keras.layers.Add) for layer in up.layers)
+    critic = factories.build_critic(
+        input_shape=(8, 8, 1),
+        blocks=[{"block": "res_down", "filters": 8, "first": True},
+                {"block": "res_down", "filters": 16}, {"block": "res_down", "filters": 16,
+                                                       "down": False},
+                {"block": "global_avg_pool"}, {"block": "dense", "units": 1}],
+    )  # fmt: skip
+    assert critic.layers[-3].output.shape == (None, 2, 2, 16)
+    for model in (up, critic):
+        assert all(type(layer).__module__.startswith("keras.") for layer in model.layers)
+
+
+def test_r3gan_block_starts_as_the_identity():
+    model = _generator([*HEAD, {"block": "r3_res", "filters": 16, "expansion": 2}])
+    before = keras.Model(model.input, model.layers[2].output)  # the reshape's output
+    z = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(model(z)), np.asarray(before(z)))
+    # It has trainable branches that move it away from the identity once trained.
+    assert len(model.trainable_weights) == 2 + 5  # dense; the block: 3 kernels, 2 biases
+
+
+def test_spectral_norm_reaches_every_kernel_of_a_residual_block():
+    critic = factories.build_critic(
+        input_shape=(8, 8, 1), spectral_norm=True,
+        blocks=[{"block": "res_down", "filters": 4, "first": True}, {"block": "flatten"},
+                {"block": "dense", "units": 1}],
+    )  # fmt: skip
+    wrapped = [x for x in critic.layers if isinstance(x, keras.layers.SpectralNormalization)]
+    assert len(wrapped) == 3 + 1  # two 3x3 convs and the shortcut's 1x1; the dense
+
+
+def test_residual_block_needs_its_filters():
+    with pytest.raises(ValueError, match="needs 'filters'"):
+        _generator([*HEAD, {"block": "res_up"}])
+
+
+def test_class_batch_norm_starts_as_batch_norm_and_learns_per_class_scales():
+    blocks = [*HEAD, {"block": "batch_norm"}, {"block": "res_up", "filters": 4}]
+    model = _generator(blocks, conditioning="class_batch_norm", num_classes=3)
+    z = np.random.default_rng(1).normal(size=(6, 8)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    first = np.asarray(model([z, labels], training=True))
+    second = np.asarray(model([z, np.roll(labels, 1)], training=True))
+    np.testing.assert_allclose(first, second, atol=1e-6)  # gamma = 1, beta = 0 for every class
+    gammas = [x for x in model.layers if x.name.endswith("_gamma")]
+    assert len(gammas) == 3  # the head's batch norm and the two inside the residual block
+    weights = gammas[0].get_weights()[0]
+    gammas[0].set_weights([weights * np.array([[1.0], [3.0], [0.5]])])
+    third = np.asarray(model([z, np.roll(labels, 1)], training=True))
+    assert not np.allclose(first, third, atol=1e-3)
+    assert all(type(layer).__module__.startswith("keras.") for layer in model.layers)
+
+
+def test_class_batch_norm_needs_batch_norm_blocks():
+    with pytest.raises(ValueError, match="needs batch-norm blocks"):
+        _generator(HEAD, conditioning="class_batch_norm", num_classes=3)
