@@ -13,9 +13,12 @@ precision/recall, and, with evaluator v2, the fraction it calls "not a garment")
 recipe is scored from its generator average (what it samples and saves); the TF1 GAN's generator
 runs as the tutorial runs it; the keras.io generator in inference mode.
 
-Writes <out>.csv (one row per program and point) and <out>.png (FD against seconds, log scale),
+Writes <out>.csv (one row per program and point; with --also, the FD of other evaluators too,
+e.g. v1 beside v2 on the same images), <out>.png (FD against seconds, log scale), with --grids
+each program's last 64 samples as <out>_<program>_seed<seed>.png,
 and prints the table, each program's FD at its last point, and how much sooner the recipe first
-reached each peer's final FD (minutes to threshold, and the ratio of the budget to it).
+reached each peer's final FD (minutes to threshold, linear in log FD between the two scored
+points around it, and the ratio of the peer's budget to it).
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ import os
 import platform
 import sys
 import time
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from ganpipe.console import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 from absl import logging  # noqa: E402
@@ -39,7 +46,7 @@ from ganpipe import config  # noqa: E402
 from ganpipe.data import load_images  # noqa: E402
 from ganpipe.eval import classifier, evaluation, quality  # noqa: E402
 
-DEFAULT_POINTS = "15,30,60,120,180,240,300,360,420,480,540,600"
+DEFAULT_POINTS = "15,30,45,60,75,90,120,180,240,300,360,420,480,540,600"
 FIELDS = ("program", "seconds", "steps", "fd", "classes_covered", "class_kl", "precision",
           "recall", "non_garment")  # fmt: skip
 
@@ -111,30 +118,55 @@ class KerasIO:
 PROGRAMS = {"recommended": Recipe, "tf1_gan": TutorialGAN, "keras_io": KerasIO}
 
 
-def score(evaluator, reference, images01: np.ndarray) -> dict:
+def score(scorers, images01: np.ndarray) -> dict:
+    """The main evaluator's metrics, plus ``fd_<name>`` for every other evaluator."""
+    (evaluator, reference), *others = scorers
     m = quality.score(evaluator, images01, reference, kid_subsets=10)
-    return {k: m.get(k, "") for k in FIELDS[3:]}
+    row = {k: m.get(k, "") for k in FIELDS[3:]}
+    for other, other_reference in others:
+        fd = quality.score(other, images01, other_reference, kid_subsets=2)["fd"]
+        row[f"fd_{other.spec.name}"] = fd
+    return row
 
 
-def run_program(key: str, args, evaluator, reference, writer) -> list[dict]:
+def save_grid(images01: np.ndarray, path: str) -> None:
+    from PIL import Image
+
+    from ganpipe.training.writers import image_grid
+
+    grid = image_grid(images01[:64], (0.0, 1.0), columns=8)
+    Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
+
+
+def run_program(key: str, args, scorers, writer) -> list[dict]:
     program = PROGRAMS[key](args.seed)
     points = [float(p) for p in args.points.split(",") if float(p) <= args.budget]
-    rows, trained = [], 0.0
+    rows, trained, images = [], 0.0, None
     for point in points:
         trained += program.run(point - trained)
         row = {"program": program.name, "seconds": round(trained, 1), "steps": program.steps}
-        row.update(score(evaluator, reference, program.generate(args.samples, seed=1)))
+        images = program.generate(args.samples, seed=1)
+        row.update(score(scorers, images))
         rows.append(row)
         writer.writerow(row)
         print(f"  {program.name:24s} {row['seconds']:7.1f} s {row['steps']:7d} steps "
               f"FD {row['fd']:8.2f} classes {row['classes_covered']}", flush=True)  # fmt: skip
+    if args.grids:
+        save_grid(images, f"{args.out}_{key}_seed{args.seed}.png")
     return rows
 
 
 def first_reaching(rows: list[dict], threshold: float) -> float | None:
-    for row in rows:
+    """Training seconds at which FD first reaches ``threshold``: linear in log FD between the
+    last point above it and the first point at or below it (None if never reached)."""
+    for i, row in enumerate(rows):
         if row["fd"] <= threshold:
-            return row["seconds"]
+            if i == 0:
+                return row["seconds"]
+            before = rows[i - 1]
+            span = np.log(before["fd"]) - np.log(row["fd"])
+            part = (np.log(before["fd"]) - np.log(threshold)) / span if span > 0 else 1.0
+            return float(before["seconds"] + part * (row["seconds"] - before["seconds"]))
     return None
 
 
@@ -163,20 +195,33 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--programs", default="recommended,tf1_gan,keras_io")
     parser.add_argument("--evaluator", default="fashion_mnist-v2")
+    parser.add_argument("--also", default="", help="Other evaluators whose FD is also recorded.")
+    parser.add_argument("--grids", action="store_true", help="Save each program's last grid.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(REPO, "docs", "results", "time_to_quality"))
+    parser.add_argument("--from_csv", default="",
+                        help="Comma-separated CSVs of earlier runs (e.g. one per seed): print "
+                        "their table (mean +- std over the files) and exit.")  # fmt: skip
     args = parser.parse_args()
+    if args.from_csv:
+        aggregate(args.from_csv.split(","))
+        return
     logging.set_verbosity(logging.WARNING)
-    evaluator = classifier.load_evaluator(args.evaluator)
-    reference = evaluation.real_reference(evaluator, "fashion_mnist")
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+    scorers = []
+    for name in [args.evaluator, *filter(None, args.also.split(","))]:
+        e = classifier.load_evaluator(name)
+        scorers.append((e, evaluation.real_reference(e, e.spec.data_set)))
+    evaluator = scorers[0][0]
+    fields = [*FIELDS, *(f"fd_{e.spec.name}" for e, _ in scorers[1:])]
     print(f"CPU: {cpu_name()}; evaluator {evaluator.spec.name}; budget {args.budget:.0f} s")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     results = {}
     with open(args.out + ".csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for key in args.programs.split(","):
-            results[PROGRAMS[key].name] = run_program(key, args, evaluator, reference, writer)
+            results[PROGRAMS[key].name] = run_program(key, args, scorers, writer)
             f.flush()
     plot(results, args.out + ".png")
     summarize(results)
@@ -201,6 +246,47 @@ def summarize(results: dict) -> None:
         print(f"  the recipe reached {name}'s final FD {threshold:.2f} within {reached:.0f} s "
               f"({reached / 60:.2f} min): {budget / reached:.1f}x sooner; its own final FD is "
               f"{threshold / recipe[-1]['fd']:.1f}x lower")  # fmt: skip
+
+
+def _read(path: str) -> dict:
+    results: dict[str, list[dict]] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            parsed = {k: (v if k == "program" else float(v) if v not in ("", None) else None)
+                      for k, v in row.items()}  # fmt: skip
+            results.setdefault(row["program"], []).append(parsed)
+    return results
+
+
+REPORT_POINTS = (60.0, 120.0, 300.0, 600.0)
+
+
+def aggregate(paths: list[str]) -> None:
+    """FD near 60/120/300/600 s (each file's scored point nearest to each), mean +- sample std
+    over the files; minutes to each peer's final FD."""
+    runs = [_read(p) for p in paths]
+    print(f"{len(runs)} file(s). FD at the scored point nearest each time (mean +- std):")
+    for name in dict.fromkeys(n for r in runs for n in r):
+        cells = []
+        for point in REPORT_POINTS:
+            near = [min(r[name], key=lambda row: abs(row["seconds"] - point)) for r in runs
+                    if name in r]  # fmt: skip
+            values = [row["fd"] for row in near]
+            spread = f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
+            cells.append(f"{point:.0f}s {np.mean(values):.2f}{spread} (n={len(values)})")
+        print(f"  {name}: " + "; ".join(cells))
+    recipes = [r[Recipe.name] for r in runs if Recipe.name in r]
+    for name in dict.fromkeys(n for r in runs for n in r if n != Recipe.name):
+        finals = [r[name][-1] for r in runs if name in r]
+        threshold = float(np.mean([f["fd"] for f in finals]))
+        budget = float(np.mean([f["seconds"] for f in finals]))
+        reached = [first_reaching(rows, threshold) for rows in recipes]
+        shown = ", ".join("never" if t is None else f"{t:.0f} s" for t in reached)
+        ok = [t for t in reached if t is not None]
+        ratio = f"; {budget / np.mean(ok):.1f}x sooner" if ok else ""
+        lower = [threshold / rows[-1]["fd"] for rows in recipes]
+        print(f"  {name} final FD {threshold:.2f} after {budget:.0f} s: the recipe reached it at "
+              f"{shown}{ratio}; the recipe's final FD is {np.mean(lower):.1f}x lower")  # fmt: skip
 
 
 def cpu_name() -> str:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's C++ start-up chatter out.
+from ganpipe.console import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # before anything imports TensorFlow
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -74,7 +76,14 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: ``ganpipe --gin_file=...`` trains; ``ganpipe sample ...``
+    draws images from a run (``python -m ganpipe.sample``)."""
+    if sys.argv[1:2] == ["sample"]:
+        from ganpipe import sample
+
+        sys.argv = [f"{sys.argv[0]} sample", *sys.argv[2:]]
+        app.run(sample.main)
+        return
     flags.mark_flag_as_required("gin_file")
     app.run(main)
 

@@ -381,7 +381,7 @@ class Runner:
             return json.load(f)
 
     def _call(self, command: list[str], log_path: str) -> int:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = dict(os.environ)  # TensorFlow's log level as this process chose (ganpipe.console)
         if self.interrupted:  # no new process once a stop signal has arrived
             raise SweepInterrupted("The sweep was interrupted before its next run.")
         with open(log_path, "a") as log:

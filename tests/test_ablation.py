@@ -1,6 +1,10 @@
 """Config-swap ablations: parse the real experiment files, swap one binding, assert its effect."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -236,11 +240,59 @@ def test_gan_to_wgan_is_the_model_switches_plus_the_wgan_switches(operative_conf
         assert diff[key] == WGAN_SWITCHES[key]
 
 
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Every shipped experiment trained for 2 tiny steps, once: run directory -> last row (or the
+    error it raised)."""
+    folder = tmp_path_factory.mktemp("tiny_runs")
+    rows = {}
+    for experiment in EXPERIMENTS:
+        try:
+            rows[experiment] = make_trainer(experiment).fit(str(folder / experiment))
+        except Exception as error:  # reported by the experiment's own test below
+            rows[experiment] = error
+    return folder, rows
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_trains_two_steps_tiny(experiment, tmp_path):
-    trainer = make_trainer(experiment)
-    row = trainer.fit(str(tmp_path / "run"))
+def test_every_experiment_trains_two_steps_tiny(experiment, tiny_runs):
+    folder, rows = tiny_runs
+    row = rows[experiment]
+    if isinstance(row, Exception):
+        raise row
     assert row["step"] == 2
     assert all(np.isfinite(v) for v in row.values())
-    assert (tmp_path / "run" / "generator.keras").exists()
+    assert (folder / experiment / "generator.keras").exists()
+
+
+LOADER = """
+import json, sys
+import numpy as np
+import keras
+out = {}
+for path in sys.argv[1:]:
+    model = keras.saving.load_model(path)
+    noise = np.random.default_rng(0).normal(size=(3, model.inputs[0].shape[-1])).astype("float32")
+    inputs = noise if len(model.inputs) == 1 else [noise, np.array([0, 1, 2], "int32")]
+    images = np.asarray(model(inputs, training=False))
+    out[path] = [list(images.shape), bool(np.all(np.isfinite(images)))]
+assert not any(name.startswith("ganpipe") for name in sys.modules), "ganpipe was imported"
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_every_saved_generator_loads_and_generates_without_ganpipe(tiny_runs, tmp_path):
+    folder, _ = tiny_runs
+    paths = sorted(str(p) for p in folder.glob("*/generator*.keras"))
+    assert len(paths) >= len(EXPERIMENTS)
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, *paths], cwd=tmp_path, capture_output=True, text=True,
+        timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.split("RESULT ", 1)[1])
+    for path in paths:
+        shape, finite = found[path]
+        assert shape[0] == 3 and shape[1:] in ([28, 28, 1], [32, 32, 3]) and finite, path

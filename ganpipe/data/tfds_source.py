@@ -41,8 +41,11 @@ def network_available(host: str, port: int, *, timeout: float = NETWORK_PROBE_TI
         timeout: Upper bound, in seconds, on the whole probe including name resolution.
 
     Returns:
-        True if the connection was established in time.
+        True if the connection was established in time. The answer is kept for the process: a
+        run that loads two splits probes once.
     """
+    if (host, port) in _PROBED:
+        return _PROBED[(host, port)]
     reachable = threading.Event()
 
     def probe() -> None:
@@ -57,7 +60,11 @@ def network_available(host: str, port: int, *, timeout: float = NETWORK_PROBE_TI
     thread = threading.Thread(target=probe, name="ganpipe-network-probe", daemon=True)
     thread.start()
     thread.join(timeout)
-    return reachable.is_set()
+    _PROBED[(host, port)] = reachable.is_set()
+    return _PROBED[(host, port)]
+
+
+_PROBED: dict[tuple[str, int], bool] = {}
 
 
 def default_data_dir() -> str:

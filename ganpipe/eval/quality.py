@@ -74,15 +74,7 @@ def score(
     )
     splits = 10 if len(probabilities) >= 1000 else 1
     is_mean, is_std = metrics.classifier_score(probabilities, splits=splits)
-    # Coverage and KL over the data set's classes: with a "not a garment" class (evaluator v2)
-    # each image counts in its most probable garment class, and the share the evaluator puts
-    # in the negative class is reported on its own.
-    k = evaluator.spec.data_classes
-    coverage = metrics.class_coverage(
-        probabilities[:, :k].argmax(axis=1),
-        num_classes=k,
-        reference_histogram=reference.class_histogram[:k],
-    )
+    coverage = _coverage(evaluator, probabilities, reference)
     precision, recall = metrics.precision_recall(reference.features, features, k=k)
     result = {
         "fd": fd,
@@ -97,10 +89,23 @@ def score(
         "num_samples": int(len(images01)),
     }
     if evaluator.spec.negative_class:
-        result["non_garment"] = float(np.mean(probabilities.argmax(axis=1) == k))
+        negative = evaluator.spec.data_classes
+        result["non_garment"] = float(np.mean(probabilities.argmax(axis=1) == negative))
     if labels is not None:
         result["conditional_accuracy"] = conditional_accuracy(probabilities, labels)
     return result
+
+
+def _coverage(evaluator: Evaluator, probabilities: np.ndarray, reference: Reference) -> dict:
+    """Class coverage and KL over the data set's classes: with a "not a garment" class
+    (evaluator v2) each image counts in its most probable garment class, and the share put in
+    the negative class is reported apart (``non_garment``)."""
+    k = evaluator.spec.data_classes
+    return metrics.class_coverage(
+        probabilities[:, :k].argmax(axis=1),
+        num_classes=k,
+        reference_histogram=reference.class_histogram[:k],
+    )
 
 
 def _feature_distances(

@@ -55,6 +55,18 @@ def restore_run_generator(
     return evaluation.restore_generator(setup, run_dir, checkpoint, live=live), setup
 
 
+def run_evaluator(name: str | None, data_set: str):
+    """The evaluator ``name`` (default: the data set's newest), refused if it is for another data
+    set: a run it cannot score stops before any model is built."""
+    evaluator = load_evaluator(name or data_set)
+    if evaluator.spec.data_set != data_set:
+        raise ValueError(
+            f"The {evaluator.spec.name} evaluator is for {evaluator.spec.data_set}, but the run "
+            f"trained on {data_set}: give an evaluator of {data_set}, or leave --evaluator out."
+        )
+    return evaluator
+
+
 def evaluate_run(
     run_dir: str,
     *,
@@ -80,13 +92,7 @@ def evaluate_run(
     """
     parse_run_config(run_dir)
     data_set = config.setting("load_images", "source")
-    # Before any model: a run it cannot score stops here.
-    evaluator = load_evaluator(evaluator or data_set)
-    if evaluator.spec.data_set != data_set:
-        raise ValueError(
-            f"The {evaluator.spec.name} evaluator is for {evaluator.spec.data_set}, but the run "
-            f"trained on {data_set}: give an evaluator of {data_set}, or leave --evaluator out."
-        )
+    evaluator = run_evaluator(evaluator, data_set)  # before any model
     setup = generator_setup()
     restored = evaluation.restore_generator(setup, run_dir, checkpoint, live=live)
     logging.info(

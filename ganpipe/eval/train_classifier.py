@@ -14,7 +14,9 @@ import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from ganpipe.console import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # before anything imports TensorFlow
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -42,16 +44,7 @@ def main(argv):
 
     keras.utils.set_random_seed(FLAGS.seed)
     train, test = _labelled_splits(FLAGS.data_set)
-    x_train = train.images.astype("float32") / 255.0
-    x_test = test.images.astype("float32") / 255.0
-    y_train, y_test = train.labels, test.labels
-    num_classes = int(train.labels.max()) + 1
-    held_out = None
-    if FLAGS.negatives > 0:
-        x_train, y_train = _with_negatives(x_train, y_train, FLAGS.negatives, FLAGS.seed)
-        held_out = _with_negatives(x_test, y_test, FLAGS.negatives, FLAGS.seed + 1)
-        held_out = (held_out[0][len(x_test) :], held_out[1][len(x_test) :])
-        num_classes += 1
+    (x_train, y_train), (x_test, y_test), held_out, num_classes = _prepared(train, test)
     model = _compiled_classifier(
         x_train.shape[1:],
         num_classes=num_classes,
@@ -94,6 +87,21 @@ def main(argv):
     }
     print(json.dumps(card, indent=2))
     logging.info("Wrote %s (test accuracy %.4f)", path, accuracy)
+
+
+def _prepared(train, test):
+    """(train pairs, test pairs, held-out negatives or None, classes), images in [0, 1]; with
+    --negatives the train pairs include negatives as one extra class."""
+    x_train = train.images.astype("float32") / 255.0
+    x_test = test.images.astype("float32") / 255.0
+    num_classes = int(train.labels.max()) + 1
+    y_train, held_out = train.labels, None
+    if FLAGS.negatives > 0:
+        x_train, y_train = _with_negatives(x_train, y_train, FLAGS.negatives, FLAGS.seed)
+        extra = _with_negatives(x_test, test.labels, FLAGS.negatives, FLAGS.seed + 1)
+        held_out = (extra[0][len(x_test) :], extra[1][len(x_test) :])
+        num_classes += 1
+    return (x_train, y_train), (x_test, test.labels), held_out, num_classes
 
 
 def _with_negatives(images, labels, fraction: float, seed: int):

@@ -228,8 +228,9 @@ def _res_up(spec, kernel_initializer, bias_initializer):
     def norm():
         return SyncBatchNorm() if synchronized else keras.layers.BatchNormalization()
 
-    main = [norm(), keras.layers.Activation("relu"), keras.layers.UpSampling2D(2),
-            conv(filters, 3), norm(), keras.layers.Activation("relu"), conv(filters, 3)]  # fmt: skip
+    relu = keras.layers.Activation
+    main = [norm(), relu("relu"), keras.layers.UpSampling2D(2), conv(filters, 3), norm(),
+            relu("relu"), conv(filters, 3)]  # fmt: skip
     return [Residual(main, [keras.layers.UpSampling2D(2), conv(filters, 1)], spec.get("name"))]
 
 

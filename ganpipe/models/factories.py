@@ -296,3 +296,36 @@ def is_conditional(model: keras.Model) -> bool:
 def output_range(model: keras.Model) -> tuple[float, float] | None:
     """The value range of the generator's output, where its final activation bounds it."""
     return ACTIVATION_RANGES.get(final_activation(model) or "")
+
+
+def _portable_layer(layer):
+    """The built-in Keras layer that computes what ``layer`` computes at inference, or a plain
+    clone of it."""
+    config = layer.get_config()
+    if isinstance(layer, blocks_lib.SyncBatchNorm):
+        # Synchronization only changes how training-time batch statistics are all-reduced.
+        config.pop("synchronized", None)
+        return keras.layers.BatchNormalization.from_config(config)
+    if isinstance(layer, conditioning_lib.OneHot):
+        return keras.layers.CategoryEncoding(
+            num_tokens=layer.num_classes, output_mode="one_hot", name=layer.name,
+            dtype=layer.dtype_policy,
+        )  # fmt: skip
+    return layer.__class__.from_config(config)
+
+
+def portable(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` made of built-in Keras layers only, with the same weights: what
+    ``generator.keras`` holds, so that ``keras.saving.load_model`` loads it in a process that never
+    imported ganpipe. Raises ValueError naming a layer that has no built-in equivalent."""
+    for layer in model.layers:
+        known = isinstance(layer, (blocks_lib.SyncBatchNorm, conditioning_lib.OneHot))
+        if not known and not type(layer).__module__.startswith("keras."):
+            raise ValueError(
+                f"The layer {layer.name!r} ({type(layer).__name__}) has no built-in Keras "
+                "equivalent; a model holding it loads only after `import ganpipe.models.blocks` "
+                "(or the module that defines it)."
+            )
+    copy = keras.models.clone_model(model, clone_function=_portable_layer)
+    copy.set_weights(model.get_weights())
+    return copy

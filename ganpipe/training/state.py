@@ -189,14 +189,20 @@ def build_optimizers(
 
 def save_model(model: keras.Model, path: str) -> None:
     """Saves ``model`` to ``path`` through a temporary file, as a trainable model (the weight
-    average is frozen only while it trains)."""
+    average is frozen only while it trains), made of built-in Keras layers where it can be
+    (``factories.portable``), so that it loads without ganpipe."""
     tmp = os.path.join(os.path.dirname(path), ".generator.tmp.keras")
-    frozen = not model.trainable
-    model.trainable = True
     try:
-        model.save(tmp)
+        saved = factories.portable(model)
+    except ValueError as error:
+        logging.warning("Saving %s with ganpipe's own layers: %s", path, error)
+        saved = model
+    frozen = not saved.trainable
+    saved.trainable = True
+    try:
+        saved.save(tmp)
     finally:
-        model.trainable = not frozen
+        saved.trainable = not frozen
     os.replace(tmp, path)
     logging.info("Saved the generator to %s", path)
 
