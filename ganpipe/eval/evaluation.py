@@ -79,12 +79,12 @@ def conditional_labels(evaluator: Evaluator, num_classes: int | None, num_sample
     unconditional run, or an evaluator whose classes are not the run's."""
     if num_classes is None:
         return None
-    if num_classes != evaluator.spec.num_classes:
+    if num_classes != evaluator.spec.data_classes:
         logging.warning(
             "No conditional accuracy: the run has %d classes, the %s evaluator %d.",
             num_classes,
             evaluator.spec.name,
-            evaluator.spec.num_classes,
+            evaluator.spec.data_classes,
         )
         return None
     return class_labels(num_samples, num_classes, seed=seed)
