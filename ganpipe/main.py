@@ -38,9 +38,34 @@ flags.DEFINE_string(
 )
 
 
+flags.DEFINE_bool(
+    "list_experiments", False, "Print every shipped experiment file with its first comment line."
+)
+
+
+def experiments(gin_dir: str) -> list[tuple[str, str]]:
+    """(file name, first comment line) of every top-level experiment file in ``gin_dir``."""
+    found = []
+    for name in sorted(os.listdir(gin_dir)):
+        if not name.endswith(".gin"):
+            continue
+        with open(os.path.join(gin_dir, name)) as f:
+            first = next((line for line in f if line.startswith("#")), "#")
+        found.append((name, first.lstrip("#").strip()))
+    return found
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}. Use --gin_param for bindings.")
+    if FLAGS.list_experiments:
+        from ganpipe.config import GIN_DIR
+
+        for name, summary in experiments(GIN_DIR):
+            print(f"{name:30s} {summary}")
+        return 0
+    if not FLAGS.gin_file:
+        raise app.UsageError("Give --gin_file=FILE (--list_experiments lists the shipped ones).")
     from ganpipe import config  # Imported here so --help stays fast.
     from ganpipe.rundir import RunDirectory, RunDirectoryError
     from ganpipe.training.callbacks import NonFiniteLossError, Preempted
@@ -84,7 +109,6 @@ def run() -> None:
         sys.argv = [f"{sys.argv[0]} sample", *sys.argv[2:]]
         app.run(sample.main)
         return
-    flags.mark_flag_as_required("gin_file")
     app.run(main)
 
 

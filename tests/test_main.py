@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import FASHION_MNIST_DIR, run_main
+from tests.conftest import FASHION_MNIST_DIR, GIN, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +97,14 @@ def test_help_explains_the_flags():
     assert "python -m ganpipe.main --gin_file=gin/wgan.gin" in result.stdout
     for flag in ("--gin_file", "--gin_param", "--output_dir"):
         assert flag in result.stdout
+
+
+def test_list_experiments_names_every_shipped_file_with_its_first_comment_line():
+    from ganpipe import main
+
+    listed = dict(main.experiments(str(GIN)))
+    assert set(listed) == {p.name for p in GIN.glob("*.gin")}
+    assert listed["recommended.gin"].startswith("The recommended recipe")
+    result = run_main("--list_experiments")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "wgan.gin" in result.stdout and "recommended.gin" in result.stdout
