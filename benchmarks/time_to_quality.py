@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import sys
 import time
 import warnings
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 from absl import logging  # noqa: E402
 
 from benchmarks.baselines import experiments, keras_io_wgan_gp, tf1_tutorial  # noqa: E402
+from benchmarks.real_run import cpu_name  # noqa: E402
 from ganpipe import config  # noqa: E402
 from ganpipe.data import load_images  # noqa: E402
 from ganpipe.eval import classifier, evaluation, quality  # noqa: E402
@@ -287,17 +287,6 @@ def aggregate(paths: list[str]) -> None:
         lower = [threshold / rows[-1]["fd"] for rows in recipes]
         print(f"  {name} final FD {threshold:.2f} after {budget:.0f} s: the recipe reached it at "
               f"{shown}{ratio}; the recipe's final FD is {np.mean(lower):.1f}x lower")  # fmt: skip
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def wants_tensorflow_log(argv=None, environ=None) -> bool:
 NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|[IW]\d{4} [\d:.]+ +\d+ [\w./-]+\.cc:\d+\]"
-    rb"|E\d{4} [\d:.]+ +\d+ (cuda_[\w]+|meta_optimizer|cuda_dnn|cuda_fft|cuda_blas)\.cc:\d+\])"
+    rb"|E\d{4} [\d:.]+ +\d+ (cuda_\w+|meta_optimizer)\.cc:\d+\])"
 )
 _FILTERING: list = []
 

@@ -95,8 +95,7 @@ def draw(run_dir, *, checkpoint="final", num=64, seed=0, label=None, interpolate
     """Images in [0, 1] ``(n, H, W, C)``, their noise and labels (None when unconditional)."""
     import numpy as np
 
-    from ganpipe.data.scaling import to_unit_range
-    from ganpipe.eval import run
+    from ganpipe.eval import evaluation, run
 
     restored, setup = run.restore_run_generator(run_dir, checkpoint, live=live)
     check_request(num, interpolate, label, setup.num_classes)
@@ -108,14 +107,10 @@ def draw(run_dir, *, checkpoint="final", num=64, seed=0, label=None, interpolate
     elif setup.num_classes is not None:
         labels = np.random.default_rng(seed).integers(0, setup.num_classes, len(noise))
         labels = labels.astype(np.int32)
-    images = []
-    for start in range(0, len(noise), 500):
-        batch = noise[start : start + 500]
-        inputs = batch if labels is None else [batch, labels[start : start + 500]]
-        images.append(to_unit_range(np.asarray(model(inputs, training=False)), setup.value_range))
+    images = evaluation.render(model, noise, labels, setup.value_range)
     logging.info("Drew %d images from %s (step %d, %s).", len(noise), restored.source,
                  restored.step, restored.weights)  # fmt: skip
-    return np.concatenate(images), noise, labels
+    return images, noise, labels
 
 
 def main(argv) -> int:

@@ -64,12 +64,22 @@ def generate(
     rng = tf.random.Generator.from_seed(seed + 12345)
     latent_dim = int(generator.inputs[0].shape[-1])
     labels = None if num_classes is None else class_labels(num_samples, num_classes, seed=seed)
+    sizes = [min(batch_size, num_samples - start) for start in range(0, num_samples, batch_size)]
+    noise = np.concatenate([np.asarray(latent.sample(rng, [n, latent_dim])) for n in sizes])
+    return render(generator, noise, labels, value_range, batch_size=batch_size)
+
+
+def render(generator, noise, labels, value_range, *, batch_size: int = 500) -> np.ndarray:
+    """The generator's images in [0, 1] for ``noise`` (and ``labels``, or None), in batches,
+    inference mode."""
     out = []
-    for start in range(0, num_samples, batch_size):
-        n = min(batch_size, num_samples - start)
-        noise = latent.sample(rng, [n, latent_dim])
-        # Keras refuses a list mixing tensors and NumPy arrays: the labels go in as a tensor.
-        inputs = noise if labels is None else [noise, tf.constant(labels[start : start + n])]
+    for start in range(0, len(noise), batch_size):
+        # Keras refuses a list mixing tensors and NumPy arrays: both go in as tensors.
+        batch = tf.constant(noise[start : start + batch_size])
+        if labels is None:
+            inputs = batch
+        else:
+            inputs = [batch, tf.constant(labels[start : start + batch.shape[0]])]
         out.append(to_unit_range(generator(inputs, training=False), value_range))
     return np.concatenate(out)
 

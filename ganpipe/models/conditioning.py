@@ -93,8 +93,13 @@ class Conditioning:
     """
 
     name = "base"
+    # Set (to the reason) where the label's code has a width of its own: an embedding_dim is
+    # then refused with this message.
+    fixed_width: str | None = None
 
     def __init__(self, embedding_dim: int | None = None):
+        if embedding_dim is not None and self.fixed_width is not None:
+            raise ValueError(self.fixed_width)
         if embedding_dim is not None and (
             not isinstance(embedding_dim, int)
             or isinstance(embedding_dim, bool)
@@ -160,14 +165,10 @@ class Projection(Conditioning):
     """
 
     name = "projection"
-
-    def __init__(self, embedding_dim: int | None = None):
-        if embedding_dim is not None:
-            raise ValueError(
-                "The projection critic's label embedding has the width of phi(x) (the last hidden "
-                "layer); leave its embedding_dim unset."
-            )
-        super().__init__()
+    fixed_width = (
+        "The projection critic's label embedding has the width of phi(x) (the last hidden "
+        "layer); leave its embedding_dim unset."
+    )
 
     def wire(self, name, inputs, labels, layers, num_classes, initializer):
         psi = layers[-1] if layers else None
@@ -209,14 +210,10 @@ class ClassBatchNorm(Conditioning):
     """
 
     name = "class_batch_norm"
-
-    def __init__(self, embedding_dim: int | None = None):
-        if embedding_dim is not None:
-            raise ValueError(
-                "Conditional batch norm learns one scale and one offset per class and channel; "
-                "leave its embedding_dim unset."
-            )
-        super().__init__()
+    fixed_width = (
+        "Conditional batch norm learns one scale and one offset per class and channel; "
+        "leave its embedding_dim unset."
+    )
 
     def wire(self, name, inputs, labels, layers, num_classes, initializer):
         del initializer
