@@ -18,13 +18,10 @@ from collections.abc import Sequence
 import keras
 
 import gin
-from ganpipe import augment, constraints, distribute, optimizers, penalties, trainer
+from ganpipe import augment, constraints, distribute, optimizers, penalties, shipped, trainer
 from ganpipe import data as data_lib
 from ganpipe.models import factories
 from ganpipe.training import settings
-
-# Where the shipped experiment files live (a source checkout or an editable install).
-GIN_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "gin"))
 
 # gin name -> (object, module shown in gin, denylist).
 _SYMBOLS = {
@@ -148,8 +145,9 @@ def _explain(error: Exception) -> str:
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
     """Parses experiment files and bindings, rejecting unknown names; returns the parsed config.
 
-    Later files and bindings override earlier ones. Includes are searched next to each file and
-    in the shipped gin/ folder.
+    Later files and bindings override earlier ones. A file name is the user's own file if it
+    exists, else the shipped experiment of that name (``shipped.resolve``). Includes are searched
+    in the shipped folder and next to each file.
 
     Raises:
         ConfigError: a file is missing, has a syntax error, or names an unknown configurable or
@@ -159,20 +157,12 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
     gin.clear_config()
     if not gin_files:
         raise ConfigError("Give at least one --gin_file, e.g. --gin_file=gin/wgan.gin.")
-    for path in gin_files:
-        if not os.path.isfile(path):
-            shipped = (
-                sorted(n for n in os.listdir(GIN_DIR) if n.endswith(".gin"))
-                if os.path.isdir(GIN_DIR)
-                else []
-            )
-            raise ConfigError(
-                f"Gin file {path!r} not found. Shipped experiment files in {GIN_DIR}: "
-                f"{', '.join(shipped)}."
-            )
-    for directory in dict.fromkeys(
-        [GIN_DIR] + [os.path.dirname(os.path.abspath(p)) for p in gin_files]
-    ):
+    try:
+        resolved = [shipped.resolve(path) for path in gin_files]
+        folder = shipped.folder()
+    except FileNotFoundError as error:
+        raise ConfigError(str(error)) from error
+    for directory in dict.fromkeys([folder] + [os.path.dirname(p) for p in resolved]):
         gin.add_config_file_search_path(directory)
     # gin logs an error for every search-path miss while it resolves an include; a real miss
     # raises, so those lines are noise.
@@ -183,7 +173,7 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
         handler.addFilter(quiet)
     try:
         gin.parse_config_files_and_bindings(
-            list(gin_files), list(gin_params), skip_unknown=False, finalize_config=False
+            resolved, list(gin_params), skip_unknown=False, finalize_config=False
         )
     except Exception as error:  # gin raises ValueError, SyntaxError, KeyError, IOError, ...
         raise ConfigError(f"Cannot parse the config: {_explain(error)}") from error

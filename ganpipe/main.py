@@ -43,25 +43,14 @@ flags.DEFINE_bool(
 )
 
 
-def experiments(gin_dir: str) -> list[tuple[str, str]]:
-    """(file name, first comment line) of every top-level experiment file in ``gin_dir``."""
-    found = []
-    for name in sorted(os.listdir(gin_dir)):
-        if not name.endswith(".gin"):
-            continue
-        with open(os.path.join(gin_dir, name)) as f:
-            first = next((line for line in f if line.startswith("#")), "#")
-        found.append((name, first.lstrip("#").strip()))
-    return found
-
-
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}. Use --gin_param for bindings.")
     if FLAGS.list_experiments:
-        from ganpipe.config import GIN_DIR
+        from ganpipe import shipped
 
-        for name, summary in experiments(GIN_DIR):
+        print(f"Shipped experiments ({shipped.folder()}); run one with --gin_file=NAME:")
+        for name, summary in shipped.experiments():
             print(f"{name:30s} {summary}")
         return 0
     if not FLAGS.gin_file:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fcntl
+import json
 import os
 import re
 import tempfile
@@ -17,9 +18,13 @@ METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 BEST = "best"  # checkpoints/best: the lowest FD during training
 SAMPLES = "samples"
+TIMELINE = "timeline.png"  # samples/timeline.png: up to 8 grids side by side
+PLOTS = "plots"
+METRICS_PLOT = "metrics.png"  # plots/metrics.png: every metric against the step
 TENSORBOARD = "tensorboard"
 GENERATOR = "generator.keras"  # the sampling generator (the weight average when there is one)
 LIVE_GENERATOR = "generator_live.keras"  # the live weights, beside an average
+SAVED_MODEL = "generator_savedmodel"  # generator.keras's model as a SavedModel (no Keras needed)
 EVAL = "eval.json"
 # The checkpoint's object keys are named in ganpipe/training/state.py.
 
@@ -34,6 +39,19 @@ _RESUMABLE_CHANGES = (
 
 class RunDirectoryError(RuntimeError):
     """The output directory cannot hold this run (another config, another process, not writable)."""
+
+
+def read_metrics(path: str) -> list[dict]:
+    """metrics.jsonl's rows; a half-written last line (a killed process) is skipped."""
+    rows = []
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return rows
 
 
 def atomic_write(path: str, data: str | bytes) -> None:

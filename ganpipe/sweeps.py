@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 from absl import logging
 
-from ganpipe import rundir
+from ganpipe import hparams, rundir, shipped
 from ganpipe.timefmt import format_duration
 
 RESULT = "result.json"
@@ -247,17 +247,15 @@ def cells(sweep: Sweep) -> list[Cell]:
 
 
 def resolve_gin_file(path: str, relative_to: str | None = None) -> str:
-    """A gin file path as given, next to ``relative_to``, or in the shipped gin/ folder."""
-    from ganpipe.config import GIN_DIR
-
-    candidates = [path]
-    if relative_to:
-        candidates.append(os.path.join(os.path.dirname(os.path.abspath(relative_to)), path))
-    candidates.append(os.path.join(GIN_DIR, path))
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return os.path.abspath(candidate)
-    raise SweepError(f"Gin file {path!r} not found (looked in: {', '.join(candidates)}).")
+    """A gin file path as given, next to ``relative_to``, or among the shipped experiments."""
+    if relative_to and not os.path.isfile(path):
+        beside = os.path.join(os.path.dirname(os.path.abspath(relative_to)), path)
+        if os.path.isfile(beside):
+            return os.path.abspath(beside)
+    try:
+        return shipped.resolve(path)
+    except FileNotFoundError as error:
+        raise SweepError(str(error)) from error
 
 
 def load_sweep_file(path: str) -> Sweep:
@@ -265,8 +263,13 @@ def load_sweep_file(path: str) -> Sweep:
     import gin
     from ganpipe import config
 
-    if not os.path.isfile(path):
-        raise SweepError(f"Sweep file {path!r} not found.")
+    try:
+        path = shipped.resolve(path)
+    except FileNotFoundError:
+        raise SweepError(
+            f"Sweep file {path!r} not found, here or among the shipped sweeps "
+            f"({os.path.join(shipped.folder(), 'sweeps')})."
+        ) from None
     make = config.register_configurable("sweep", make_sweep)
     gin.clear_config()
     try:
@@ -298,25 +301,13 @@ def validate(sweep: Sweep) -> None:
             raise SweepError(f"Cell {cell.label!r}: {error}") from error
 
 
-def _read_metrics(path: str) -> list[dict]:
-    rows = []
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-    return rows
-
-
 def summarize_training(metrics_path: str) -> dict:
     """Steps, training time and the Wasserstein estimate's first and last values of a run.
 
     "First" and "last" are means over the first and last fifth of the logged rows (at least one
     row each), so one noisy row does not decide the trend.
     """
-    rows = _read_metrics(metrics_path)
+    rows = rundir.read_metrics(metrics_path)
     summary = {"steps": rows[-1]["step"] if rows else 0}
     if rows and "elapsed_seconds" in rows[-1]:
         summary["train_seconds"] = rows[-1]["elapsed_seconds"]
@@ -611,11 +602,13 @@ def plot(path: str, rows: Sequence[Mapping], cell_list: Sequence[Cell], metric: 
 
 
 def write_reports(output_dir: str, rows: Sequence[Mapping], cell_list: Sequence[Cell]) -> str:
-    """results.csv, results.md and fd.png from the finished runs; returns the markdown table."""
+    """results.csv, results.md, fd.png and hparams/ (TensorBoard's HParams view) from the
+    finished runs; returns the markdown table."""
     present = [r for r in rows if r]
     write_csv(os.path.join(output_dir, "results.csv"), present)
     table = markdown_table(aggregate(present, cell_list))
     rundir.atomic_write(os.path.join(output_dir, "results.md"), table)
     if any(r["status"] == STATUS_DONE for r in present):
         plot(os.path.join(output_dir, "fd.png"), present, cell_list)
+    hparams.write(output_dir, present)
     return table

@@ -52,8 +52,8 @@ class Trainer:
         num_samples: int = 64, precision: str = "float32", non_finite: str = "stop",
         max_skips: int = 10, deterministic: bool = False, evaluator: str | None = None,
         eval_every: int = 0, eval_samples: int = 2000, max_train_seconds: float | None = None,
-        rounds_per_call: int = 1, jit_compile: bool = False,
-        generator_ema: float | None = None, generator_ema_start: int = 0,
+        rounds_per_call: int = 1, jit_compile: bool = False, saved_model: bool = True,
+        generator_ema: float | None = None, generator_ema_start: int = 0, plots: bool = True,
     ):  # fmt: skip
         arguments = dict(locals())
         # First: a multi-worker strategy must configure TensorFlow before any op runs.

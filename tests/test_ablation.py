@@ -242,13 +242,14 @@ def test_gan_to_wgan_is_the_model_switches_plus_the_wgan_switches(operative_conf
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
-    """Every shipped experiment trained for 2 tiny steps, once: run directory -> last row (or the
-    error it raised)."""
+    """Every shipped experiment trained for 2 tiny steps, once, with the plots and the SavedModel
+    on: run directory -> last row (or the error it raised)."""
     folder = tmp_path_factory.mktemp("tiny_runs")
     rows = {}
+    outputs = ("train.plots = True", "train.saved_model = True")
     for experiment in EXPERIMENTS:
         try:
-            rows[experiment] = make_trainer(experiment).fit(str(folder / experiment))
+            rows[experiment] = make_trainer(experiment, *outputs).fit(str(folder / experiment))
         except Exception as error:  # reported by the experiment's own test below
             rows[experiment] = error
     return folder, rows
@@ -263,7 +264,9 @@ def test_every_experiment_trains_two_steps_tiny(experiment, tiny_runs):
         raise row
     assert row["step"] == 2
     assert all(np.isfinite(v) for v in row.values())
-    assert (folder / experiment / "generator.keras").exists()
+    for output in ("generator.keras", "generator_savedmodel/saved_model.pb",
+                   "plots/metrics.png", "samples/timeline.png"):  # fmt: skip
+        assert (folder / experiment / output).exists(), output
 
 
 LOADER = """
@@ -296,3 +299,47 @@ def test_every_saved_generator_loads_and_generates_without_ganpipe(tiny_runs, tm
     for path in paths:
         shape, finite = found[path]
         assert shape[0] == 3 and shape[1:] in ([28, 28, 1], [32, 32, 3]) and finite, path
+
+
+SAVED_MODEL_LOADER = """
+import json, sys
+import numpy as np
+# No Keras at all: a None entry makes every `import keras` fail.
+for name in ("keras", "tf_keras"):
+    sys.modules[name] = None
+import tensorflow as tf
+out = {}
+for path in sys.argv[1:]:
+    model = tf.saved_model.load(path)
+    (spec,) = [s for s in model.serve.concrete_functions[0].structured_input_signature[0]]
+    specs = spec if isinstance(spec, (list, tuple)) else [spec]
+    noise = np.random.default_rng(0).normal(size=(3, specs[0].shape[-1])).astype("float32")
+    inputs = noise if len(specs) == 1 else [noise, np.array([0, 1, 2], "int32")]
+    out[path] = np.asarray(model.serve(inputs)).tolist()
+assert not [n for n, m in sys.modules.items() if n.startswith("keras") and m is not None]
+assert not any(name.startswith("ganpipe") for name in sys.modules), "ganpipe was imported"
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_every_savedmodel_generates_what_generator_keras_generates_without_keras(
+    tiny_runs, tmp_path
+):
+    folder, _ = tiny_runs
+    exports = sorted(str(p) for p in folder.glob("*/generator_savedmodel"))
+    assert len(exports) == len(EXPERIMENTS)
+    result = subprocess.run(
+        [sys.executable, "-c", SAVED_MODEL_LOADER, *exports], cwd=tmp_path, capture_output=True,
+        text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.split("RESULT ", 1)[1])
+    for path in exports:
+        model = keras.saving.load_model(os.path.join(os.path.dirname(path), "generator.keras"))
+        noise = np.random.default_rng(0).normal(size=(3, model.inputs[0].shape[-1]))
+        noise = noise.astype("float32")
+        inputs = noise if len(model.inputs) == 1 else [noise, np.array([0, 1, 2], "int32")]
+        expected = np.asarray(model(inputs, training=False))
+        # The same weights and graph in inference mode; only kernel choice may differ.
+        np.testing.assert_allclose(np.array(found[path]), expected, rtol=1e-4, atol=1e-5)

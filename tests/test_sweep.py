@@ -269,6 +269,7 @@ def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
     table = (out / "results.md").read_text()
     assert table.count("| 2/2 |") == 2 and "±" in table
     assert (out / "fd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list(out.glob("hparams/*/seed*/events.out.tfevents.*"))) == 4
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")}
     again = run_module("ganpipe.sweep", *_sweep_args(out), timeout=300)

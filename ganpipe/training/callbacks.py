@@ -24,7 +24,7 @@ from ganpipe import rundir
 from ganpipe.models import factories
 from ganpipe.rundir import atomic_write
 from ganpipe.timefmt import format_duration
-from ganpipe.training import writers
+from ganpipe.training import plots, writers
 from ganpipe.training.state import GANState, save_model
 
 NONFINITE_GRADIENTS = ("critic_nonfinite_grads", "generator_nonfinite_grads")
@@ -336,6 +336,49 @@ class Samples(Callback):
             self.grid(self.state.sampling_generator, r.step, self.tensorboard)
 
 
+class Plots(Callback):
+    """plots/metrics.png and samples/timeline.png, refreshed at each sample or evaluation
+    interval and at the end, but only while drawing them has taken at most ``share`` of the
+    training time: a refresh that would go over is skipped (the end's is always drawn)."""
+
+    def __init__(self, metrics_path, sample_dir, plot_dir, every, clock, share=0.01):
+        self.paths = (metrics_path, sample_dir, os.path.join(plot_dir, rundir.METRICS_PLOT))
+        self.plot_dir, self.every, self.clock, self.share = plot_dir, every, clock, share
+        self.spent = self.cost = 0.0
+        self.drawn = self.skipped = 0
+
+    def after_round(self, r):
+        if r.final or not (r.due(self.every) or r.evaluated):
+            return
+        if self.spent + self.cost > self.share * self.clock.seconds():
+            self.skipped += 1
+            return
+        self.draw()
+
+    def end(self, last, stop):
+        if last is None:
+            return
+        self.draw()
+        logging.info(
+            "Plots: %d refreshes (%d skipped to stay within %g%% of training time) took %.2f s, "
+            "%.2f%% of %.0f s of training.", self.drawn, self.skipped, 100 * self.share,
+            self.spent, 100 * self.spent / max(self.clock.seconds(), 1e-9), self.clock.seconds(),
+        )  # fmt: skip
+
+    def draw(self):
+        metrics_path, sample_dir, figure_path = self.paths
+        start = time.perf_counter()
+        try:
+            os.makedirs(self.plot_dir, exist_ok=True)
+            plots.metrics_figure(rundir.read_metrics(metrics_path), figure_path)
+            plots.timeline(sample_dir, os.path.join(sample_dir, rundir.TIMELINE))
+        except Exception as error:  # a picture must never stop a run
+            logging.warning("Could not draw the run's plots: %s", error)
+        self.cost = time.perf_counter() - start
+        self.spent += self.cost
+        self.drawn += 1
+
+
 class Checkpoint(Callback):
     """A checkpoint every ``every`` steps, at the end, and after a signal; even one that lands
     after the round's other checks."""
@@ -368,10 +411,10 @@ class Preemption(Callback):
 
 
 class FinalOutputs(Callback):
-    """At a clean end: generator.keras (and generator_live.keras beside an average), the
-    weights' fingerprints in the log, and the TensorBoard writer closed."""
+    """At a clean end: generator.keras and generator_savedmodel/ (and generator_live.keras
+    beside an average), the weights' fingerprints in the log, and the TensorBoard writer closed."""
 
-    def __init__(self, state: GANState, paths: tuple[str, str], tensorboard):
+    def __init__(self, state: GANState, paths: tuple[str, str, str], tensorboard):
         self.state, self.paths, self.tensorboard = state, paths, tensorboard
 
     def begin(self, start_step):
@@ -382,9 +425,9 @@ class FinalOutputs(Callback):
         if stop is not None and stop.error is not None:
             return
         step = self.start if last is None else last.step
-        model_path, live_path = self.paths
+        model_path, live_path, export_dir = self.paths  # export_dir None: no SavedModel
         if not os.path.exists(model_path) or step > self.start:
-            save_model(self.state.sampling_generator, model_path)
+            save_model(self.state.sampling_generator, model_path, export_dir)
             if self.state.generator_ema is not None:
                 # generator.keras holds the average; the live weights are kept beside it.
                 save_model(self.state.generator, live_path)
@@ -468,12 +511,28 @@ def standard_callbacks(s, state: GANState, run_dir, checkpointer, scorer, operat
     images_per_step = s.batch_size * s.schedule.critic_steps / s.schedule.generator_steps
     log = writers.MetricsLog(run_dir.join(rundir.METRICS), start)
     total = s.budget.num_steps
-    generators = (run_dir.join(rundir.GENERATOR), run_dir.join(rundir.LIVE_GENERATOR))
+    generators = (
+        run_dir.join(rundir.GENERATOR),
+        run_dir.join(rundir.LIVE_GENERATOR),
+        run_dir.join(rundir.SAVED_MODEL) if s.outputs.saved_model else None,
+    )
+    pictures = []
+    if s.outputs.plots:
+        pictures.append(
+            Plots(
+                log.path,
+                grid.directory,
+                run_dir.join(rundir.PLOTS),
+                s.intervals.sample_every,
+                clock,
+            )
+        )
     return parts + [
         MetricsRow(
             s.intervals.log_every, log, tensorboard, total, images_per_step, clock, s.budget
         ),
         Samples(grid, s.intervals.sample_every, state, tensorboard),
+        *pictures,
         Checkpoint(checkpointer, s.intervals.checkpoint_every, signals),
         Preemption(signals, checkpointer),
         FinalOutputs(state, generators, tensorboard),

@@ -197,6 +197,22 @@ class Budget:
 
 
 @dataclasses.dataclass(frozen=True)
+class Outputs:
+    """Optional outputs: ``plots`` (plots/metrics.png and samples/timeline.png) and
+    ``saved_model`` (generator_savedmodel/ beside generator.keras)."""
+
+    plots: bool = True
+    saved_model: bool = True
+
+    def __post_init__(self):
+        for name in ("plots", "saved_model"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"train.{name} must be True or False, got {getattr(self, name)!r}."
+                )
+
+
+@dataclasses.dataclass(frozen=True)
 class RunSettings:
     """Everything about a run that is not a model, an optimizer or an objective."""
 
@@ -211,6 +227,7 @@ class RunSettings:
     ema: EMA
     budget: Budget
     evaluator: str | None = None
+    outputs: Outputs = Outputs()
 
     def __post_init__(self):
         positive_int("BATCH_SIZE (train.batch_size)", self.batch_size)
@@ -247,4 +264,5 @@ def run_settings(a: dict) -> RunSettings:
             "rounds_per_call")}),
         ema=EMA(a["generator_ema"], a["generator_ema_start"]),
         budget=Budget(a["num_steps"], a["max_train_seconds"]),
+        outputs=Outputs(a["plots"], a["saved_model"]),
     )  # fmt: skip

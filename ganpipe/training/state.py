@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Callable
 
 import keras
@@ -187,10 +188,11 @@ def build_optimizers(
     return g_opt, c_opt
 
 
-def save_model(model: keras.Model, path: str) -> None:
+def save_model(model: keras.Model, path: str, export_dir: str | None = None) -> None:
     """Saves ``model`` to ``path`` through a temporary file, as a trainable model (the weight
     average is frozen only while it trains), made of built-in Keras layers where it can be
-    (``factories.portable``), so that it loads without ganpipe."""
+    (``factories.portable``), so that it loads without ganpipe; with ``export_dir``, also as a
+    SavedModel there (``export_savedmodel``)."""
     tmp = os.path.join(os.path.dirname(path), ".generator.tmp.keras")
     try:
         saved = factories.portable(model)
@@ -205,6 +207,31 @@ def save_model(model: keras.Model, path: str) -> None:
         saved.trainable = not frozen
     os.replace(tmp, path)
     logging.info("Saved the generator to %s", path)
+    if export_dir is not None:
+        export_savedmodel(saved, export_dir)
+
+
+def export_savedmodel(model: keras.Model, path: str) -> None:
+    """Writes ``model`` as a TensorFlow SavedModel (``model.export``): its ``serve`` function
+    (and the ``serving_default`` signature) maps noise (and labels) to images in inference mode,
+    and loads with ``tf.saved_model.load`` without Keras (what TF Serving and TFLite converters
+    read). Replaces an older export only once the new one is complete. A model that cannot be
+    traced is logged and skipped: generator.keras already holds the run's result."""
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp, old = os.path.join(parent, ".savedmodel.tmp"), os.path.join(parent, ".savedmodel.old")
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+    except Exception as error:  # any tracing failure; generator.keras is already saved
+        logging.warning("Not exporting a SavedModel to %s: %s", path, error)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if os.path.exists(path):
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+    logging.info("Exported the generator as a SavedModel to %s", path)
 
 
 def check_compatible(generator, critic, loss, image_shape, value_range) -> None:

@@ -1,0 +1,71 @@
+"""A sweep's runs in TensorBoard's HParams view: each run's coordinates and final metrics.
+
+``write(output_dir, rows)`` rewrites ``<sweep>/hparams/`` from the result rows: one TensorBoard
+run per (cell, seed) holding its hyperparameters (the cell's axis values or ladder rung, and the
+seed) and its final metrics, plus the experiment's configuration at the top. Rewritten whole
+each time, so a resumed sweep never shows a run twice. ``tensorboard --logdir=<sweep>`` then
+compares the runs (HPARAMS tab) beside their training curves (``runs/*/seed*/tensorboard``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+
+FOLDER = "hparams"
+# Final metrics shown per run, in the HParams table's order.
+METRICS = (
+    "fd", "kid", "classifier_score", "classes_covered", "class_kl", "precision", "recall",
+    "steps", "train_seconds",
+)  # fmt: skip
+_NOT_HPARAMS = {"cell", "label", "run_dir", "status", "wall_seconds", "w_estimate_first",
+                "w_estimate_last", *METRICS}  # fmt: skip
+
+
+def _value(text):
+    """A hyperparameter's value: a number where the gin text is one, else the text."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return str(text)
+
+
+def hyperparameters(row: Mapping) -> dict:
+    """The row's coordinates (every key that is not a result) and its seed."""
+    return {key: _value(value) for key, value in row.items() if key not in _NOT_HPARAMS}
+
+
+def write(output_dir: str, rows: Sequence[Mapping]) -> str:
+    """Rewrites ``output_dir/hparams`` from the sweep's result rows; returns that folder."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    folder = os.path.join(output_dir, FOLDER)
+    shutil.rmtree(folder, ignore_errors=True)
+    rows = [r for r in rows if r]
+    names = sorted({name for row in rows for name in hyperparameters(row)})
+    kinds = {}
+    for name in names:  # a column of numbers is numeric; any text makes it text
+        values = [hyperparameters(r).get(name) for r in rows]
+        kinds[name] = all(isinstance(v, float) or v is None for v in values)
+    params = {name: hp.HParam(name) for name in names}
+    present = [m for m in METRICS if any(m in r for r in rows)]
+    with tf.summary.create_file_writer(folder).as_default():
+        hp.hparams_config(
+            hparams=list(params.values()),
+            metrics=[hp.Metric(m, display_name=m) for m in present],
+        )
+    for row in rows:
+        values = hyperparameters(row)
+        values = {params[k]: (v if kinds[k] else str(v)) for k, v in values.items() if k in params}
+        trial = f"{row['cell']}/seed{row['seed']}"
+        with tf.summary.create_file_writer(os.path.join(folder, trial)).as_default():
+            hp.hparams(values, trial_id=trial)
+            step = int(row.get("steps") or 0)
+            for metric in present:
+                if isinstance(row.get(metric), (int, float)):
+                    tf.summary.scalar(metric, float(row[metric]), step=step)
+    return folder

@@ -1,0 +1,134 @@
+"""The run's pictures: plots/metrics.png (every logged metric against the step) and
+samples/timeline.png (up to 8 sample grids side by side, each under its step).
+
+Plain writers with no schedule: the ``Plots`` callback decides when to refresh them. Both are
+written atomically (a temporary file, then a rename).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ganpipe.rundir import atomic_write
+
+# Panels of metrics.png: (title, metrics, log scale). Metrics not named here get a panel each.
+PANELS = (
+    ("losses", ("critic_loss", "generator_loss"), False),
+    ("critic scores (real, fake) and the Wasserstein estimate", (
+        "critic_real", "critic_fake", "wasserstein_estimate"), False),
+    ("Fréchet distance (evaluator)", ("eval_fd",), True),
+    ("KID (evaluator)", ("eval_kid",), True),
+)  # fmt: skip
+_SKIP = {"step", "elapsed_seconds", "images_per_second", "eval_kid_std"}
+_LOG = re.compile(r"^eval_(fd|kid)|penalty|^r1|^r2")
+_STEP_FILE = re.compile(r"^step_(\d+)\.png$")
+
+
+def series(rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """metric -> (steps, values) over the rows that hold it; adds the Wasserstein estimate
+    (mean critic score on real minus on fake) where both scores are logged."""
+    out: dict[str, list] = {}
+    for row in rows:
+        step = row.get("step")
+        values = dict(row)
+        if "critic_real" in row and "critic_fake" in row:
+            values["wasserstein_estimate"] = row["critic_real"] - row["critic_fake"]
+        for name, value in values.items():
+            if name in _SKIP or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            out.setdefault(name, []).append((step, float(value)))
+    return {k: (np.array([s for s, _ in v]), np.array([x for _, x in v])) for k, v in out.items()}
+
+
+def panels(names) -> list[tuple[str, tuple[str, ...], bool]]:
+    """The panels for the metrics present: the fixed ones first, then one per other metric."""
+    names = set(names)
+    chosen, placed = [], set()
+    for title, members, log in PANELS:
+        present = tuple(m for m in members if m in names)
+        if present:
+            chosen.append((title, present, log))
+            placed.update(present)
+    for name in sorted(names - placed):
+        chosen.append((name.replace("_", " "), (name,), bool(_LOG.search(name))))
+    return chosen
+
+
+def metrics_figure(rows: list[dict], path: str) -> bool:
+    """Draws every metric of ``rows`` against the step into ``path`` (PNG); False if no rows."""
+    data = series(rows)
+    if not data:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    chosen = panels(data)
+    columns = 3
+    lines = math.ceil(len(chosen) / columns)
+    figure = Figure(figsize=(4.2 * columns, 2.8 * lines), dpi=90, layout="constrained")
+    for index, (title, members, log) in enumerate(chosen):
+        axes = figure.add_subplot(lines, columns, index + 1)
+        for name in members:
+            steps, values = data[name]
+            finite = np.isfinite(values)
+            positive = bool(np.all(values[finite] > 0))
+            axes.plot(steps[finite], values[finite], label=name, linewidth=1.0)
+            if log and positive and finite.any():
+                axes.set_yscale("log")
+        axes.set_title(title, fontsize=9)
+        axes.set_xlabel("step", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+        if len(members) > 1:
+            axes.legend(fontsize=7)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write(path, buffer.getvalue())
+    return True
+
+
+def grids(sample_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of every sample grid in ``sample_dir``, by step."""
+    found = []
+    for name in os.listdir(sample_dir) if os.path.isdir(sample_dir) else ():
+        match = _STEP_FILE.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(sample_dir, name)))
+    return sorted(found)
+
+
+def pick(items: list, count: int = 8) -> list:
+    """Up to ``count`` items spread evenly, the first and the last always among them."""
+    if len(items) <= count:
+        return list(items)
+    index = np.round(np.linspace(0, len(items) - 1, count)).astype(int)
+    return [items[i] for i in sorted(set(index.tolist()))]
+
+
+def timeline(sample_dir: str, path: str, count: int = 8) -> bool:
+    """Up to ``count`` of the run's grids side by side, each with its step beneath, into
+    ``path`` (PNG); False if there is no grid yet."""
+    chosen = pick(grids(sample_dir), count)
+    if not chosen:
+        return False
+    images = [Image.open(p).convert("RGB") for _, p in chosen]
+    width, height = max(i.width for i in images), max(i.height for i in images)
+    gap, label = 6, 16
+    sheet = Image.new("RGB", (len(images) * (width + gap) - gap, height + label), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for index, ((step, _), image) in enumerate(zip(chosen, images)):
+        x = index * (width + gap)
+        sheet.paste(image, (x, 0))
+        draw.text((x + 2, height + 2), f"step {step}", fill=(0, 0, 0))
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    atomic_write(path, buffer.getvalue())
+    return True
