@@ -145,7 +145,7 @@ def test_a_checkpoint_of_keras_adam_restores_into_fused_adam(tmp_path):
 
 
 def test_amsgrad_falls_back_to_keras_update_and_says_so(caplog):
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         optimizer = optimizers.Adam(learning_rate=0.05, amsgrad=True)
     assert "no fused kernel for amsgrad=True" in caplog.text
     weights, ops, _ = _run(optimizer)

@@ -121,7 +121,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capl
     data = next((run / "checkpoints").glob("ckpt-4.data-*"))
     data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 3])  # truncated mid-write
     again = make_trainer("gan", "NUM_STEPS = 6", "train.checkpoint_every = 2")
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING", logger="absl"):
         again.fit(str(run))
     assert "ckpt-4 is unreadable" in caplog.text and "falling back to" in caplog.text
     assert _steps(run) == [1, 2, 3, 4, 5, 6]
@@ -182,7 +182,7 @@ def test_nan_skip_policy_undoes_the_round_and_goes_on(tmp_path, caplog):
     run = tmp_path / "run"
     trainer = make_trainer("wgan", "NUM_STEPS = 5", "train.non_finite = 'skip'")
     _inject_nan_in_round(trainer, 3)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING", logger="absl"):
         trainer.fit(str(run))
     assert "Skipped the round ending at step 3" in caplog.text
     assert _steps(run) == [1, 2, 3, 4, 5]

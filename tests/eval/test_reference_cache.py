@@ -99,7 +99,7 @@ def test_a_corrupt_file_is_recomputed_with_a_log_line(cache, caplog):
     (path,) = (cache / "references").iterdir()
     path.write_bytes(path.read_bytes()[:100])
     evaluator = CountingEvaluator()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         again = reference(evaluator)
     assert evaluator.calls == 1
     assert f"Reference cache {path} is unreadable" in caplog.text
@@ -116,7 +116,7 @@ def test_a_file_holding_another_key_is_recomputed(cache, caplog):
     (b,) = set((cache / "references").iterdir()) - {a}
     os.replace(a, b)  # b's file now holds a's key and features
     evaluator = CountingEvaluator()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         reference(evaluator, source="IDX files in /data/b")
     assert evaluator.calls == 1
     assert "holds another key" in caplog.text
@@ -127,7 +127,7 @@ def test_an_unwritable_cache_is_logged_and_skipped(tmp_path, monkeypatch, caplog
     blocked.write_text("not a folder")
     monkeypatch.setenv(evaluation.CACHE_DIR_ENV, str(blocked))
     evaluator = CountingEvaluator()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         result = reference(evaluator)
     assert evaluator.calls == 1 and result.features.shape == (40, 6)
     assert "Could not cache" in caplog.text
