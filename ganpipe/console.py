@@ -13,6 +13,9 @@ descriptor 2 through a filter (``filter_stderr``) that drops exactly those lines
 C++ info and warning lines, and its error lines from the CUDA probe and grappler) and forwards
 everything else, Python's own output and tracebacks included, unchanged.
 
+TensorFlow's own Python info lines (the checkpoint saver's timings, the SavedModel builder's
+progress) are hidden too; its Python warnings stay.
+
 The lines come back with ``GANPIPE_TF_LOG=1``, with absl's ``--verbosity=1`` (or ``-v 1``) or
 higher, or with an explicit ``TF_CPP_MIN_LOG_LEVEL`` (which is then left as it is).
 """
@@ -20,6 +23,7 @@ higher, or with an explicit ``TF_CPP_MIN_LOG_LEVEL`` (which is then left as it i
 from __future__ import annotations
 
 import atexit
+import logging as std_logging
 import os
 import re
 import sys
@@ -100,6 +104,14 @@ def filter_stderr() -> None:
     _FILTERING.append(thread)
 
 
+class TensorFlowInfo(std_logging.Filter):
+    """Drops info (and debug) records that TensorFlow's own modules log through absl."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        inside = f"{os.sep}tensorflow{os.sep}" in record.pathname
+        return record.levelno >= std_logging.WARNING or not inside
+
+
 def quiet_tensorflow(argv=None) -> None:
     """Hides TensorFlow's C++ log lines unless asked for (see the module docstring); call it
     before TensorFlow is imported. An explicit ``TF_CPP_MIN_LOG_LEVEL`` is left as it is."""
@@ -109,4 +121,13 @@ def quiet_tensorflow(argv=None) -> None:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    # TensorFlow's Python info lines (the saver's "Sharding callback duration: 10 microseconds"
+    # at every checkpoint, the SavedModel builder's "Assets written to ...") go the same way,
+    # whether they come through TensorFlow's logger or absl's; its warnings and errors stay.
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+    from absl import logging as absl_logging  # absl makes its logger class; no TensorFlow
+
+    absl_logger = absl_logging.get_absl_logger()
+    if not any(isinstance(f, TensorFlowInfo) for f in absl_logger.filters):
+        absl_logger.addFilter(TensorFlowInfo())
     filter_stderr()

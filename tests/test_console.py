@@ -1,5 +1,6 @@
 """The console: TensorFlow's C++ log lines are hidden unless asked for; ganpipe's own stay."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -42,12 +43,28 @@ def test_a_training_run_shows_no_tensorflow_cpp_line_unless_asked(tmp_path):
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     lines = quiet.stderr.splitlines()
     assert not [line for line in lines if ".cc:" in line], lines[:20]
+    # TensorFlow's Python info lines through absl (the checkpoint saver's) are hidden too.
+    assert "Sharding callback duration" not in quiet.stderr
     # ganpipe's own lines stay: strategy, data source, parameter counts, progress.
     text = quiet.stderr
     assert "Strategy auto" in text or "Using strategy" in text
     assert "Generator:" in text and "parameters" in text and "step 2/2" in text
     loud = _train(tmp_path / "loud", {"GANPIPE_TF_LOG": "1"})
     assert loud.returncode == 0 and any(".cc:" in line for line in loud.stderr.splitlines())
+    assert "Sharding callback duration" in loud.stderr
+
+
+@pytest.mark.parametrize(
+    "path, level, kept",
+    [
+        ("/x/site-packages/tensorflow/python/checkpoint/functional_saver.py", "INFO", False),
+        ("/x/site-packages/tensorflow/python/saved_model/builder_impl.py", "WARNING", True),
+        ("/x/site-packages/ganpipe/training/writers.py", "INFO", True),
+    ],
+)
+def test_tensorflow_info_records_are_dropped_and_its_warnings_and_ours_kept(path, level, kept):
+    record = logging.LogRecord("absl", getattr(logging, level), path, 1, "message", None, None)
+    assert console.TensorFlowInfo().filter(record) is kept
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,10 @@ ROWS = [
 ] + [{"step": 10, "elapsed_seconds": 1.0, "eval_fd": 120.0, "eval_kid": 0.5}]  # fmt: skip
 
 
-def test_series_holds_each_metric_by_step_and_the_wasserstein_estimate():
+def test_series_holds_each_metric_by_step_and_the_score_gap():
     data = plots.series(ROWS)
-    steps, values = data["wasserstein_estimate"]
+    assert "real_minus_fake" not in plots.series([{**ROWS[0], "wasserstein_estimate": 1.0}])
+    steps, values = data["real_minus_fake"]
     np.testing.assert_array_equal(steps, np.arange(1, 11))
     np.testing.assert_array_equal(values, 3.0 * np.arange(1, 11))  # real 2s - fake (-s)
     assert data["eval_fd"][0].tolist() == [10] and data["eval_fd"][1].tolist() == [120.0]
@@ -31,7 +32,7 @@ def test_panels_put_losses_scores_and_each_metric_in_its_place():
     chosen = {title: (members, log) for title, members, log in plots.panels(plots.series(ROWS))}
     assert chosen["losses"] == (("critic_loss", "generator_loss"), False)
     scores = [t for t in chosen if t.startswith("critic scores")][0]
-    assert chosen[scores][0] == ("critic_real", "critic_fake", "wasserstein_estimate")
+    assert chosen[scores][0] == ("critic_real", "critic_fake", "real_minus_fake")
     assert chosen["Fréchet distance (evaluator)"] == (("eval_fd",), True)
     assert chosen["gradient penalty"] == (("gradient_penalty",), True)
     assert chosen["steps per second"] == (("steps_per_second",), False)
@@ -108,13 +109,19 @@ def test_plots_refresh_at_the_interval_only_within_one_percent_of_training_time(
     )  # fmt: skip
     callback.begin(0)
     figure = tmp_path / rundir.PLOTS / rundir.METRICS_PLOT
+    clock.now = 199.0  # the first drawing's cost is guessed at 1 s: room for two needs 200 s
+    callback.after_round(_round(9, 10))
+    assert (callback.drawn, callback.skipped) == (0, 1) and not figure.exists()
+    callback.skipped = 0
     clock.now = 1e6
     callback.after_round(_round(1, 2))  # not at the interval: nothing
     assert callback.drawn == 0 and not figure.exists()
     callback.after_round(_round(9, 10))  # at the interval, a large budget: drawn
     assert callback.drawn == 1 and figure.exists()
     assert (tmp_path / rundir.SAMPLES / rundir.TIMELINE).exists()
-    clock.now = 100 * callback.spent - 1e-6  # another refresh would pass 1%: skipped
+    # Room is kept for this refresh and the end's: spent + 2 x cost within 1%, else skipped.
+    assert callback.cost == callback.spent > 0
+    clock.now = 100 * 3 * callback.spent * (1 - 1e-9)
     callback.after_round(_round(19, 20))
     assert (callback.drawn, callback.skipped) == (1, 1)
     callback.after_round(_round(20, 21, evaluated={"eval_fd": 1.0}))  # an evaluation, same rule

@@ -338,19 +338,23 @@ class Samples(Callback):
 
 class Plots(Callback):
     """plots/metrics.png and samples/timeline.png, refreshed at each sample or evaluation
-    interval and at the end, but only while drawing them has taken at most ``share`` of the
-    training time: a refresh that would go over is skipped (the end's is always drawn)."""
+    interval and at the end, but only while drawing them keeps within ``share`` of the training
+    time: a refresh is skipped unless the time spent so far, plus the last drawing's cost twice
+    (this refresh and the end's, which is always drawn), fits in it."""
 
-    def __init__(self, metrics_path, sample_dir, plot_dir, every, clock, share=0.01):
+    def __init__(self, metrics_path, sample_dir, plot_dir, every, clock, share=0.01, guess=1.0):
         self.paths = (metrics_path, sample_dir, os.path.join(plot_dir, rundir.METRICS_PLOT))
         self.plot_dir, self.every, self.clock, self.share = plot_dir, every, clock, share
-        self.spent = self.cost = 0.0
+        # Before the first drawing its cost is a guess (matplotlib's import and one figure
+        # take 0.5 to 1 s on a 2-core CPU): the first refresh waits for 200 s of training.
+        self.spent, self.cost = 0.0, guess
         self.drawn = self.skipped = 0
 
     def after_round(self, r):
         if r.final or not (r.due(self.every) or r.evaluated):
             return
-        if self.spent + self.cost > self.share * self.clock.seconds():
+        # Room for this refresh and for the end's, which is always drawn.
+        if self.spent + 2 * self.cost > self.share * self.clock.seconds():
             self.skipped += 1
             return
         self.draw()

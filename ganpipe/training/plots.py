@@ -20,25 +20,27 @@ from ganpipe.rundir import atomic_write
 # Panels of metrics.png: (title, metrics, log scale). Metrics not named here get a panel each.
 PANELS = (
     ("losses", ("critic_loss", "generator_loss"), False),
-    ("critic scores (real, fake) and the Wasserstein estimate", (
-        "critic_real", "critic_fake", "wasserstein_estimate"), False),
+    ("critic scores on real and fake, and their gap", (
+        "critic_real", "critic_fake", "wasserstein_estimate", "real_minus_fake"), False),
     ("Fréchet distance (evaluator)", ("eval_fd",), True),
     ("KID (evaluator)", ("eval_kid",), True),
 )  # fmt: skip
-_SKIP = {"step", "elapsed_seconds", "images_per_second", "eval_kid_std"}
+_SKIP = {"step", "elapsed_seconds", "images_per_second", "eval_kid_std",
+         "eval_classifier_score_std"}  # fmt: skip
 _LOG = re.compile(r"^eval_(fd|kid)|penalty|^r1|^r2")
 _STEP_FILE = re.compile(r"^step_(\d+)\.png$")
 
 
 def series(rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """metric -> (steps, values) over the rows that hold it; adds the Wasserstein estimate
-    (mean critic score on real minus on fake) where both scores are logged."""
+    """metric -> (steps, values) over the rows that hold it. Where both critic scores are logged
+    and the loss logs no Wasserstein estimate, adds their gap (real minus fake) as
+    ``real_minus_fake``."""
     out: dict[str, list] = {}
     for row in rows:
         step = row.get("step")
         values = dict(row)
-        if "critic_real" in row and "critic_fake" in row:
-            values["wasserstein_estimate"] = row["critic_real"] - row["critic_fake"]
+        if "critic_real" in row and "critic_fake" in row and "wasserstein_estimate" not in row:
+            values["real_minus_fake"] = row["critic_real"] - row["critic_fake"]
         for name, value in values.items():
             if name in _SKIP or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
@@ -68,6 +70,7 @@ def metrics_figure(rows: list[dict], path: str) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib import ticker
     from matplotlib.figure import Figure
 
     chosen = panels(data)
@@ -83,6 +86,8 @@ def metrics_figure(rows: list[dict], path: str) -> bool:
             axes.plot(steps[finite], values[finite], label=name, linewidth=1.0)
             if log and positive and finite.any():
                 axes.set_yscale("log")
+                axes.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
+                axes.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%.3g"))
         axes.set_title(title, fontsize=9)
         axes.set_xlabel("step", fontsize=8)
         axes.tick_params(labelsize=7)
