@@ -409,3 +409,20 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recommended_recipe():
     assert rung == recommended
     _, _, seen = _fast_rungs()
     assert seen[4]["spectral"] is False  # bound off again; recommended.gin leaves the default
+
+
+@pytest.mark.parametrize("name", ["fast_ladder", "gan_to_wgan", "precision_dcgan"])
+def test_every_cell_of_every_shipped_sweep_builds_its_trainer(name):
+    # Parsing alone misses refusals that only the trainer's settings make (an average's start
+    # without an average, a rung undoing half of a pair): build every cell, tiny.
+    sweep = sweeps.load_sweep_file(str(GIN / "sweeps" / f"{name}.gin"))
+    for cell in sweeps.cells(sweep):
+        files = [*sweep.gin_files, str(GIN / "testing" / "tiny.gin")]
+        config.parse(
+            files, [*sweeps.run_bindings(sweep, cell, 0), "train.max_train_seconds = None"]
+        )
+        try:
+            config.make_trainer()
+        except Exception as error:
+            raise AssertionError(f"{name}, cell {cell.label}: {error}") from error
+        gin.clear_config()
