@@ -99,7 +99,7 @@ def _round(previous, step, **kwargs):
     return Round(previous=previous, step=step, metrics={}, first=previous == 0, **kwargs)
 
 
-def test_plots_refresh_at_the_interval_only_within_one_percent_of_training_time(tmp_path):
+def test_plots_refresh_at_the_interval_only_within_one_percent_of_training_time(tmp_path, caplog):
     (tmp_path / rundir.METRICS).write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     _grids(tmp_path / rundir.SAMPLES, [1, 2])
     clock = FakeClock()
@@ -131,8 +131,10 @@ def test_plots_refresh_at_the_interval_only_within_one_percent_of_training_time(
     assert callback.drawn == 2
     figure.unlink()
     clock.now = 0.0
-    callback.end(_round(21, 22, final=True), None)  # the end always draws
+    with caplog.at_level("INFO", logger="absl"):
+        callback.end(_round(21, 22, final=True), None)  # the end always draws
     assert callback.drawn == 3 and figure.exists()
+    assert "Plots: drawn 3 times (2 refreshes skipped" in caplog.text
 
 
 def test_a_drawing_failure_is_logged_and_the_run_goes_on(tmp_path, caplog):

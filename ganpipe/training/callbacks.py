@@ -363,10 +363,15 @@ class Plots(Callback):
         if last is None:
             return
         self.draw()
+        seconds = self.clock.seconds()
+        share = (
+            f"{100 * self.spent / seconds:.2f}% of {seconds:.0f} s of training"
+            if seconds > 0
+            else "no training time recorded"
+        )
         logging.info(
-            "Plots: %d refreshes (%d skipped to stay within %g%% of training time) took %.2f s, "
-            "%.2f%% of %.0f s of training.", self.drawn, self.skipped, 100 * self.share,
-            self.spent, 100 * self.spent / max(self.clock.seconds(), 1e-9), self.clock.seconds(),
+            "Plots: drawn %d times (%d refreshes skipped to stay within %g%% of training time) "
+            "in %.2f s (%s).", self.drawn, self.skipped, 100 * self.share, self.spent, share,
         )  # fmt: skip
 
     def draw(self):
