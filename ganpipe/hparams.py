@@ -46,11 +46,16 @@ def write(output_dir: str, rows: Sequence[Mapping]) -> str:
     folder = os.path.join(output_dir, FOLDER)
     shutil.rmtree(folder, ignore_errors=True)
     rows = [r for r in rows if r]
-    names = sorted({name for row in rows for name in hyperparameters(row)})
-    kinds = {}
-    for name in names:  # a column of numbers is numeric; any text makes it text
-        values = [hyperparameters(r).get(name) for r in rows]
-        kinds[name] = all(isinstance(v, float) or v is None for v in values)
+    table = [hyperparameters(row) for row in rows]
+    names = sorted({name for values in table for name in values})
+    numeric = {  # a column of numbers is numeric; any text makes it text
+        name: all(
+            isinstance(values.get(name), (int, float, type(None)))
+            and not isinstance(values.get(name), bool)
+            for values in table
+        )
+        for name in names
+    }
     params = {name: hp.HParam(name) for name in names}
     present = [m for m in METRICS if any(m in r for r in rows)]
     with tf.summary.create_file_writer(folder).as_default():
@@ -58,9 +63,8 @@ def write(output_dir: str, rows: Sequence[Mapping]) -> str:
             hparams=list(params.values()),
             metrics=[hp.Metric(m, display_name=m) for m in present],
         )
-    for row in rows:
-        values = hyperparameters(row)
-        values = {params[k]: (v if kinds[k] else str(v)) for k, v in values.items() if k in params}
+    for row, values in zip(rows, table):
+        values = {params[k]: (v if numeric[k] else str(v)) for k, v in values.items()}
         trial = f"{row['cell']}/seed{row['seed']}"
         with tf.summary.create_file_writer(os.path.join(folder, trial)).as_default():
             hp.hparams(values, trial_id=trial)

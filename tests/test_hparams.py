@@ -51,6 +51,7 @@ def test_each_run_holds_its_hyperparameters_and_final_metrics(tmp_path):
             row["critic/Adam.learning_rate"]
         )
         assert values["rung"].string_value == row["rung"]
+        assert values["seed"].number_value == row["seed"]  # an integer column is numeric
         assert (
             scalars["fd"] == (30, row["fd"]) and scalars["train_seconds"][1] == row["train_seconds"]
         )
