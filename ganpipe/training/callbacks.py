@@ -343,8 +343,8 @@ class Plots(Callback):
     (this refresh and the end's, which is always drawn), fits in it."""
 
     def __init__(self, metrics_path, sample_dir, plot_dir, every, clock, share=0.01, guess=1.0):
-        self.paths = (metrics_path, sample_dir, os.path.join(plot_dir, rundir.METRICS_PLOT))
-        self.plot_dir, self.every, self.clock, self.share = plot_dir, every, clock, share
+        self.metrics_path, self.sample_dir, self.plot_dir = metrics_path, sample_dir, plot_dir
+        self.every, self.clock, self.share = every, clock, share
         # Before the first drawing its cost is a guess (matplotlib's import and one figure
         # take 0.5 to 1 s on a 2-core CPU): the first refresh waits for 200 s of training.
         self.spent, self.cost = 0.0, guess
@@ -375,12 +375,12 @@ class Plots(Callback):
         )  # fmt: skip
 
     def draw(self):
-        metrics_path, sample_dir, figure_path = self.paths
         start = time.perf_counter()
         try:
             os.makedirs(self.plot_dir, exist_ok=True)
-            plots.metrics_figure(rundir.read_metrics(metrics_path), figure_path)
-            plots.timeline(sample_dir, os.path.join(sample_dir, rundir.TIMELINE))
+            rows = rundir.read_metrics(self.metrics_path)
+            plots.metrics_figure(rows, os.path.join(self.plot_dir, rundir.METRICS_PLOT))
+            plots.timeline(self.sample_dir, os.path.join(self.sample_dir, rundir.TIMELINE))
         except Exception as error:  # a picture must never stop a run
             logging.warning("Could not draw the run's plots: %s", error)
         self.cost = time.perf_counter() - start

@@ -124,7 +124,10 @@ def timeline(sample_dir: str, path: str, count: int = 8) -> bool:
     chosen = pick(grids(sample_dir), count)
     if not chosen:
         return False
-    images = [Image.open(p).convert("RGB") for _, p in chosen]
+    images = []
+    for _, grid_path in chosen:
+        with Image.open(grid_path) as grid:
+            images.append(grid.convert("RGB"))
     width, height = max(i.width for i in images), max(i.height for i in images)
     gap, label = 6, 16
     sheet = Image.new("RGB", (len(images) * (width + gap) - gap, height + label), (255, 255, 255))
