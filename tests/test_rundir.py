@@ -42,3 +42,10 @@ def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
         rundir.atomic_write(str(path), "new contents that never land\n")
     assert path.read_text() == "old contents\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
+
+
+def test_a_sample_grid_name_is_read_back_with_its_step():
+    name = rundir.SAMPLE_GRID.format(step=1234)
+    assert name == "step_001234.png"
+    assert int(rundir.SAMPLE_GRID_NAME.match(name).group(1)) == 1234
+    assert rundir.SAMPLE_GRID_NAME.match(rundir.TIMELINE) is None

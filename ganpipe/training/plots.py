@@ -15,7 +15,7 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ganpipe.rundir import atomic_write
+from ganpipe.rundir import SAMPLE_GRID_NAME, atomic_write
 
 # Panels of metrics.png: (title, metrics, log scale). Metrics not named here get a panel each.
 PANELS = (
@@ -28,7 +28,6 @@ PANELS = (
 _SKIP = {"step", "elapsed_seconds", "images_per_second", "eval_kid_std",
          "eval_classifier_score_std"}  # fmt: skip
 _LOG = re.compile(r"^eval_(fd|kid)|penalty|^r1|^r2")
-_STEP_FILE = re.compile(r"^step_(\d+)\.png$")
 
 
 def series(rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -104,7 +103,7 @@ def grids(sample_dir: str) -> list[tuple[int, str]]:
     """(step, path) of every sample grid in ``sample_dir``, by step."""
     found = []
     for name in os.listdir(sample_dir) if os.path.isdir(sample_dir) else ():
-        match = _STEP_FILE.match(name)
+        match = SAMPLE_GRID_NAME.match(name)
         if match:
             found.append((int(match.group(1)), os.path.join(sample_dir, name)))
     return sorted(found)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from ganpipe.data.scaling import to_unit_range
-from ganpipe.rundir import atomic_write
+from ganpipe.rundir import SAMPLE_GRID, atomic_write
 
 
 class MetricsLog:
@@ -121,7 +121,7 @@ class SampleGrid:
         inputs = self.noise if self.labels is None else [self.noise, self.labels]
         images = np.asarray(generator(inputs, training=False)).astype(np.float32)
         grid = image_grid(images, self.value_range, self.columns)
-        path = os.path.join(self.directory, f"step_{step:06d}.png")
+        path = os.path.join(self.directory, SAMPLE_GRID.format(step=step))
         atomic_write(path, tf.io.encode_png(grid).numpy())
         if tensorboard is not None:
             tensorboard.image(step, "samples", grid)
