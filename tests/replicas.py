@@ -72,12 +72,15 @@ def copies_disagree(trainer) -> list[str]:
 # Case -> (experiment file, extra bindings, replica counts it runs on). The shipped DCGAN-model
 # experiments (dcgan, wgan, wgan_gp) synchronise batch norm by default; "per-replica-bn" turns
 # that off, and its 1-replica reference is dcgan's (one replica has one set of statistics).
+# "penalty-summed" is compared with wgan_gp's 1-replica run: a bug the tolerances must catch.
 PARITY_CASES = {
     "gan": ("gan", (), (1, 2, 4)),
     "wgan": ("wgan", (), (1, 2, 4)),
     "wgan_gp": ("wgan_gp", (), (1, 2, 4)),
     "dcgan": ("dcgan", (), (1, 2, 4)),
     "dcgan-per-replica-bn": ("dcgan", ("build_generator.sync_batch_norm = False",), (4,)),
+    # What a replica bug that sums the 2 replicas' penalties instead of averaging them would train.
+    "wgan_gp-penalty-summed": ("wgan_gp", ("GradientPenalty.weight = 20.0",), (2,)),
 }
 
 
