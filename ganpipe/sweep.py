@@ -58,7 +58,13 @@ flags.DEFINE_multi_string(
     "An axis of the grid: '<binding>=<v1>,<v2>,...', values in gin syntax (commas inside "
     "brackets or quotes do not split). Repeat for more axes: the grid is their product.",
 )
-flags.DEFINE_integer("seeds", None, "Seeds per cell (train.seed = 0 .. seeds-1). Default 3.")
+flags.DEFINE_integer(
+    "seeds",
+    None,
+    "Seeds per cell (train.seed = first_seed .. first_seed + seeds - 1). Default 3. Rerunning a "
+    "sweep with more seeds extends it.",
+)
+flags.DEFINE_integer("first_seed", None, "The first seed. Default 0.")
 flags.DEFINE_string("output_dir", None, "Sweep directory (required).")
 flags.DEFINE_integer("parallel", 1, "Runs trained at the same time.")
 flags.DEFINE_integer("eval_samples", None, "Generated images scored per run. Default 10000.")
@@ -84,7 +90,7 @@ def sweep_from_flags() -> Sweep:
         )
     overrides = {
         name: getattr(FLAGS, name)
-        for name in ("seeds", "eval_samples", "checkpoint")
+        for name in ("seeds", "first_seed", "eval_samples", "checkpoint")
         if getattr(FLAGS, name) is not None
     }
     return dataclasses.replace(spec, **overrides)

@@ -82,7 +82,8 @@ class Sweep:
         axes: ``'<binding>=<v1>,<v2>,...'`` strings; the grid is their product.
         ladder: Rungs ``(name, [bindings])``: rung i runs with the bindings of rungs 0..i. A
             ladder is one more axis of the grid.
-        seeds: Seeds per cell: ``train.seed = 0 .. seeds - 1``.
+        seeds: Seeds per cell: ``train.seed = first_seed .. first_seed + seeds - 1``.
+        first_seed: The first seed (0), so that more seeds can be run in another directory.
         eval_samples: Generated images scored per run.
         checkpoint: What is scored: ``final`` (the generator at the end of the run), ``best``
             (lowest FD during training; needs ``train.eval_every``) or ``latest``.
@@ -93,6 +94,7 @@ class Sweep:
     axes: tuple[str, ...] = ()
     ladder: tuple[Rung, ...] = ()
     seeds: int = 3
+    first_seed: int = 0
     eval_samples: int = 10000
     checkpoint: str = "final"
 
@@ -101,6 +103,8 @@ class Sweep:
             raise SweepError("A sweep needs an experiment: give --gin_file (or sweep.gin_files).")
         if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
             raise SweepError(f"seeds must be an integer >= 1, got {self.seeds!r}.")
+        if not isinstance(self.first_seed, int) or self.first_seed < 0:
+            raise SweepError(f"first_seed must be an integer >= 0, got {self.first_seed!r}.")
         if not isinstance(self.eval_samples, int) or self.eval_samples < 2:
             raise SweepError(f"eval_samples must be an integer >= 2, got {self.eval_samples!r}.")
         if self.checkpoint not in ("final", "best", "latest"):
@@ -123,6 +127,7 @@ class Sweep:
             "axes": list(self.axes),
             "ladder": [[rung.name, list(rung.bindings)] for rung in self.ladder],
             "seeds": self.seeds,
+            "first_seed": self.first_seed,
             "eval_samples": self.eval_samples,
             "checkpoint": self.checkpoint,
         }
@@ -135,6 +140,7 @@ def make_sweep(
     axes: Sequence[str] = (),
     ladder: Sequence[tuple[str, Sequence[str]]] = (),
     seeds: int = 3,
+    first_seed: int = 0,
     eval_samples: int = 10000,
     checkpoint: str = "final",
 ) -> Sweep:
@@ -158,6 +164,7 @@ def make_sweep(
         axes=tuple(axes),
         ladder=tuple(rungs),
         seeds=seeds,
+        first_seed=first_seed,
         eval_samples=eval_samples,
         checkpoint=checkpoint,
     )
@@ -338,14 +345,23 @@ class Runner:
         return os.path.join(self.output_dir, "logs", f"{cell.name}_seed{seed}.{what}.log")
 
     def check_directory(self) -> None:
-        """Creates the sweep directory, or refuses one that holds another sweep."""
+        """Creates the sweep directory, or refuses one that holds another sweep.
+
+        The same sweep with more seeds extends it: its finished runs are kept."""
         path = os.path.join(self.output_dir, "sweep.json")
         wanted = self.sweep.to_json()
         if os.path.isfile(path):
             with open(path) as f:
-                saved = json.load(f)
-            if saved != wanted:
-                changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+                saved = {"first_seed": 0, **json.load(f)}  # written before first_seed existed
+            changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+            if changed == ["seeds"] and wanted["seeds"] > saved["seeds"]:
+                logging.info(
+                    "Extending the sweep in %s from %d to %d seeds; its finished runs are kept.",
+                    self.output_dir,
+                    saved["seeds"],
+                    wanted["seeds"],
+                )
+            elif changed:
                 raise SweepError(
                     f"{self.output_dir} holds another sweep (different {', '.join(changed)}). "
                     "Use a new --output_dir, or rerun the original command to resume it."
@@ -362,7 +378,9 @@ class Runner:
     def jobs(self) -> list[tuple[Cell, int]]:
         """Every (cell, seed), seed-major: all cells of seed 0 first, so an early stop still
         has every cell, and slow drifts of the machine fall on every cell alike."""
-        return [(cell, seed) for seed in range(self.sweep.seeds) for cell in self.cells]
+        first = self.sweep.first_seed
+        seeds = range(first, first + self.sweep.seeds)
+        return [(cell, seed) for seed in seeds for cell in self.cells]
 
     def finished(self, cell: Cell, seed: int) -> dict | None:
         path = os.path.join(self.run_dir(cell, seed), RESULT)

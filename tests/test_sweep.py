@@ -277,8 +277,41 @@ def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
     assert "0 to run" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
-    other = run_module("ganpipe.sweep", *_sweep_args(out, "--seeds=3"), timeout=300)
-    assert other.returncode == 2 and "another sweep" in other.stderr
+    other = run_module("ganpipe.sweep", *_sweep_args(out, "--seeds=1"), timeout=300)
+    assert other.returncode == 2 and "another sweep (different seeds)" in other.stderr
+
+
+def _directory_runner(output_dir, **kwargs):
+    sweep = sweeps.make_sweep(gin_files=["gan.gin"], axes=["a.x=1,2"], **kwargs)
+    runner = sweeps.Runner(sweep, str(output_dir))
+    runner.check_directory()
+    return runner
+
+
+def test_more_seeds_extend_a_sweep_and_anything_else_is_another_sweep(tmp_path, caplog):
+    _directory_runner(tmp_path, seeds=2)
+    with caplog.at_level("INFO", logger="absl"):
+        runner = _directory_runner(tmp_path, seeds=3)
+    assert "from 2 to 3 seeds" in caplog.text
+    assert json.loads((tmp_path / "sweep.json").read_text())["seeds"] == 3
+    assert sorted({seed for _, seed in runner.jobs()}) == [0, 1, 2]
+    for changed, what in (({"seeds": 2}, "seeds"), ({"seeds": 3, "first_seed": 1}, "first_seed")):
+        with pytest.raises(sweeps.SweepError, match=f"another sweep \\(different {what}\\)"):
+            _directory_runner(tmp_path, **changed)
+
+
+def test_first_seed_shifts_the_seeds_and_a_sweep_json_without_it_means_zero(tmp_path):
+    runner = _directory_runner(tmp_path / "later", seeds=2, first_seed=1)
+    assert [seed for _, seed in runner.jobs()] == [1, 1, 2, 2]  # seed-major
+    assert runner.run_dir(runner.cells[0], 2).endswith("seed2")
+    old = tmp_path / "old"
+    _directory_runner(old, seeds=2)
+    saved = json.loads((old / "sweep.json").read_text())
+    del saved["first_seed"]
+    (old / "sweep.json").write_text(json.dumps(saved))
+    _directory_runner(old, seeds=2)  # resumes, not refused
+    with pytest.raises(sweeps.SweepError, match="first_seed"):
+        sweeps.make_sweep(gin_files=["gan.gin"], first_seed=-1)
 
 
 def test_a_typo_stops_the_sweep_before_any_run(tmp_path):
