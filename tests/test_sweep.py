@@ -459,3 +459,19 @@ def test_every_cell_of_every_shipped_sweep_builds_its_trainer(name):
         except Exception as error:
             raise AssertionError(f"{name}, cell {cell.label}: {error}") from error
         gin.clear_config()
+
+
+def test_combining_sweep_directories_refuses_a_run_given_twice_or_outside_the_grid(tmp_path):
+    from benchmarks import combine_sweeps
+
+    header = "cell,label,seed,status,fd,steps\n"
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(header + "00_x,x,0,done,10.0,5\n01_y,y,0,done,20.0,\n")
+    second.write_text(header + "00_x,x,1,done,12.0,6\n")
+    rows = combine_sweeps.read_rows([str(first), str(second)], {"00_x", "01_y"})
+    assert [(r["cell"], r["seed"]) for r in rows] == [("00_x", "0"), ("01_y", "0"), ("00_x", "1")]
+    assert "steps" not in rows[1]  # an empty field is a value not measured, not a zero
+    with pytest.raises(SystemExit, match="also in"):
+        combine_sweeps.read_rows([str(first), str(first)], {"00_x", "01_y"})
+    with pytest.raises(SystemExit, match="not in the sweep's grid"):
+        combine_sweeps.read_rows([str(first)], {"00_x"})
