@@ -131,3 +131,59 @@ def test_the_augmentation_stream_is_apart_from_every_other_stream():
         for c in range(3)
     }
     assert len(set(seeds.values())) == len(seeds)
+
+
+def test_a_recorded_pass_resumes_in_a_later_tape_and_nothing_between_is_recorded():
+    x, w = tf.Variable(2.0), tf.Variable(3.0)
+    tape, y = backend.record(lambda: x * w)  # y = 6, recorded
+    between = w * 10.0  # computed while the tape is paused: a constant to it
+    (_, grads) = backend.gradients(lambda: (y * y + between * x, None), [x, w], tape)
+    # d/dx = 2 y w + between = 36 + 30; d/dw = 2 y x (+ 10 x had ``between`` been recorded).
+    assert [float(g) for g in grads] == [2 * 6.0 * 3.0 + 30.0, 2 * 6.0 * 2.0]
+
+
+def _shared_round_weights(generator_noise_of_its_own: bool | None):
+    """Weights before and after one shared-noise round of tiny gan.gin: the trainer's round
+    (None: the generator runs forward once), or two separate updates that run the generator
+    again for the generator update, on the critic update's noise and labels (False) or on noise
+    of its own (True: a broken round)."""
+    trainer = make_trainer("gan")
+    steps = trainer.steps
+    before = values(trainer.generator.trainable_variables + trainer.critic.trainable_variables)
+    if generator_noise_of_its_own is None:
+        trainer.train_round()
+    else:
+
+        def separate(real):
+            c_opt = trainer.state.critic_optimizer
+            batch = ops.shape(steps.split(real)[0])[0]
+            noise = steps.latent.sample(
+                steps.random(c_opt, backend.CRITIC_NOISE), [batch, steps.latent_dim]
+            )
+            labels = steps.fake_labels(c_opt, backend.CRITIC_SIDE)
+            steps.critic_update(real, noise, labels)
+            if generator_noise_of_its_own:
+                return steps.generator_update()
+            return steps.generator_update(noise, labels)
+
+        tf.function(lambda real: backend.run(steps.strategy, separate, (real,)))(
+            next(trainer.iterator)
+        )
+    after = values(trainer.generator.trainable_variables + trainer.critic.trainable_variables)
+    return before, after
+
+
+def test_a_shared_noise_round_generates_once_and_updates_as_two_separate_updates_would():
+    # The round records the generator's forward pass once and uses it for both updates; two
+    # separate updates on the same noise run it twice. Compared relative to the update's size
+    # (the kernels may differ between the two graphs in the last bits).
+    before, reused = _shared_round_weights(None)
+    _, twice = _shared_round_weights(False)
+    _, broken = _shared_round_weights(True)
+    step = max(float(np.max(np.abs(a - b))) for a, b in zip(reused, before))
+    assert step > 0
+    gap = max(float(np.max(np.abs(a - b))) for a, b in zip(reused, twice))
+    assert gap <= 1e-4 * step, (gap, step)
+    # The check can fail: a generator update on noise of its own lands far off.
+    off = max(float(np.max(np.abs(a - b))) for a, b in zip(broken, twice))
+    assert off > 1e-2 * step, (off, step)

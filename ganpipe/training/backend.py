@@ -96,13 +96,28 @@ def replica_sum(value):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
-def gradients(loss_fn: Callable[[], tuple], variables: Sequence) -> tuple:
-    """Calls ``loss_fn() -> (scaled_loss, aux)`` under a gradient tape; returns ``(aux, grads)``
-    of ``scaled_loss`` with respect to ``variables``.
+def record(fn: Callable[[], object]) -> tuple:
+    """Calls ``fn()`` under a new gradient tape and pauses the tape; returns ``(tape, fn())``.
+
+    Passed to ``gradients`` later, the tape resumes, so what ``fn`` computed is differentiated
+    together with what the loss computes then, while nothing run in between (another update) is
+    recorded.
+    """
+    tape = tf.GradientTape()
+    with tape:
+        outputs = fn()
+    return tape, outputs
+
+
+def gradients(loss_fn: Callable[[], tuple], variables: Sequence, tape=None) -> tuple:
+    """Calls ``loss_fn() -> (scaled_loss, aux)`` under a gradient tape (a new one, or ``tape``
+    from ``record`` resumed); returns ``(aux, grads)`` of ``scaled_loss`` with respect to
+    ``variables``.
 
     Whatever must be differentiated (loss scaling included) happens inside ``loss_fn``.
     """
-    with tf.GradientTape() as tape:
+    tape = tf.GradientTape() if tape is None else tape
+    with tape:
         scaled, aux = loss_fn()
     return aux, tape.gradient(scaled, variables)
 

@@ -196,16 +196,20 @@ class Steps:
         due = ops.equal(c_opt.iterations % self.penalty_every, 0)
         return backend.cond(due, penalized, lambda: ops.zeros((), "float32"))
 
-    def critic_update(self, real, noise=None, fake_labels=None):
+    def critic_update(self, real, noise=None, fake_labels=None, fake=None):
+        """One critic update; ``fake`` (with its ``fake_labels``) are generated images to use
+        instead of drawing noise and generating them here."""
         state, c_opt = self.state, self.state.critic_optimizer
         real, real_labels = self.split(real)
-        if noise is None:
-            noise = self.latent.sample(
-                self.random(c_opt, backend.CRITIC_NOISE), [ops.shape(real)[0], self.latent_dim]
-            )
         if fake_labels is None:
             fake_labels = self.fake_labels(c_opt, backend.CRITIC_SIDE)
-        fake = frozen_call(state.generator, model_inputs(noise, fake_labels))
+        if fake is None:
+            if noise is None:
+                noise = self.latent.sample(
+                    self.random(c_opt, backend.CRITIC_NOISE),
+                    [ops.shape(real)[0], self.latent_dim],
+                )
+            fake = frozen_call(state.generator, model_inputs(noise, fake_labels))
 
         def objective():
             seen_real = self.critic_view(real, c_opt, REAL)
@@ -246,7 +250,10 @@ class Steps:
             metrics.update({k: v / replicas for k, v in self.augment.metrics().items()})
         return metrics
 
-    def generator_update(self, noise=None, labels=None, real=None):
+    def generator_update(self, noise=None, labels=None, real=None, generated=None):
+        """One generator update. ``generated``, a ``(tape, images)`` pair from
+        ``backend.record``, is this update's forward pass of the generator, already run on
+        ``noise`` and ``labels``: the update resumes its tape instead of running it again."""
         state, g_opt = self.state, self.state.generator_optimizer
         if noise is None:
             noise = self.latent.sample(
@@ -261,9 +268,13 @@ class Steps:
             seen = self.critic_view(real, g_opt, REAL)
             real_s = scores(frozen_call(state.critic, model_inputs(seen, real_labels)))
 
+        tape, fake = generated if generated is not None else (None, None)
+
         def objective():
-            fake = state.generator(model_inputs(noise, labels), training=True)
-            seen = self.critic_view(fake, g_opt, FAKE)
+            images = fake
+            if images is None:
+                images = state.generator(model_inputs(noise, labels), training=True)
+            seen = self.critic_view(images, g_opt, FAKE)
             fake_s = scores(frozen_call(state.critic, model_inputs(seen, labels)))
             if real_s is None:
                 loss = self.mean(self.loss.generator(fake_s))
@@ -272,7 +283,7 @@ class Steps:
             return g_opt.scale_loss(loss), loss
 
         variables = state.generator.trainable_variables
-        loss, grads = backend.gradients(objective, variables)
+        loss, grads = backend.gradients(objective, variables, tape)
         bad_grads = backend.count_nonfinite(grads, g_opt)
         g_opt.apply_gradients(zip(grads, variables))
         self.update_ema()
@@ -285,11 +296,17 @@ class Steps:
             self.random(c_opt, backend.CRITIC_NOISE),
             [ops.shape(self.split(real)[0])[0], self.latent_dim],
         )
-        # The generator update reuses the critic's fakes' noise and, when conditional, labels.
+        # The generator update reuses the critic's fakes' noise and, when conditional, labels,
+        # so the generator runs forward once, recorded for the generator update: the critic's
+        # fakes are the same images (same weights and noise, training mode either way), and the
+        # generator's batch-norm statistics, if any, are written once, as before.
         labels = self.fake_labels(c_opt, backend.CRITIC_SIDE)
-        metrics = self.critic_update(real, noise, labels)
+        generated = backend.record(
+            lambda: self.state.generator(model_inputs(noise, labels), training=True)
+        )
+        metrics = self.critic_update(real, noise, labels, fake=generated[1])
         generator_real = real if self.loss.generator_uses_real else None
-        metrics.update(self.generator_update(noise, labels, generator_real))
+        metrics.update(self.generator_update(noise, labels, generator_real, generated))
         return metrics
 
     def update_ema(self):
