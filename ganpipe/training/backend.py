@@ -2,8 +2,8 @@
 ``tf.function``, ``strategy.run`` or TensorFlow's random kernels.
 
 ``steps`` writes the updates in terms of these few functions and ``keras.ops``; another backend
-would supply the same functions (``gradients``, ``run``, ``repeat``, ``compile``, ``cond``,
-``ReplicaRandom``) without touching the math.
+would supply the same functions (``record``, ``gradients``, ``run``, ``repeat``, ``compile``,
+``cond``, ``ReplicaRandom``) without touching the math.
 """
 
 from __future__ import annotations
