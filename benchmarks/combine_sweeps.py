@@ -20,7 +20,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from ganpipe import rundir, sweeps  # noqa: E402
+from ganpipe import sweeps  # noqa: E402
 
 
 def read_rows(paths: list[str], known: set[str]) -> list[dict]:
@@ -47,10 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     cell_list = sweeps.cells(sweeps.load_sweep_file(args.sweep))
     rows = read_rows(args.csv, {cell.name for cell in cell_list})
-    sweeps.write_csv(args.output + ".csv", rows)
-    table = sweeps.markdown_table(sweeps.aggregate(rows, cell_list))
-    rundir.atomic_write(args.output + ".md", table)
-    sweeps.plot(args.output + "_fd.png", rows, cell_list)
+    paths = [args.output + ending for ending in (".csv", ".md", "_fd.png")]
+    table = sweeps.write_tables(rows, cell_list, *paths)
     seeds = sorted({int(r["seed"]) for r in rows})
     print(f"{len(rows)} runs, seeds {seeds}:\n{table}")
 

@@ -619,14 +619,24 @@ def plot(path: str, rows: Sequence[Mapping], cell_list: Sequence[Cell], metric: 
     os.replace(temporary, path)
 
 
+def write_tables(
+    rows: Sequence[Mapping], cell_list: Sequence[Cell], csv_path: str, md_path: str, png_path: str
+) -> str:
+    """Every row to ``csv_path``, mean ± std per cell to ``md_path`` and, once a run is done, the
+    FD per cell to ``png_path``; returns the markdown table."""
+    write_csv(csv_path, rows)
+    table = markdown_table(aggregate(rows, cell_list))
+    rundir.atomic_write(md_path, table)
+    if any(r["status"] == STATUS_DONE for r in rows):
+        plot(png_path, rows, cell_list)
+    return table
+
+
 def write_reports(output_dir: str, rows: Sequence[Mapping], cell_list: Sequence[Cell]) -> str:
     """results.csv, results.md, fd.png and hparams/ (TensorBoard's HParams view) from the
     finished runs; returns the markdown table."""
     present = [r for r in rows if r]
-    write_csv(os.path.join(output_dir, "results.csv"), present)
-    table = markdown_table(aggregate(present, cell_list))
-    rundir.atomic_write(os.path.join(output_dir, "results.md"), table)
-    if any(r["status"] == STATUS_DONE for r in present):
-        plot(os.path.join(output_dir, "fd.png"), present, cell_list)
+    paths = [os.path.join(output_dir, name) for name in ("results.csv", "results.md", "fd.png")]
+    table = write_tables(present, cell_list, *paths)
     hparams.write(output_dir, present)
     return table

@@ -304,7 +304,7 @@ class Steps:
         generated = backend.record(
             lambda: self.state.generator(model_inputs(noise, labels), training=True)
         )
-        metrics = self.critic_update(real, noise, labels, fake=generated[1])
+        metrics = self.critic_update(real, fake_labels=labels, fake=generated[1])
         generator_real = real if self.loss.generator_uses_real else None
         metrics.update(self.generator_update(noise, labels, generator_real, generated))
         return metrics
