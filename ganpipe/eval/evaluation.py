@@ -127,6 +127,9 @@ def reference_key(
 
 
 _REFERENCE_ARRAYS = ("features", "probabilities", "mu", "sigma", "class_histogram")
+# Precision/recall's k-th neighbour radii of the features (quality.PRECISION_K), cached with
+# them: computing them is most of an evaluation's precision/recall time.
+_RADII = "radii_squared"
 
 
 def _slug(text: str) -> str:
@@ -149,6 +152,7 @@ def _read_reference(path: str, key: dict, description: str, evaluator: Evaluator
         if json.loads(str(stored["key"])) != key:
             return None
         arrays = {name: np.array(stored[name]) for name in _REFERENCE_ARRAYS}
+        radii = np.array(stored[_RADII]) if _RADII in stored else None  # older files lack them
     features, probabilities = arrays["features"], arrays["probabilities"]
     n, classes = count, evaluator.spec.num_classes
     if (
@@ -162,7 +166,10 @@ def _read_reference(path: str, key: dict, description: str, evaluator: Evaluator
         raise ValueError(
             f"arrays of unexpected shapes {[arrays[a].shape for a in _REFERENCE_ARRAYS]}"
         )
-    return quality.Reference(**arrays, description=description)
+    reference = quality.Reference(**arrays, description=description)
+    if radii is not None:
+        reference.manifold(quality.PRECISION_K, radii_squared=radii)
+    return reference
 
 
 def cached_reference(
@@ -201,6 +208,7 @@ def cached_reference(
         buffer,
         key=np.array(json.dumps(key, sort_keys=True)),
         **{name: getattr(reference, name) for name in _REFERENCE_ARRAYS},
+        **{_RADII: reference.manifold(quality.PRECISION_K).radii_squared},
     )
     try:
         rundir.atomic_write(path, buffer.getvalue())

@@ -9,6 +9,9 @@ import numpy as np
 from ganpipe.eval import metrics
 from ganpipe.eval.classifier import Evaluator
 
+# Precision/recall's neighbour rank (Kynkaanniemi et al., 2019, use 3).
+PRECISION_K = 3
+
 
 @dataclasses.dataclass
 class Reference:
@@ -21,6 +24,8 @@ class Reference:
         sigma: Feature covariance, for FD.
         class_histogram: Frequencies of the evaluator's predicted classes.
         description: Where the images came from.
+        manifolds: Precision/recall manifolds of ``features`` made so far, by neighbour rank
+            (``manifold``).
     """
 
     features: np.ndarray
@@ -29,6 +34,15 @@ class Reference:
     sigma: np.ndarray
     class_histogram: np.ndarray
     description: str
+    manifolds: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def manifold(self, k: int = PRECISION_K, radii_squared=None) -> metrics.Manifold:
+        """The features' precision/recall manifold at neighbour rank ``k``, computed on first
+        use (or from cached ``radii_squared``) and kept: every evaluation against this
+        reference reuses it."""
+        if k not in self.manifolds:
+            self.manifolds[k] = metrics.manifold(self.features, k=k, radii_squared=radii_squared)
+        return self.manifolds[k]
 
     @classmethod
     def from_images(cls, evaluator: Evaluator, images01: np.ndarray, description: str):
@@ -45,7 +59,7 @@ def score(
     *,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
-    k: int = 3,
+    k: int = PRECISION_K,
     seed: int = 0,
     labels: np.ndarray | None = None,
 ) -> dict[str, float]:
@@ -75,7 +89,9 @@ def score(
     splits = 10 if len(probabilities) >= 1000 else 1
     is_mean, is_std = metrics.classifier_score(probabilities, splits=splits)
     coverage = _coverage(evaluator, probabilities, reference)
-    precision, recall = metrics.precision_recall(reference.features, features, k=k)
+    precision, recall = metrics.precision_recall(
+        reference.features, features, k=k, real_manifold=reference.manifold(k)
+    )
     result = {
         "fd": fd,
         "kid": kid,

@@ -172,11 +172,17 @@ def add(sums: dict, metrics: dict) -> dict:
 def repeat(fn: Callable[[], dict], count) -> dict:
     """Calls ``fn`` ``count`` (>= 1, a tensor or int) times; returns the sum of its metrics.
 
-    The first call runs before the loop, so the loop's accumulators exist.
+    The first call runs before the loop, so the loop's accumulators exist. In a graph, ``fn`` is
+    traced once, as a function both calls share: written inline it was traced twice, once outside
+    the loop and once in its body, and a round of rounds four times, which doubled the first
+    call's tracing. A count known in Python to be 1 builds no loop at all.
     """
-    sums = fn()
+    if isinstance(count, int) and count == 1:
+        return fn()
+    body = tf.function(fn) if not tf.executing_eagerly() else fn
+    sums = body()
     for _ in tf.range(count - 1):
-        sums = add(sums, fn())
+        sums = add(sums, body())
     return sums
 
 

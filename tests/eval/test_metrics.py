@@ -414,6 +414,23 @@ def test_precision_recall_batch_size_does_not_matter():
     assert precision_recall(real, fake, k=3, batch_size=1) == full
 
 
+def test_a_real_manifold_made_once_gives_what_each_call_computes_itself():
+    rng = np.random.default_rng(17)
+    real = rng.normal(size=(150, 5))
+    real_manifold = metrics.manifold(real, k=3, batch_size=11)
+    for shift in (0.0, 0.4, 2.0):
+        fake = rng.normal(size=(80, 5)) + shift
+        expected = precision_recall(real, fake, k=3)
+        assert precision_recall(real, fake, k=3, real_manifold=real_manifold) == expected
+    # Radii given back (a cache of them) are taken as they are.
+    again = metrics.manifold(real, k=3, radii_squared=real_manifold.radii_squared)
+    np.testing.assert_array_equal(again.points, real_manifold.points)
+    with pytest.raises(ValueError, match="made with k=3, not k=2"):
+        precision_recall(real, fake, k=2, real_manifold=real_manifold)
+    with pytest.raises(ValueError, match="radii_squared must have shape"):
+        metrics.manifold(real, k=3, radii_squared=np.zeros(4))
+
+
 def test_precision_recall_does_not_modify_inputs():
     real = np.arange(12.0).reshape(6, 2)
     fake = real + 0.5
@@ -446,6 +463,8 @@ def test_public_api():
         "gaussian_stats",
         "kernel_inception_distance",
         "kid",
+        "Manifold",
+        "manifold",
         "precision_recall",
     }
     assert metrics.kid is metrics.kernel_inception_distance

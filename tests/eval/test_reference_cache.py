@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ganpipe.data.core import ImageArray
-from ganpipe.eval import evaluation
+from ganpipe.eval import evaluation, metrics, quality
 from ganpipe.eval.classifier import EvaluatorSpec
 
 
@@ -73,6 +73,23 @@ def test_a_second_call_reads_the_file(cache):
     assert again.calls == 0
     assert_same(first, second)
     assert first.description == "40 toy test images (IDX files in /data/a)"
+    # Precision/recall's radii come from the file too, equal to those computed from scratch.
+    assert quality.PRECISION_K in second.manifolds
+    recomputed = metrics.manifold(second.features, k=quality.PRECISION_K)
+    np.testing.assert_array_equal(second.manifold().radii_squared, recomputed.radii_squared)
+
+
+def test_a_file_written_before_the_radii_were_cached_still_reads(cache):
+    first = reference(CountingEvaluator())
+    (path,) = (cache / "references").iterdir()
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files if name != "radii_squared"}
+    np.savez(path, **arrays)
+    again = CountingEvaluator()
+    old = reference(again)
+    assert again.calls == 0 and old.manifolds == {}
+    assert_same(first, old)
+    np.testing.assert_array_equal(old.manifold().radii_squared, first.manifold().radii_squared)
 
 
 @pytest.mark.parametrize(
