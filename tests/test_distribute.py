@@ -185,7 +185,9 @@ def parity_runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parity")
     # The three replica counts run as three processes at once: each spends much of its time in
     # single-threaded Python (start-up, tracing), so they overlap on two cores. oneDNN off: its
-    # batch-shape-dependent kernels are noise the penalty amplifies (above).
+    # batch-shape-dependent kernels are noise the penalty amplifies (above). The 2- and 4-replica
+    # processes also run the slow replica checks below (tests/replicas.py, ALONGSIDE), which
+    # would otherwise start a process each.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **PARITY_ENV}
     started = {}
     for replicas in (1, 2, 4):
@@ -260,33 +262,42 @@ def test_the_penalty_tolerances_still_catch_a_penalty_summed_over_replicas(parit
     assert weight_diff > 4 * PENALTY_WEIGHT_TOLERANCE, weight_diff
 
 
+def _check(runs, replicas, name):
+    """What the ``replicas``-replica parity process found in its check ``name``."""
+    found = runs[replicas][0]["checks"][name]
+    assert "error" not in found, found["error"]
+    return found
+
+
 @pytest.mark.slow
-def test_replicas_draw_different_noise_that_one_replica_would_draw_in_one_piece():
-    result = _run_replicas("noise")
+def test_replicas_draw_different_noise_that_one_replica_would_draw_in_one_piece(parity_runs):
+    result = _check(parity_runs, 4, "noise")
     for kind in ("normal", "uniform"):
         assert result[kind]["distinct_pairs"] == 6, result  # all 4 replicas pairwise different
         assert result[kind]["concatenation_equals_one_replica"], result
 
 
 @pytest.mark.slow
-def test_replicas_share_each_global_batch_in_order_with_no_example_dropped_or_repeated():
-    result = _run_replicas("data")
+def test_replicas_share_each_global_batch_in_order_with_no_example_dropped_or_repeated(
+    parity_runs,
+):
+    result = _check(parity_runs, 4, "data")
     assert result["replica_batch_shapes"] == [[2, 28, 28, 1]] * 4
     assert result["mismatched_batches"] == 0  # 4 replicas together see the 1-replica stream
     assert result["distinct_in_first_epoch"] == result["rows_in_first_epoch"] == 64
 
 
 @pytest.mark.slow
-def test_nan_on_one_replica_stops_every_replica_at_the_same_step():
-    result = _run_replicas("nan", "stop")
+def test_nan_on_one_replica_stops_every_replica_at_the_same_step(parity_runs):
+    result = _check(parity_runs, 2, "nan-stop")
     assert result["outcome"].startswith("stopped: Non-finite value(s)"), result
     assert "round ending at step 2" in result["outcome"] and "ckpt-1" in result["outcome"]
     assert result["step"] == 2
 
 
 @pytest.mark.slow
-def test_nan_on_one_replica_is_skipped_on_every_replica():
-    result = _run_replicas("nan", "skip")
+def test_nan_on_one_replica_is_skipped_on_every_replica(parity_runs):
+    result = _check(parity_runs, 2, "nan-skip")
     assert result["outcome"] == "completed" and result["step"] == 4, result
     assert result["all_copies_finite"] and result["copies_disagree"] == [], result
 

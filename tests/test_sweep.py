@@ -228,7 +228,7 @@ def _sweep_args(output_dir, *extra):
         "--gin_param=load_images.limit = 256",
         "--axis=Schedule.critic_steps=1,2",
         "--gin_param=Schedule.share_noise = False",
-        "--seeds=2",
+        "--seeds=1",
         "--eval_samples=200",
         f"--output_dir={output_dir}",
         *extra,
@@ -241,18 +241,16 @@ def _sweep_args(output_dir, *extra):
     reason="scoring needs the Fashion-MNIST test split",
 )
 def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
+    # Two cells, one seed each: the two runs train side by side (--parallel=2). What more seeds
+    # add (the mean and std per cell, more seeds extending a sweep) is tested without training,
+    # above and below.
     out = tmp_path / "sweep"
     result = run_module("ganpipe.sweep", *_sweep_args(out, "--parallel=2"), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4
-    assert {(r["Schedule.critic_steps"], r["seed"]) for r in rows} == {
-        ("1", "0"),
-        ("1", "1"),
-        ("2", "0"),
-        ("2", "1"),
-    }
+    assert {(r["Schedule.critic_steps"], r["seed"]) for r in rows} == {("1", "0"), ("2", "0")}
+    assert len(rows) == 2
     for row in rows:
         assert row["status"] == "done" and int(row["steps"]) == 3
         assert float(row["fd"]) > 0 and 0 <= float(row["precision"]) <= 1
@@ -261,15 +259,11 @@ def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
         operative = (run_dir / "operative_config.gin").read_text()
         assert f"train.seed = {row['seed']}" in operative
         assert f"Schedule.critic_steps = {row['Schedule.critic_steps']}" in operative
-    # Different seeds give different runs.
-    by_cell = {}
-    for row in rows:
-        by_cell.setdefault(row["cell"], set()).add(row["fd"])
-    assert all(len(fds) == 2 for fds in by_cell.values())
+    assert rows[0]["fd"] != rows[1]["fd"]  # the two cells trained different models
     table = (out / "results.md").read_text()
-    assert table.count("| 2/2 |") == 2 and "±" in table
+    assert table.count("| 1/1 |") == 2
     assert (out / "fd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list(out.glob("hparams/*/seed*/events.out.tfevents.*"))) == 4
+    assert len(list(out.glob("hparams/*/seed*/events.out.tfevents.*"))) == 2
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")}
     again = run_module("ganpipe.sweep", *_sweep_args(out), timeout=300)
@@ -277,8 +271,8 @@ def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
     assert "0 to run" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
-    other = run_module("ganpipe.sweep", *_sweep_args(out, "--seeds=1"), timeout=300)
-    assert other.returncode == 2 and "another sweep (different seeds)" in other.stderr
+    other = run_module("ganpipe.sweep", *_sweep_args(out, "--first_seed=1"), timeout=300)
+    assert other.returncode == 2 and "another sweep (different first_seed)" in other.stderr
 
 
 def _directory_runner(output_dir, **kwargs):
