@@ -576,14 +576,19 @@ def precision_recall(
             ``batch_size``.
     """
     fake = _features("fake_features", fake_features)
-    if real_manifold is None:
-        real_manifold = manifold(real_features, k=k, batch_size=batch_size)
-    elif real_manifold.k != k:
-        raise ValueError(f"real_manifold was made with k={real_manifold.k}, not k={k}.")
-    real, real_norms = real_manifold.points, real_manifold.norms
-    _same_width("real_features", real, "fake_features", fake)
+    k = _positive_int("k", k)
     batch_size = _positive_int("batch_size", batch_size)
     _check_has_kth_neighbour(k, fake_features=fake)
+    # Every input is checked before the real set's radii (the expensive part) are computed.
+    if real_manifold is None:
+        real = _features("real_features", real_features)
+        _same_width("real_features", real, "fake_features", fake)
+        real_manifold = manifold(real, k=k, batch_size=batch_size)
+    else:
+        if real_manifold.k != k:
+            raise ValueError(f"real_manifold was made with k={real_manifold.k}, not k={k}.")
+        _same_width("real_features", real_manifold.points, "fake_features", fake)
+    real, real_norms = real_manifold.points, real_manifold.norms
     fake -= real_manifold.center
     fake_norms = np.einsum("ij,ij->i", fake, fake)
     fake_radii = _knn_radii_squared(fake, fake_norms, k, batch_size)
