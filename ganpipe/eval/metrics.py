@@ -579,15 +579,7 @@ def precision_recall(
     k = _positive_int("k", k)
     batch_size = _positive_int("batch_size", batch_size)
     _check_has_kth_neighbour(k, fake_features=fake)
-    # Every input is checked before the real set's radii (the expensive part) are computed.
-    if real_manifold is None:
-        real = _features("real_features", real_features)
-        _same_width("real_features", real, "fake_features", fake)
-        real_manifold = manifold(real, k=k, batch_size=batch_size)
-    else:
-        if real_manifold.k != k:
-            raise ValueError(f"real_manifold was made with k={real_manifold.k}, not k={k}.")
-        _same_width("real_features", real_manifold.points, "fake_features", fake)
+    real_manifold = _checked_manifold(real_features, real_manifold, fake, k, batch_size)
     real, real_norms = real_manifold.points, real_manifold.norms
     fake -= real_manifold.center
     fake_norms = np.einsum("ij,ij->i", fake, fake)
@@ -599,12 +591,24 @@ def precision_recall(
     return precision, recall
 
 
+def _checked_manifold(real_features, real_manifold, fake: np.ndarray, k: int, batch_size: int):
+    """``real_manifold`` checked against ``fake`` and ``k``, or made once every input is fine."""
+    if real_manifold is None:
+        real = _features("real_features", real_features)
+        _same_width("real_features", real, "fake_features", fake)
+        return manifold(real, k=k, batch_size=batch_size)
+    if real_manifold.k != k:
+        raise ValueError(f"real_manifold was made with k={real_manifold.k}, not k={k}.")
+    _same_width("real_features", real_manifold.points, "fake_features", fake)
+    return real_manifold
+
+
 @dataclasses.dataclass(frozen=True)
 class Manifold:
     """A real feature set prepared for ``precision_recall``: centred on its mean, with its
     squared norms and the squared radii of its k-th neighbour balls. It depends on the real set
-    alone, so a fixed reference set computes it once (``manifold``) for every evaluation; its
-    radii are most of one call's time for 10,000 real features."""
+    alone, so a fixed reference computes it once (``manifold``): for 10,000 real features its
+    radii are most of a call's time."""
 
     center: np.ndarray
     points: np.ndarray
