@@ -3,14 +3,18 @@ WGAN-GP example, for the same wall-clock budget on the same machine.
 
     python benchmarks/time_to_quality.py [--budget=600] [--samples=10000]
         [--programs=recommended,tf1_gan,keras_io] [--evaluator=fashion_mnist-v2]
-        [--out=docs/results/time_to_quality]
+        [--out=docs/results/time_to_quality] [--recipe_param='R1Penalty.every=16' ...]
+
+--programs also takes recommended_unconditional (gin/recommended_unconditional.gin).
 
 The programs run one after another, each in the same process, single-threaded in turn. Each
 trains in slices; at every scoring point (--points, seconds of training; scoring time is not
 training time) it draws --samples images from fixed noise and scores them with the pinned
 evaluator against the 10k test images (FD in its feature space, classes covered, class KL,
 precision/recall, and, with evaluator v2, the fraction it calls "not a garment"). ganpipe's
-recipe is scored from its generator average (what it samples and saves); the TF1 GAN's generator
+recipe is scored from its generator average (what it samples and saves), a class-conditional
+recipe on labels drawn uniformly over its classes; --recipe_param bindings (applied after
+the recipe's file) time a variant of the recipe. The TF1 GAN's generator
 runs as the tutorial runs it; the keras.io generator in inference mode.
 
 Writes <out>.csv (one row per program and point; with --also, the FD of other evaluators too,
@@ -55,10 +59,11 @@ class Recipe:
     """ganpipe's gin/recommended.gin, trained through the trainer's own rounds."""
 
     name = "ganpipe recommended"
+    gin_file = "recommended.gin"
 
-    def __init__(self, seed: int):
-        config.parse([os.path.join(REPO, "gin", "recommended.gin")],
-                     ["train.eval_every = 0", f"train.seed = {seed}"])  # fmt: skip
+    def __init__(self, seed: int, params: tuple[str, ...] = ()):
+        config.parse([os.path.join(REPO, "gin", self.gin_file)],
+                     ["train.eval_every = 0", f"train.seed = {seed}", *params])  # fmt: skip
         self.trainer = config.make_trainer()
         self.steps = 0
 
@@ -73,7 +78,14 @@ class Recipe:
         state = self.trainer.state
         generator = state.generator_ema or state.generator
         s = self.trainer.settings
-        return evaluation.generate(generator, s.latent, count, s.value_range, seed=seed)
+        return evaluation.generate(
+            generator,
+            s.latent,
+            count,
+            s.value_range,
+            seed=seed,
+            num_classes=self.trainer.num_classes,
+        )
 
 
 class TutorialGAN:
@@ -115,7 +127,15 @@ class KerasIO:
         return np.clip((self.runner.generate(count, seed) + 1.0) / 2.0, 0.0, 1.0)
 
 
-PROGRAMS = {"recommended": Recipe, "tf1_gan": TutorialGAN, "keras_io": KerasIO}
+class UnconditionalRecipe(Recipe):
+    """gin/recommended_unconditional.gin: the recipe without class labels."""
+
+    name = "ganpipe recommended, unconditional"
+    gin_file = "recommended_unconditional.gin"
+
+
+PROGRAMS = {"recommended": Recipe, "recommended_unconditional": UnconditionalRecipe,
+            "tf1_gan": TutorialGAN, "keras_io": KerasIO}  # fmt: skip
 
 
 def score(scorers, images01: np.ndarray) -> dict:
@@ -139,7 +159,8 @@ def save_grid(images01: np.ndarray, path: str) -> None:
 
 
 def run_program(key: str, args, scorers, writer) -> list[dict]:
-    program = PROGRAMS[key](args.seed)
+    extra = (tuple(args.recipe_param),) if key.startswith("recommended") else ()
+    program = PROGRAMS[key](args.seed, *extra)
     points = [float(p) for p in args.points.split(",") if float(p) <= args.budget]
     rows, trained, images = [], 0.0, None
     for point in points:
@@ -198,6 +219,13 @@ def main() -> None:
     parser.add_argument("--also", default="", help="Other evaluators whose FD is also recorded.")
     parser.add_argument("--grids", action="store_true", help="Save each program's last grid.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--recipe_param",
+        action="append",
+        default=[],
+        help="A gin binding applied to the recipe after its file (repeatable), "
+        "to time a variant of it, e.g. --recipe_param='R1Penalty.every=16'.",
+    )
     parser.add_argument("--out", default=os.path.join(REPO, "docs", "results", "time_to_quality"))
     parser.add_argument("--from_csv", default="",
                         help="Comma-separated CSVs of earlier runs (e.g. one per seed): print "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 import subprocess
@@ -34,6 +35,19 @@ def evaluation_cache(tmp_path_factory):
         os.environ.pop(CACHE_DIR_ENV, None)
     else:
         os.environ[CACHE_DIR_ENV] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def imports_out_of_the_collector():
+    """Moves every object alive before the first test out of the garbage collector's reach:
+    TensorFlow's, Keras' and the test modules' imports, over 400,000 objects. ``clean_state``
+    calls Keras' ``clear_session``, whose ``gc.collect()`` would otherwise walk all of them
+    around every test (0.4 s each, measured: about a third of the not-slow suite's time). What a
+    test leaves behind is still collected."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def _gradient_registry() -> dict:

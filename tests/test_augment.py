@@ -154,7 +154,7 @@ def test_registry_names_and_gin():
         augment.get("diffaugmnet")
 
 
-def _trainer(*params, experiment="recommended"):
+def _trainer(*params, experiment="recommended_unconditional"):
     parse(experiment, "NUM_STEPS = 4", "train.eval_every = 0", *params)
     return config.make_trainer()
 

@@ -17,7 +17,7 @@ def _trained(folder, experiment, *params):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return _trained(tmp_path_factory.mktemp("sample") / "run", "recommended")
+    return _trained(tmp_path_factory.mktemp("sample") / "run", "recommended_unconditional")
 
 
 def _listing(folder):

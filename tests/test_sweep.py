@@ -417,12 +417,16 @@ def test_fast_ladder_walks_gan_to_rpgan_with_augmentation_and_average():
     assert [s["critic_steps"] for s in seen] == [1, 5, 5, 1, 1, 1, 1, 1]
 
 
-def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recommended_recipe():
+def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recipe_it_was_run_with():
+    # The ladder pins what the unconditional recipe was when the ladder ran (R1 on every update,
+    # Adam 2e-4); with the average, its NS + R1 rung is exactly that recipe, and the pins are the
+    # only differences from today's gin/recommended_unconditional.gin.
     sweep, grid, _ = _fast_rungs()
-    names = ("train.loss", "train.penalty", "R1Penalty.gamma", "R1Penalty.on",
+    names = ("train.loss", "train.penalty", "R1Penalty.gamma", "R1Penalty.on", "R1Penalty.every",
              "generator/Adam.beta_1", "critic/Adam.beta_2", "generator/Adam.learning_rate",
-             "Schedule.critic_steps", "train.generator_ema", "train.generator_ema_start",
-             "train.batch_size", "train.augment")  # fmt: skip
+             "critic/Adam.learning_rate", "Schedule.critic_steps", "train.generator_ema",
+             "train.generator_ema_start", "train.batch_size", "train.augment",
+             "train.num_classes")  # fmt: skip
 
     def bound(files, params):
         config.parse(files, params)
@@ -432,10 +436,33 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recommended_recipe():
 
     average = ["train.generator_ema = 0.995", "train.generator_ema_start = 200"]
     rung = bound(list(sweep.gin_files), [*sweeps.run_bindings(sweep, grid[4], 0), *average])
-    recommended = bound([str(GIN / "recommended.gin")], [*sweep.gin_params, "train.seed = 0"])
-    assert rung == recommended
+    recipe = [str(GIN / "recommended_unconditional.gin")]
+    assert list(sweep.gin_files) == recipe
+    assert rung == bound(recipe, [*sweep.gin_params, "train.seed = 0"])
+    today = bound(recipe, ["train.seed = 0"])
+    differs = {name for name in names if rung[name] != today[name]}
+    assert differs == {"R1Penalty.every", "generator/Adam.learning_rate",
+                       "critic/Adam.learning_rate"}  # fmt: skip
+    assert (today["R1Penalty.every"], rung["R1Penalty.every"]) == ("16", "1")
     _, _, seen = _fast_rungs()
-    assert seen[4]["spectral"] is False  # bound off again; recommended.gin leaves the default
+    assert seen[4]["spectral"] is False  # bound off again; the recipe leaves the default
+
+
+def test_recommended_is_the_unconditional_recipe_made_class_conditional():
+    def lines(name):
+        config.parse([str(GIN / f"{name}.gin")], [])
+        text = gin.config_str()
+        gin.clear_config()
+        return {line for line in text.splitlines() if line and not line.startswith("#")}
+
+    conditional, unconditional = lines("recommended"), lines("recommended_unconditional")
+    assert unconditional <= conditional  # every binding of the unconditional recipe holds
+    assert conditional - unconditional == {
+        "train.num_classes = 10",
+        "build_generator.conditioning = 'class_batch_norm'",
+        "build_critic.conditioning = 'projection'",
+        "train.num_samples = 100",
+    }
 
 
 @pytest.mark.parametrize("name", ["fast_ladder", "gan_to_wgan", "precision_dcgan"])

@@ -18,7 +18,7 @@ def _models(experiment, *params):
 
 
 def test_lean_dcgan_shapes_parameters_and_multiply_adds():
-    generator, critic = _models("recommended")
+    generator, critic = _models("recommended_unconditional")
     assert generator.input_shape == (None, 128) and generator.output_shape == (None, 28, 28, 1)
     assert factories.final_activation(generator) == "tanh"
     # Dense 128 -> 6272 (no bias), BN, ConvT 128 -> 64 (4x4, no bias), BN, ConvT 64 -> 1 (+bias).
