@@ -57,6 +57,18 @@ def cost(model: keras.Model) -> Cost:
     return Cost(int(model.count_params()), int(macs))
 
 
+def experiment_costs(image_shape: tuple[int, ...]) -> tuple[Cost, Cost]:
+    """The generator's and the critic's costs as the parsed gin config builds them, given the
+    classes of a class-conditional experiment as the trainer gives them."""
+    from ganpipe import config
+
+    num_classes = config.train_setting("num_classes")
+    classes = {} if num_classes is None else {"num_classes": num_classes}
+    generator = config.CONFIGURABLES["build_generator"](**classes)
+    critic = config.CONFIGURABLES["build_critic"](input_shape=image_shape, **classes)
+    return cost(generator), cost(critic)
+
+
 def main(argv) -> None:
     from absl import flags
 
@@ -65,11 +77,9 @@ def main(argv) -> None:
     del argv
     values = flags.FLAGS
     config.parse(values.gin_file, values.gin_param)
-    shape = tuple(int(v) for v in values.image_shape.split(","))
-    generator = config.CONFIGURABLES["build_generator"]()
-    critic = config.CONFIGURABLES["build_critic"](input_shape=shape)
-    print(f"generator: {cost(generator)} per image")
-    print(f"critic:    {cost(critic)} per image")
+    generator, critic = experiment_costs(tuple(int(v) for v in values.image_shape.split(",")))
+    print(f"generator: {generator} per image")
+    print(f"critic:    {critic} per image")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,21 @@ def test_lean_dcgan_shapes_parameters_and_multiply_adds():
     assert cost.cost(generator).multiply_adds < 10e6 and cost.cost(critic).multiply_adds < 10e6
 
 
+def test_the_recommended_recipe_adds_class_conditioning_to_the_lean_models():
+    # What `python -m ganpipe.models.cost --gin_file=recommended.gin` prints: conditional batch
+    # norm swaps each batch norm's scale and offset (6272 + 64 channels) for 10 per-class ones;
+    # the projection critic adds a 10 x 6272 class embedding. Multiply-adds are the lean pair's.
+    parse("recommended_unconditional", tiny=False)
+    plain_generator, plain_critic = cost.experiment_costs((28, 28, 1))
+    parse("recommended", tiny=False)
+    generator, critic = cost.experiment_costs((28, 28, 1))
+    channels = 6272 + 64
+    assert generator.parameters == plain_generator.parameters + (10 - 1) * 2 * channels
+    assert critic.parameters == plain_critic.parameters + 10 * 6272
+    assert (generator.multiply_adds, critic.multiply_adds) == (
+        plain_generator.multiply_adds, plain_critic.multiply_adds)  # fmt: skip
+
+
 def _generator(blocks, **kwargs):
     return factories.build_generator(latent_dim=8, blocks=blocks, **kwargs)
 
