@@ -243,6 +243,8 @@ def main() -> None:
     evaluator = scorers[0][0]
     fields = [*FIELDS, *(f"fd_{e.spec.name}" for e, _ in scorers[1:])]
     print(f"CPU: {cpu_name()}; evaluator {evaluator.spec.name}; budget {args.budget:.0f} s")
+    if args.recipe_param:  # a variant: say which, since its rows carry the recipe's name
+        print(f"Recipe bindings: {'; '.join(args.recipe_param)}")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     results = {}
     with open(args.out + ".csv", "w", newline="") as f:
