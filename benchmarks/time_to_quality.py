@@ -159,7 +159,7 @@ def save_grid(images01: np.ndarray, path: str) -> None:
 
 
 def run_program(key: str, args, scorers, writer) -> list[dict]:
-    extra = (tuple(args.recipe_param),) if key.startswith("recommended") else ()
+    extra = (tuple(args.recipe_param),) if issubclass(PROGRAMS[key], Recipe) else ()
     program = PROGRAMS[key](args.seed, *extra)
     points = [float(p) for p in args.points.split(",") if float(p) <= args.budget]
     rows, trained, images = [], 0.0, None

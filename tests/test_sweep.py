@@ -421,7 +421,7 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recipe_it_was_run_with()
     # The ladder pins what the unconditional recipe was when the ladder ran (R1 on every update,
     # Adam 2e-4); with the average, its NS + R1 rung is exactly that recipe, and the pins are the
     # only differences from today's gin/recommended_unconditional.gin.
-    sweep, grid, _ = _fast_rungs()
+    sweep, grid, seen = _fast_rungs()
     names = ("train.loss", "train.penalty", "R1Penalty.gamma", "R1Penalty.on", "R1Penalty.every",
              "generator/Adam.beta_1", "critic/Adam.beta_2", "generator/Adam.learning_rate",
              "critic/Adam.learning_rate", "Schedule.critic_steps", "train.generator_ema",
@@ -444,7 +444,6 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recipe_it_was_run_with()
     assert differs == {"R1Penalty.every", "generator/Adam.learning_rate",
                        "critic/Adam.learning_rate"}  # fmt: skip
     assert (today["R1Penalty.every"], rung["R1Penalty.every"]) == ("16", "1")
-    _, _, seen = _fast_rungs()
     assert seen[4]["spectral"] is False  # bound off again; the recipe leaves the default
 
 

@@ -58,14 +58,22 @@ def cost(model: keras.Model) -> Cost:
 
 
 def experiment_costs(image_shape: tuple[int, ...]) -> tuple[Cost, Cost]:
-    """The generator's and the critic's costs as the parsed gin config builds them, given the
-    classes of a class-conditional experiment as the trainer gives them."""
-    from ganpipe import config
+    """The generator's and the critic's costs as the parsed gin config builds them: through the
+    trainer's own ``state.build_models``, so a class-conditional experiment's factories get its
+    classes as in training."""
+    import tensorflow as tf
 
-    num_classes = config.train_setting("num_classes")
-    classes = {} if num_classes is None else {"num_classes": num_classes}
-    generator = config.CONFIGURABLES["build_generator"](**classes)
-    critic = config.CONFIGURABLES["build_critic"](input_shape=image_shape, **classes)
+    from ganpipe import config
+    from ganpipe.training import state
+
+    generator, critic = state.build_models(
+        config.CONFIGURABLES["build_generator"],
+        config.CONFIGURABLES["build_critic"],
+        image_shape=image_shape,
+        num_classes=config.train_setting("num_classes"),
+        precision="float32",
+        strategy=tf.distribute.get_strategy(),
+    )
     return cost(generator), cost(critic)
 
 
