@@ -47,6 +47,31 @@ def test_the_metrics_figure_is_a_png_and_needs_rows(tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "labelled"),
+    [(0.15, 3.5, {"0.2", "0.3", "0.4", "0.6", "1", "2", "3"}),  # over a decade: 2, 3, 4, 6
+     (0.5, 0.9, {"0.5", "0.6", "0.7", "0.8", "0.9"}),  # under a decade: every minor tick
+     (1.0, 150.0, {"1", "10", "100"})],  # two decades: the decades only
+)  # fmt: skip
+def test_log_axes_label_plain_numbers_that_do_not_crowd(low, high, labelled):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [low, high])
+    plots.plain_log_axis(axes.yaxis)
+    axes.set_ylim(low, high)
+    FigureCanvasAgg(figure).draw()
+    labels = axes.yaxis.get_majorticklabels() + axes.yaxis.get_minorticklabels()
+    ticks = [(tick.get_position()[1], tick.get_text()) for tick in labels]
+    shown = {text for value, text in ticks if text and low <= value <= high}
+    assert shown == labelled
+
+
 def test_read_metrics_skips_a_half_written_last_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps(ROWS[0]) + "\n" + '{"step": 2, "crit')

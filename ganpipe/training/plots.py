@@ -61,6 +61,24 @@ def panels(names) -> list[tuple[str, tuple[str, ...], bool]]:
     return chosen
 
 
+def plain_log_axis(axis) -> None:
+    """Puts ``axis`` on a log scale labelled in plain numbers (0.3, not 3e-01).
+
+    Minor ticks are labelled as Matplotlib's LogFormatter would choose them: all of them on a
+    short axis, 2, 3, 4 and 6 of each decade on one about a decade long, none on a longer one, so
+    labels never overlap.
+    """
+    from matplotlib import ticker
+
+    class Plain(ticker.LogFormatter):
+        def __call__(self, value, pos=None):
+            return f"{value:.3g}" if super().__call__(value, pos) else ""
+
+    axis.axes.set_yscale("log") if axis.axis_name == "y" else axis.axes.set_xscale("log")
+    axis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
+    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
 def metrics_figure(rows: list[dict], path: str) -> bool:
     """Draws every metric of ``rows`` against the step into ``path`` (PNG); False if no rows."""
     data = series(rows)
@@ -69,7 +87,6 @@ def metrics_figure(rows: list[dict], path: str) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import ticker
     from matplotlib.figure import Figure
 
     chosen = panels(data)
@@ -84,12 +101,10 @@ def metrics_figure(rows: list[dict], path: str) -> bool:
             positive = bool(np.all(values[finite] > 0))
             axes.plot(steps[finite], values[finite], label=name, linewidth=1.0)
             if log and positive and finite.any():
-                axes.set_yscale("log")
-                axes.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
-                axes.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%.3g"))
+                plain_log_axis(axes.yaxis)
         axes.set_title(title, fontsize=9)
         axes.set_xlabel("step", fontsize=8)
-        axes.tick_params(labelsize=7)
+        axes.tick_params(which="both", labelsize=7)
         axes.grid(alpha=0.3)
         if len(members) > 1:
             axes.legend(fontsize=7)
