@@ -63,7 +63,7 @@ def test_log_axes_label_plain_numbers_that_do_not_crowd(low, high, labelled):
     figure = Figure()
     axes = figure.add_subplot()
     axes.plot([0, 1], [low, high])
-    plots.plain_log_axis(axes.yaxis)
+    plots.plain_log_axis(axes)
     axes.set_ylim(low, high)
     FigureCanvasAgg(figure).draw()
     labels = axes.yaxis.get_majorticklabels() + axes.yaxis.get_minorticklabels()

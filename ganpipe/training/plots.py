@@ -61,8 +61,8 @@ def panels(names) -> list[tuple[str, tuple[str, ...], bool]]:
     return chosen
 
 
-def plain_log_axis(axis) -> None:
-    """Puts ``axis`` on a log scale labelled in plain numbers (0.3, not 3e-01).
+def plain_log_axis(axes) -> None:
+    """Puts the y axis of ``axes`` on a log scale labelled in plain numbers (0.3, not 3e-01).
 
     Minor ticks are labelled as Matplotlib's LogFormatter would choose them: all of them on a
     short axis, 2, 3, 4 and 6 of each decade on one about a decade long, none on a longer one, so
@@ -74,9 +74,9 @@ def plain_log_axis(axis) -> None:
         def __call__(self, value, pos=None):
             return f"{value:.3g}" if super().__call__(value, pos) else ""
 
-    axis.axes.set_yscale("log") if axis.axis_name == "y" else axis.axes.set_xscale("log")
-    axis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
-    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
+    axes.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def metrics_figure(rows: list[dict], path: str) -> bool:
@@ -101,7 +101,7 @@ def metrics_figure(rows: list[dict], path: str) -> bool:
             positive = bool(np.all(values[finite] > 0))
             axes.plot(steps[finite], values[finite], label=name, linewidth=1.0)
             if log and positive and finite.any():
-                plain_log_axis(axes.yaxis)
+                plain_log_axis(axes)
         axes.set_title(title, fontsize=9)
         axes.set_xlabel("step", fontsize=8)
         axes.tick_params(which="both", labelsize=7)
