@@ -83,12 +83,19 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def check_count(flag: str, value: int, minimum: int) -> None:
+    """A ValueError naming ``flag`` unless ``value`` is an integer >= ``minimum``."""
+    if value < minimum:
+        raise ValueError(f"{flag} must be an integer >= {minimum}, got {value}.")
+
+
 def main(argv) -> int:
     del argv
     from ganpipe import rundir
-    from ganpipe.eval import evaluation, run
+    from ganpipe.eval import evaluation, quality, run
 
     try:
+        check_count("--num_samples", FLAGS.num_samples, quality.MIN_SAMPLES)
         if FLAGS.reference:
             result = evaluation.reference_floor(
                 FLAGS.evaluator or FLAGS.data_set, num_samples=FLAGS.num_samples, seed=FLAGS.seed

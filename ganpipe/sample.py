@@ -40,9 +40,13 @@ class SampleError(ValueError):
     """Bad input to the sample command; the message says what to change."""
 
 
-def check_request(num: int, interpolate: int | None, label: int | None, num_classes) -> None:
+def check_request(
+    num: int, interpolate: int | None, label: int | None, num_classes, columns: int | None = None
+) -> None:
     if num < 1:
         raise SampleError(f"--num must be >= 1, got {num}.")
+    if columns is not None and columns < 1:
+        raise SampleError(f"--columns must be >= 1, got {columns}.")
     if interpolate is not None and (interpolate < 2 or interpolate > num):
         raise SampleError(f"--interpolate must be between 2 and --num ({num}), got {interpolate}.")
     if label is not None:
@@ -123,7 +127,7 @@ def main(argv) -> int:
     try:
         if not FLAGS.run_dir:
             raise SampleError("Give --run_dir=RUN, a run directory written by ganpipe.main.")
-        check_request(FLAGS.num, FLAGS.interpolate, None, None)
+        check_request(FLAGS.num, FLAGS.interpolate, None, None, FLAGS.columns)
         images, noise, labels = draw(
             FLAGS.run_dir, checkpoint=FLAGS.checkpoint, num=FLAGS.num, seed=FLAGS.seed,
             label=FLAGS["class"].value, interpolate=FLAGS.interpolate, live=FLAGS.live_generator,

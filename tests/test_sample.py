@@ -88,3 +88,11 @@ def test_command_writes_grid_and_npz_and_leaves_the_run_directory_alone(run, tmp
     assert bad.returncode == 2 and "--num must be >= 1" in bad.stderr
     inside = run_module("ganpipe.sample", f"--run_dir={run}", f"--grid={run}/x.png")
     assert inside.returncode == 2 and "inside the run directory" in inside.stderr
+
+
+@pytest.mark.parametrize("flag", ["--num=0", "--columns=0", "--interpolate=1"])
+def test_the_command_refuses_a_bad_count_naming_its_flag(run, tmp_path, flag):
+    result = run_module("ganpipe.sample", f"--run_dir={run}", flag, f"--grid={tmp_path / 'g.png'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert flag.split("=")[0] in result.stderr and "must be" in result.stderr
+    assert not (tmp_path / "g.png").exists()

@@ -3,9 +3,11 @@
 import logging
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -110,10 +112,18 @@ def test_the_wheel_holds_every_package_experiment_and_evaluator(wheel):
 @pytest.mark.slow
 def test_an_installed_wheel_runs_a_shipped_experiment_from_an_empty_directory(wheel, tmp_path):
     venv = tmp_path / "venv"
-    # System site-packages give TensorFlow and Keras without a download; the wheel goes into
-    # the virtual environment, ahead of any editable checkout on the system path.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # TensorFlow, Keras and the rest come from this interpreter's own site-packages (a virtual
+    # environment's or the system's), listed in a .pth file after the new environment's own, so
+    # nothing is downloaded and the wheel's ganpipe comes first. (`--system-site-packages` would
+    # reach the base interpreter's packages, not those of the environment running the tests.)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
+    own = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    ours = [p for p in site.getsitepackages() + [site.getusersitepackages()] if os.path.isdir(p)]
+    (Path(own) / "outer_site.pth").write_text("".join(p + "\n" for p in ours))
     install = subprocess.run(
         [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
         capture_output=True,

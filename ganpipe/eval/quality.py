@@ -11,6 +11,9 @@ from ganpipe.eval.classifier import Evaluator
 
 # Precision/recall's neighbour rank (Kynkaanniemi et al., 2019, use 3).
 PRECISION_K = 3
+# The fewest generated images every metric accepts: precision/recall need a k-th neighbour
+# among them (k < n), and FD a covariance (n >= 2).
+MIN_SAMPLES = PRECISION_K + 1
 
 
 @dataclasses.dataclass

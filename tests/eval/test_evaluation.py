@@ -114,3 +114,10 @@ def test_evaluate_command_refuses_a_folder_that_is_not_a_run(tmp_path):
     result = run_main_evaluate(tmp_path)
     assert result.returncode == 2
     assert "not a run directory" in result.stderr
+
+
+@pytest.mark.parametrize("count", [0, -1, 3])
+def test_evaluate_command_refuses_too_few_samples_naming_the_flag(tmp_path, count):
+    result = run_main_evaluate(tmp_path, f"--num_samples={count}")
+    assert result.returncode == 2
+    assert f"--num_samples must be an integer >= 4, got {count}" in result.stderr
