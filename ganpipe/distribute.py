@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 
-import tensorflow as tf
+import keras
 from absl import logging
 
+from ganpipe.lazy_tf import tf
 from ganpipe.registry import Registry
 
 
@@ -116,6 +118,8 @@ def make_strategy(
             name or address.
     """
     resolved = STRATEGIES.resolve(name)
+    if keras.backend.backend() == "jax":
+        return _jax_devices(resolved)
     strategy = STRATEGIES.entries[resolved](devices=devices)
     logging.info(
         "Using strategy %s (%s) with %d replica(s).",
@@ -185,6 +189,37 @@ def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
         "chief" not in cluster and task_type == "worker" and task_id == 0
     )
     return WorkerRole(is_chief, f"{task_type} {task_id}")
+
+
+class LocalDevice:
+    """The JAX backend's strategy: one program on this process's default device.
+
+    ``num_replicas_in_sync`` is 1 and ``scope()`` does nothing: variables live on the default
+    device (a GPU where JAX has one). Data parallel training over several devices is not
+    implemented on JAX yet.
+    """
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def _jax_devices(resolved: str) -> LocalDevice:
+    if resolved not in ("auto", "default", "one_device"):
+        raise ValueError(
+            f"train.strategy = {resolved!r} is a TensorFlow strategy; under KERAS_BACKEND=jax "
+            "ganpipe trains on one device (strategy 'auto'). Use KERAS_BACKEND=tensorflow for "
+            f"{resolved!r}, or leave train.strategy at 'auto'."
+        )
+    import jax
+
+    device = jax.devices()[0]
+    logging.info(
+        "Using JAX on %s (%s), one device of %d (JAX does not shard the batch here yet).",
+        device.platform.upper(), device.device_kind, jax.device_count(),
+    )  # fmt: skip
+    return LocalDevice()
 
 
 def per_replica_batch(global_batch: int, strategy_or_context=None) -> int:

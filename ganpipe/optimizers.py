@@ -23,9 +23,9 @@ import math
 from typing import Any
 
 import keras
-import tensorflow as tf
 from absl import logging
 
+from ganpipe.lazy_tf import tf
 from ganpipe.registry import Registry
 
 

@@ -2,9 +2,10 @@
 (``gradient_penalty``), R1 / R2 (``r1``) and DRAGAN (``dragan``).
 
 Every penalty is a function of the critic's gradient with respect to its input, taken by
-``input_gradient_sq_norms`` with ``tf.GradientTape`` (a backend operation, hence TensorFlow
-here). A penalty returns per-example values, shape ``(batch,)``, already multiplied by its
-weight; the trainer averages them over the global batch like the losses.
+``input_gradient_sq_norms`` through the backend adaptor (``backend.input_gradients``: a gradient
+tape on TensorFlow, ``jax.grad`` on JAX), in ``keras.ops`` otherwise. A penalty returns
+per-example values, shape ``(batch,)``, already multiplied by its weight; the trainer averages
+them over the global batch like the losses.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import math
 import numbers
 
-import tensorflow as tf
+from keras import ops
 
 from ganpipe.models import moments
 from ganpipe.registry import Registry
+from ganpipe.training import backend
 
 
 def input_gradient_sq_norms(critic, images):
@@ -33,18 +35,16 @@ def input_gradient_sq_norms(critic, images):
     Returns:
         float32 tensor of shape ``(batch,)``.
     """
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        scores = critic(images)
-    grads = tf.cast(tape.gradient(scores, images), tf.float32)
-    return tf.reduce_sum(tf.square(grads), axis=list(range(1, len(grads.shape))))
+    _, grads = backend.input_gradients(critic, images)
+    grads = ops.cast(grads, "float32")
+    return ops.sum(ops.square(grads), axis=list(range(1, len(grads.shape))))
 
 
 def _two_sided(sq_norms, weight: float, target: float, epsilon: float):
     """weight * (||g|| - target)^2 with ||g|| = sqrt(sum(g^2) + epsilon): finite, with a finite
     gradient, when the critic's gradient is exactly zero."""
-    norm = tf.sqrt(sq_norms + epsilon)
-    return weight * tf.square(norm - target)
+    norm = ops.sqrt(sq_norms + epsilon)
+    return weight * ops.square(norm - target)
 
 
 def _non_negative(owner: str, name: str, value, hint: str) -> float:
@@ -89,7 +89,7 @@ class Penalty:
         """k: the penalty is applied on every k-th critic update, with weight times k."""
         return self._every
 
-    def __call__(self, critic, real, fake, rng: tf.random.Generator):
+    def __call__(self, critic, real, fake, rng):
         """Returns the weighted penalty, shape ``(batch,)``.
 
         Args:
@@ -134,13 +134,11 @@ class GradientPenalty(Penalty):
         self.epsilon = float(epsilon)
 
     def __call__(self, critic, real, fake, rng):
-        batch = tf.shape(real)[0]
-        eps_shape = tf.concat([[batch], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
-        eps = rng.uniform(eps_shape, dtype=real.dtype)
+        eps = rng.uniform(_per_example_shape(real), dtype=real.dtype)
         # Under mixed precision the generator's images arrive in 16 bits; interpolate in the real
         # images' dtype.
-        fake = tf.cast(fake, real.dtype)
-        interpolates = eps * real + (1.0 - eps) * tf.stop_gradient(fake)
+        fake = ops.cast(fake, real.dtype)
+        interpolates = eps * real + (1.0 - eps) * ops.stop_gradient(fake)
         sq_norms = input_gradient_sq_norms(critic, interpolates)
         return _two_sided(sq_norms, self.weight, self.target, self.epsilon)
 
@@ -199,23 +197,28 @@ class R1Penalty(Penalty):
 
 def _as_constant(fake, dtype):
     """Generated images as constants in the real images' dtype (16 bits under mixed precision)."""
-    return tf.stop_gradient(tf.cast(fake, dtype))
+    return ops.stop_gradient(ops.cast(fake, dtype))
+
+
+def _per_example_shape(images) -> list:
+    """``(batch, 1, ..., 1)``: one number per example, broadcast over the rest."""
+    return [ops.shape(images)[0]] + [1] * (len(images.shape) - 1)
 
 
 def _global_std(images):
     """Standard deviation of every value of the global batch (all replicas, all pixels).
 
-    On one replica this is ``tf.math.reduce_std`` over the whole batch (NumPy's ``x.std()``).
+    On one replica this is the standard deviation over the whole batch (NumPy's ``x.std()``).
     Under a multi-replica strategy the sum and then the squared deviations are all-reduced
     (``moments.all_reduced_moments``), so N replicas get the one-replica value up to summation
     order.
     """
-    images = tf.stop_gradient(images)
+    images = ops.stop_gradient(images)
     context = moments.sync_replica_context()
     if context is None:
-        return tf.math.reduce_std(images)
+        return ops.std(images)
     _, variance = moments.all_reduced_moments(images, context)
-    return tf.sqrt(variance)
+    return ops.sqrt(variance)
 
 
 class DraganPenalty(Penalty):
@@ -283,13 +286,12 @@ class DraganPenalty(Penalty):
 
     def perturb(self, real, rng):
         """The points x_hat where the gradient is taken (one per real image)."""
-        shape = tf.shape(real)
-        batch = shape[0]
-        size = tf.reduce_prod(shape[1:])
-        draw = rng.uniform(tf.stack([batch, size + 1]), dtype=real.dtype)
-        alpha = draw[:, :1] if self.interpolate else tf.ones_like(draw[:, :1])
-        noise = tf.reshape(draw[:, 1:], shape)
-        alpha = tf.reshape(alpha, tf.concat([[batch], tf.ones([tf.rank(real) - 1], tf.int32)], 0))
+        shape = _per_example_shape(real)
+        size = math.prod(real.shape[1:])
+        draw = rng.uniform([shape[0], size + 1], dtype=real.dtype)
+        alpha = draw[:, :1] if self.interpolate else ops.ones_like(draw[:, :1])
+        noise = ops.reshape(draw[:, 1:], ops.shape(real))
+        alpha = ops.reshape(alpha, shape)
         delta = (self.noise_scale * _global_std(real)) * noise
         return real + alpha * delta
 

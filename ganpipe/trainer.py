@@ -16,18 +16,24 @@ import tempfile
 from collections.abc import Callable, Sequence
 
 import keras
-import tensorflow as tf
 from absl import logging
 
 from ganpipe import augment as augmentations
 from ganpipe import constraints, distribute, losses, optimizers, penalties, rundir
 from ganpipe import data as data_module
+from ganpipe.lazy_tf import tf
 from ganpipe.training import callbacks, loop, state, writers
 from ganpipe.training.inputs import InputStream
 from ganpipe.training.settings import Latent, Schedule, run_settings
 from ganpipe.training.steps import Steps
 
 __all__ = ["Latent", "Schedule", "Trainer"]
+
+
+def _count(value: int):
+    """A count passed into a compiled call: a tensor on TensorFlow (one trace for every value),
+    a Python int under JAX (the loops around its programs are Python)."""
+    return tf.constant(value) if keras.backend.backend() == "tensorflow" else int(value)
 
 
 class Trainer:
@@ -145,14 +151,14 @@ class Trainer:
     def train_round(self, generator_steps: int | None = None) -> dict[str, float]:
         """Runs one round (``generator_steps`` defaults to the schedule's); returns its metrics."""
         steps = self.schedule.generator_steps if generator_steps is None else generator_steps
-        return {k: float(v) for k, v in self._round(self._iterator, tf.constant(steps)).items()}
+        return {k: float(v) for k, v in self._round(self._iterator, _count(steps)).items()}
 
     def train_rounds(self, count: int, generator_steps: int | None = None) -> dict[str, float]:
         """Runs ``count`` rounds in one call; returns their mean metrics."""
         if count == 1:
             return self.train_round(generator_steps)
         steps = self.schedule.generator_steps if generator_steps is None else generator_steps
-        metrics = self._rounds(self._iterator, tf.constant(count), tf.constant(steps))
+        metrics = self._rounds(self._iterator, _count(count), _count(steps))
         return {k: float(v) for k, v in metrics.items()}
 
     def plan_call(self, current: int, limit: int) -> tuple[int, int]:

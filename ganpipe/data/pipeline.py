@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from ganpipe.data.core import ImageArray
 from ganpipe.data.scaling import check_value_range, scale_uint8
+from ganpipe.lazy_tf import tf
 
 
 def make_dataset(

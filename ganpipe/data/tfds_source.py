@@ -13,7 +13,8 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
+
+from ganpipe.lazy_tf import tf
 
 NETWORK_PROBE_TIMEOUT_S = 3.0
 

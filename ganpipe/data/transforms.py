@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+
+from ganpipe.lazy_tf import tf
 
 SUPPORTED_CHANNELS = (1, 3)
 

@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from ganpipe import rundir
@@ -30,6 +29,7 @@ from ganpipe.data import load_images
 from ganpipe.data.scaling import to_unit_range
 from ganpipe.eval import quality
 from ganpipe.eval.classifier import Evaluator, load_evaluator
+from ganpipe.lazy_tf import tf
 from ganpipe.training import state
 
 REFERENCE_SPLIT = "test"

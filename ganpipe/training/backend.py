@@ -1,208 +1,34 @@
-"""The TensorFlow adaptor: the only training module that names ``tf.GradientTape``,
-``tf.function``, ``strategy.run`` or TensorFlow's random kernels.
+"""The backend adaptor of the Keras backend in use: ``backend_tf`` or ``backend_jax``.
 
-``steps`` writes the updates in terms of these few functions and ``keras.ops``; another backend
-would supply the same functions (``record``, ``gradients``, ``run``, ``repeat``, ``compile``,
-``cond``, ``ReplicaRandom``) without touching the math.
+``steps``, ``penalties`` and ``augment`` write the update math once, in ``keras.ops``, and call
+these few functions for what differs between backends: ``gradients`` (and ``record``, a forward
+pass kept for a later gradient), ``input_gradients`` (the penalties' second order), ``compile``,
+``run`` (per replica), ``repeat``, ``cond``, ``update_variables``, ``average_replica_copies``,
+``count_nonfinite`` and the random streams (``ReplicaRandom``). Keras picks the backend
+(``KERAS_BACKEND`` or ``~/.keras/keras.json``); each adaptor imports only its own framework.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-
 import keras
-import tensorflow as tf
 
-# Stateless random streams: one per use, so no two uses ever share numbers. The numbers are part
-# of what a checkpoint resumes: changing them changes every run.
-CRITIC_NOISE, GENERATOR_NOISE, PENALTY = 0, 1, 2
-# Labels of generated images in a class-conditional run: one (batch, 2) draw per update counter,
-# column 0 for the critic's fakes, column 1 for the generator update's.
-LABELS = 3
-AUGMENT = 4
-CRITIC_SIDE, GENERATOR_SIDE = 0, 1
-# Streams per update counter. Kept at 4 (the augmentation stream folds into another counter
-# space, below), so the noise of existing runs is unchanged.
-STREAMS = 4
+from ganpipe.training.streams import (  # noqa: F401 (re-exported)
+    AUGMENT,
+    CRITIC_NOISE,
+    CRITIC_SIDE,
+    GENERATOR_NOISE,
+    GENERATOR_SIDE,
+    LABELS,
+    PENALTY,
+    STREAMS,
+    add,
+)
 
-
-class ReplicaRandom:
-    """Random numbers for one update, identical however many replicas share the global batch.
-
-    Each draw is made for the whole global batch from the stateless seed
-    ``(seed, counter * STREAMS + stream)``, and each replica keeps its own rows. So replicas get
-    different numbers, a run on N replicas draws exactly what a run on one replica draws, and the
-    numbers depend only on the seed and the update counter, which checkpoints restore: a resumed
-    run continues the same streams. It quacks like ``tf.random.Generator`` (``normal``,
-    ``uniform``) with per-replica shapes, so losses and penalties take either.
-
-    Args:
-        seed: The run's seed.
-        counter: The update's index (the optimizer's iteration count).
-        stream: Which use (critic noise, generator noise, penalty, labels, augmentation).
-        global_batch: The global batch; the leading dimension asked for must be its share.
-    """
-
-    def __init__(self, seed: int, counter, stream: int, global_batch: int):
-        counter = tf.cast(counter, tf.int64)
-        if stream < STREAMS:
-            key = counter * STREAMS + stream
-        else:  # New streams live below zero, apart from every existing one.
-            key = -(counter * STREAMS + (stream - STREAMS)) - 1
-        self.seed = tf.stack([tf.constant(seed, tf.int64), key])
-        self._global_batch = global_batch
-
-    def split(self, count: int) -> list[ReplicaRandom]:
-        """``count`` independent streams derived from this one (for a user that draws several
-        times in one update: two draws from one stream with the same seed repeat numbers)."""
-        seeds = tf.random.experimental.stateless_split(self.seed, count)
-        streams = []
-        for i in range(count):
-            stream = object.__new__(ReplicaRandom)
-            stream.seed, stream._global_batch = seeds[i], self._global_batch
-            streams.append(stream)
-        return streams
-
-    def _slice(self, draw, shape, **kwargs):
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context is not None else 1
-        per_replica = self._global_batch // replicas
-        shape = tf.convert_to_tensor(shape, tf.int32)
-        full_shape = tf.concat([[self._global_batch], shape[1:]], axis=0)
-        full = draw(full_shape, seed=self.seed, **kwargs)
-        if replicas == 1:
-            return full
-        start = tf.cast(context.replica_id_in_sync_group, tf.int32) * per_replica
-        return full[start : start + per_replica]
-
-    def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
-        return self._slice(tf.random.stateless_normal, shape, mean=mean, stddev=stddev, dtype=dtype)
-
-    def uniform(self, shape, minval=0.0, maxval=1.0, dtype=tf.float32):
-        return self._slice(
-            tf.random.stateless_uniform, shape, minval=minval, maxval=maxval, dtype=dtype
-        )
-
-    def integers(self, shape, maxval: int, dtype=tf.int32):
-        """Integers uniform on ``[0, maxval)``."""
-        return self._slice(tf.random.stateless_uniform, shape, minval=0, maxval=maxval, dtype=dtype)
-
-
-def replica_sum(value):
-    """``value`` summed over the replicas (in replica context), or as it is."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return value
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-
-
-def record(fn: Callable[[], object]) -> tuple:
-    """Calls ``fn()`` under a new gradient tape and pauses the tape; returns ``(tape, fn())``.
-
-    Passed to ``gradients`` later, the tape resumes, so what ``fn`` computed is differentiated
-    together with what the loss computes then, while nothing run in between (another update) is
-    recorded.
-    """
-    tape = tf.GradientTape()
-    with tape:
-        outputs = fn()
-    return tape, outputs
-
-
-def gradients(loss_fn: Callable[[], tuple], variables: Sequence, tape=None) -> tuple:
-    """Calls ``loss_fn() -> (scaled_loss, aux)`` under a gradient tape (a new one, or ``tape``
-    from ``record`` resumed); returns ``(aux, grads)`` of ``scaled_loss`` with respect to
-    ``variables``.
-
-    Whatever must be differentiated (loss scaling included) happens inside ``loss_fn``.
-    """
-    tape = tf.GradientTape() if tape is None else tape
-    with tape:
-        scaled, aux = loss_fn()
-    return aux, tape.gradient(scaled, variables)
-
-
-def input_gradients(fn: Callable, inputs) -> tuple:
-    """``(fn(inputs), d sum(fn(inputs)) / d inputs)``, recorded so that the result can itself be
-    differentiated (the penalties' second order)."""
-    with tf.GradientTape() as tape:
-        tape.watch(inputs)
-        outputs = fn(inputs)
-    return outputs, tape.gradient(outputs, inputs)
-
-
-def count_nonfinite(grads, optimizer=None):
-    """Non-finite gradient entries of this replica (summed over replicas by the round).
-
-    Under dynamic loss scaling (``mixed_float16``) overflowing scaled gradients are expected: the
-    LossScaleOptimizer skips that update and lowers its scale, so they are not counted (the
-    losses are still checked).
-    """
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return tf.constant(0.0)
-    grads = [tf.cast(g, tf.float32) for g in grads if g is not None]
-
-    def count():
-        return tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32)) for g in grads])
-
-    # One read of every gradient: a sum is finite whenever every entry is. Only a non-finite sum
-    # (a bad entry, or finite entries overflowing float32) pays for the exact count.
-    total = tf.add_n([tf.reduce_sum(g) for g in grads])
-    return tf.cond(tf.math.is_finite(total), lambda: tf.constant(0.0), count)
-
-
-def cond(predicate, true_fn: Callable, false_fn: Callable):
-    """``true_fn()`` where ``predicate`` holds, else ``false_fn()`` (in a graph: both traced)."""
-    return tf.cond(predicate, true_fn, false_fn)
-
-
-def run(strategy, fn: Callable, args: tuple = ()) -> dict:
-    """Runs ``fn`` on every replica; returns its metrics summed over replicas."""
-    per_replica = strategy.run(fn, args=args)
-    return {
-        k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()
-    }
-
-
-def add(sums: dict, metrics: dict) -> dict:
-    """Adds one update's (or round's) metrics to running sums, key by key."""
-    return {k: v + metrics[k] for k, v in sums.items()}
-
-
-def repeat(fn: Callable[[], dict], count) -> dict:
-    """Calls ``fn`` ``count`` (>= 1, a tensor or int) times; returns the sum of its metrics.
-
-    The first call runs before the loop, so the loop's accumulators exist. In a graph, ``fn`` is
-    traced once, as a function both calls share: written inline it was traced twice, once outside
-    the loop and once in its body, and a round of rounds four times, which doubled the first
-    call's tracing. A count known in Python to be 1 builds no loop at all.
-    """
-    if isinstance(count, int) and count == 1:
-        return fn()
-    body = tf.function(fn) if not tf.executing_eagerly() else fn
-    sums = body()
-    for _ in tf.range(count - 1):
-        sums = add(sums, body())
-    return sums
-
-
-def mean_over(sums: dict, count) -> dict:
-    return {k: v / tf.cast(count, v.dtype) for k, v in sums.items()}
-
-
-def average_replica_copies(strategy, variables: Sequence) -> None:
-    """Sets every replica's copy of each variable to the copies' mean (cross-replica context)."""
-    if not variables or strategy.num_replicas_in_sync == 1:
-        return
-    local = strategy.run(lambda: [tf.identity(v) for v in variables])
-    for variable, value in zip(variables, local):
-        variable.assign(strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None))
-
-
-def compile(fn: Callable, *, jit_compile: bool = False) -> Callable:  # noqa: A001
-    """``fn`` as one graph (XLA-compiled with ``jit_compile``)."""
-    return tf.function(fn, jit_compile=jit_compile) if jit_compile else tf.function(fn)
-
-
-def is_floating(variable) -> bool:
-    return tf.as_dtype(variable.dtype).is_floating
+NAME = keras.backend.backend()
+if NAME == "jax":
+    from ganpipe.training.backend_jax import *  # noqa: F403
+elif NAME == "tensorflow":
+    from ganpipe.training.backend_tf import *  # noqa: F403
+else:
+    raise ImportError(
+        f"ganpipe trains on the TensorFlow or JAX Keras backend; KERAS_BACKEND is {NAME!r}. "
+        "Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax."
+    )

@@ -17,10 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-import tensorflow as tf
 from absl import logging
 
 from ganpipe import rundir
+from ganpipe.lazy_tf import tf
 from ganpipe.models import factories
 from ganpipe.rundir import atomic_write
 from ganpipe.timefmt import format_duration

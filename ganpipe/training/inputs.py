@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+import keras
 
 from ganpipe import data as data_module
+from ganpipe.data import batches
+from ganpipe.lazy_tf import tf
 
 
 class InputStream:
@@ -36,7 +38,14 @@ class InputStream:
         )
 
     def iterator(self, start_batch: int):
-        """The distributed iterator from batch ``start_batch``: each replica gets its block."""
+        """The distributed iterator from batch ``start_batch``: each replica gets its block
+        (under JAX: NumPy global batches, ``data.batches``)."""
+        if keras.backend.backend() == "jax":
+            s = self.settings
+            return batches.training_batches(
+                images=self.images, batch_size=s.batch_size, value_range=s.value_range,
+                seed=s.seed, start_batch=start_batch, with_labels=s.num_classes is not None,
+            )  # fmt: skip
         replicas = self.strategy.num_replicas_in_sync
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:

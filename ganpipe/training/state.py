@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
+from ganpipe.lazy_tf import tf
 from ganpipe.models import factories
 
 # The checkpoint's object keys. Renaming one makes every existing checkpoint unreadable.
@@ -117,7 +117,14 @@ class GANState:
 
 
 def counters(strategy) -> tuple[tf.Variable, tf.Variable, tf.Variable]:
-    """(step, elapsed, best_fd): step and elapsed under the strategy's scope; best_fd outside."""
+    """(step, elapsed, best_fd): step and elapsed under the strategy's scope; best_fd outside.
+    Keras variables under JAX (int32 and float32: JAX's defaults)."""
+    if keras.backend.backend() == "jax":
+        return (
+            keras.Variable(0, dtype="int32", trainable=False, name=STEP),
+            keras.Variable(0.0, dtype="float32", trainable=False, name=ELAPSED),
+            keras.Variable(np.inf, dtype="float32", trainable=False, name=BEST_FD),
+        )
     best_fd = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name=BEST_FD)
     with strategy.scope():
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name=STEP)

@@ -112,6 +112,8 @@ class Steps:
         which reads the input iterator, stays a plain compiled function. XLA is used for one
         replica only (the all-reduces run outside XLA here).
         """
+        if not backend.RECORDS_PASSES:
+            return True, self._compiled_functional()
         replicas = self.strategy.num_replicas_in_sync
         if jit_compile and replicas > 1:
             logging.warning(
@@ -133,6 +135,53 @@ class Steps:
 
         calls = (self.round, self.rounds, self.critic_once, generator_alone)
         return jit_compile, tuple(backend.compile(f) for f in calls)
+
+    def _compiled_functional(self) -> tuple:
+        """The four calls on a backend that compiles pure functions (JAX): each update is one
+        compiled program of the state's values and a batch; rounds are Python loops over them,
+        reading the iterator outside the programs."""
+        update = {
+            name: backend.compile(fn, variables=self.state.variables)
+            for name, fn in self._updates.items()
+        }
+        uses_real = self.loss.generator_uses_real
+
+        def critic_once(iterator):
+            return update["critic"](next(iterator))
+
+        def generator_once(iterator):
+            return (
+                update["generator"](None, None, next(iterator))
+                if uses_real
+                else update["generator"]()
+            )
+
+        def round_(iterator, generator_steps):
+            generator_steps = int(generator_steps)
+            if self.schedule.share_noise:
+                metrics = update["shared"](next(iterator))
+            else:
+                critic_steps = self.schedule.critic_steps
+                critic = backend.repeat(lambda: critic_once(iterator), critic_steps)
+                generator = backend.repeat(lambda: generator_once(iterator), generator_steps)
+                metrics = backend.mean_over(critic, critic_steps)
+                metrics.update(backend.mean_over(generator, generator_steps))
+            self.state.step.assign(self.state.step.value + generator_steps)
+            self.sync_replica_state()
+            return metrics
+
+        def rounds(iterator, count, generator_steps):
+            count = int(count)
+            sums = backend.repeat(lambda: round_(iterator, generator_steps), count)
+            return backend.mean_over(sums, count)
+
+        def generator_alone(iterator):
+            metrics = generator_once(iterator)
+            self.sync_replica_state()
+            return metrics
+
+        logging.info("JAX: each critic and generator update is one jax.jit program.")
+        return round_, rounds, critic_once, generator_alone
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -233,7 +282,7 @@ class Steps:
             self.augment.observe(real_s)
         c_opt.apply_gradients(zip(grads, variables))
         if self.constraint is not None:
-            distribute.update_variables(variables, self.constraint)
+            backend.update_variables(variables, self.constraint)
         metrics = {
             "critic_loss": loss,
             "critic_real": self.mean(real_s),
@@ -269,6 +318,8 @@ class Steps:
             real_s = scores(frozen_call(state.critic, model_inputs(seen, real_labels)))
 
         tape, fake = generated if generated is not None else (None, None)
+        if not backend.RECORDS_PASSES:
+            fake = None  # This backend differentiates a function: the pass is run again inside.
 
         def objective():
             images = fake
@@ -313,7 +364,7 @@ class Steps:
         """ema = decay * ema + (1 - decay) * live for every trainable generator weight, after a
         generator update; during the warm-up (the first ``ema_start`` updates) ema = live.
 
-        Runs in cross-replica context through the strategy (``distribute.update_variables``),
+        Runs in cross-replica context through the strategy (``backend.update_variables``),
         so every mirrored copy of the average gets the same value, computed on its own device.
         """
         if self.state.generator_ema is None:
@@ -324,7 +375,7 @@ class Steps:
             decay = ops.cast(ops.where(updates > self.ema_start, self.ema_decay, 0.0), ema.dtype)
             return decay * ema + (1.0 - decay) * ops.cast(live, ema.dtype)
 
-        distribute.update_variables(
+        backend.update_variables(
             [e for e, _ in self._ema_weights], average, [v for _, v in self._ema_weights]
         )
 
@@ -351,7 +402,7 @@ class Steps:
         backend.average_replica_copies(self.strategy, variables)
         if state.generator_ema is not None:
             for ema, live in self._ema_state:
-                ema.value.assign(live.value)
+                backend.copy(ema, live)
 
     def critic_once(self, iterator):
         return backend.run(self.strategy, self._updates["critic"], (next(iterator),))

@@ -13,10 +13,10 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from ganpipe.data.scaling import to_unit_range
+from ganpipe.lazy_tf import tf
 from ganpipe.rundir import SAMPLE_GRID, atomic_write
 
 
