@@ -168,3 +168,23 @@ def test_the_reference_lists_every_train_parameter_and_registry():
     assert all(f"| `{name}` |" in text for name, _ in params)
     for concept in ("loss", "penalty", "constraint", "block", "data source", "evaluator"):
         assert f"### {concept}: " in text, concept
+
+
+def covered_files(pages) -> set[str]:
+    """Repository files (relative paths) that the pages link or name, globs expanded."""
+    covered = set()
+    for page in pages:
+        text = page.read_text()
+        for pattern in named_paths(text):
+            covered |= {str(p.relative_to(REPO)) for p in REPO.glob(pattern)}
+        for target in linked_paths(text):
+            path = (page.parent / target).resolve()
+            if path.is_relative_to(REPO):
+                covered.add(str(path.relative_to(REPO)))
+    return covered
+
+
+def test_every_measured_result_file_is_linked_or_named():
+    results = {str(p.relative_to(REPO)) for p in (DOCS / "results").iterdir()}
+    unnamed = sorted(results - covered_files(PAGES))
+    assert not unnamed, f"docs/results.md should link or name {unnamed}"
