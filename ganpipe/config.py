@@ -242,3 +242,13 @@ def train_setting(name: str):
     """``setting('train', name)``: what the parsed config gives the trainer's parameter
     ``name`` (bound value, else ``Trainer``'s default), without building the trainer."""
     return setting("train", name)
+
+
+def configurables() -> dict[str, tuple[object, str, tuple[str, ...]]]:
+    """Every registered gin name -> (the object it calls, the module gin shows, the parameters
+    gin may not bind because the caller passes them). For the generated reference
+    (``python -m ganpipe.reference``)."""
+    register()
+    return {
+        name: (obj, module, tuple(deny or ())) for name, (obj, module, deny) in _SYMBOLS.items()
+    }

@@ -12,7 +12,7 @@ parentheses), so the trainer creates them inside ``strategy.scope()``::
 variable's update runs as TensorFlow's single ``ResourceApplyAdam`` kernel, one pass over the
 weight and its two slots, instead of Keras' dozen element-wise operations, each a full pass over
 memory. Same formula, same slots, same checkpoints; on the seed DCGAN's 21.2M-weight dense layer
-it is the difference between a memory-bound update and a cheap one (WORKSPACE, "Measured").
+it is the difference between a memory-bound update and a cheap one (docs/results.md, "Speed").
 ``fused = False`` gives Keras' own update.
 """
 
