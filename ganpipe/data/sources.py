@@ -7,6 +7,7 @@ import functools
 import os
 from collections.abc import Callable
 
+import keras
 import numpy as np
 from absl import logging
 
@@ -115,6 +116,9 @@ def _load_idx_dataset(dataset: IdxDataset, request: _Request) -> _Loaded:
         ),
         ("IDX files in system folders", lambda: _first_idx_dir(system_dirs, request)),
     ]
+    if keras.backend.backend() != "tensorflow":
+        # TFDS imports TensorFlow: under another backend, IDX files come first.
+        attempts = [attempts[1], attempts[3], attempts[0], attempts[2]]
     loaded, failures = _first_available(f"{name}/{request.split}", attempts)
     if loaded is None:
         raise DatasetNotFoundError(_not_found_message(dataset, request.split, failures))

@@ -7,6 +7,8 @@ and `load_prepared` to take TFDS out of the picture.
 
 from __future__ import annotations
 
+import importlib.util
+
 import os
 import socket
 import threading
@@ -150,7 +152,14 @@ def download_and_load(
 
 
 def _import_tfds():
-    # Imported lazily: TFDS is slow to import and only some sources need it.
+    # Imported lazily: TFDS is slow to import and only some sources need it. It needs
+    # TensorFlow, which another Keras backend may run without.
+    try:
+        has_tensorflow = importlib.util.find_spec("tensorflow") is not None
+    except ValueError:  # Present in sys.modules as None: importing it is refused.
+        has_tensorflow = False
+    if not has_tensorflow:
+        raise SourceUnavailable("TFDS needs TensorFlow, which is not installed")
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:

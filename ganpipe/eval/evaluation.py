@@ -23,6 +23,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 from absl import logging
+from keras import ops
 
 from ganpipe import rundir
 from ganpipe.data import load_images
@@ -61,12 +62,28 @@ def generate(
     A class-conditional generator (``num_classes`` set) is given ``class_labels(num_samples,
     num_classes, seed=seed)``, image ``i`` drawn in class ``labels[i]``.
     """
-    rng = tf.random.Generator.from_seed(seed + 12345)
+    if keras.backend.backend() == "tensorflow":
+        rng = tf.random.Generator.from_seed(seed + 12345)
+    else:  # Other backends draw the evaluation noise with NumPy (other numbers, same role).
+        rng = _NumpyDraws(seed + 12345)
     latent_dim = int(generator.inputs[0].shape[-1])
     labels = None if num_classes is None else class_labels(num_samples, num_classes, seed=seed)
     sizes = [min(batch_size, num_samples - start) for start in range(0, num_samples, batch_size)]
     noise = np.concatenate([np.asarray(latent.sample(rng, [n, latent_dim])) for n in sizes])
     return render(generator, noise, labels, value_range, batch_size=batch_size)
+
+
+class _NumpyDraws:
+    """``Latent.sample``'s interface (``normal``, ``uniform``) over a NumPy generator."""
+
+    def __init__(self, seed: int):
+        self._rng = np.random.default_rng(seed)
+
+    def normal(self, shape, mean=0.0, stddev=1.0):
+        return self._rng.normal(mean, stddev, size=tuple(shape)).astype(np.float32)
+
+    def uniform(self, shape, minval=0.0, maxval=1.0):
+        return self._rng.uniform(minval, maxval, size=tuple(shape)).astype(np.float32)
 
 
 def render(generator, noise, labels, value_range, *, batch_size: int = 500) -> np.ndarray:
@@ -75,11 +92,12 @@ def render(generator, noise, labels, value_range, *, batch_size: int = 500) -> n
     out = []
     for start in range(0, len(noise), batch_size):
         # Keras refuses a list mixing tensors and NumPy arrays: both go in as tensors.
-        batch = tf.constant(noise[start : start + batch_size])
+        tensor = tf.constant if keras.backend.backend() == "tensorflow" else ops.convert_to_tensor
+        batch = tensor(noise[start : start + batch_size])
         if labels is None:
             inputs = batch
         else:
-            inputs = [batch, tf.constant(labels[start : start + batch.shape[0]])]
+            inputs = [batch, tensor(labels[start : start + batch.shape[0]])]
         out.append(to_unit_range(generator(inputs, training=False), value_range))
     return np.concatenate(out)
 
