@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import gin  # noqa: E402
 from ganpipe import config  # noqa: E402
@@ -220,3 +221,30 @@ def operative_bindings(experiment: str) -> dict[str, str]:
 def binding_diff(a: dict, b: dict) -> dict:
     """{binding: (value in a, value in b)} for every binding whose values differ."""
     return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+# --- A tiny GAN state, built without a trainer ------------------------------------------------
+
+
+def tiny_state(average: bool = False):
+    """A ``GANState`` of two tiny models, each with batch-norm statistics, and built Adam
+    optimizers: the generator maps 4 numbers to a 2x3x1 image; with ``average``, a weight
+    average too."""
+    from ganpipe.training import state
+
+    strategy = tf.distribute.get_strategy()
+    generator = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(6), keras.layers.BatchNormalization(),
+         keras.layers.Reshape((2, 3, 1))]
+    )  # fmt: skip
+    critic = keras.Sequential(
+        [keras.Input((2, 3, 1)), keras.layers.Flatten(), keras.layers.Dense(4),
+         keras.layers.BatchNormalization(), keras.layers.Dense(1)]
+    )  # fmt: skip
+    g_opt, c_opt = state.build_optimizers(
+        "adam", "adam", precision="float32", generator=generator, critic=critic,
+        resolve=lambda identifier, role: keras.optimizers.get(identifier),
+    )  # fmt: skip
+    ema = state.averaged_copy(generator, strategy, "float32") if average else None
+    step, elapsed, best_fd = state.counters(strategy)
+    return state.GANState(generator, critic, g_opt, c_opt, step, elapsed, best_fd, ema)

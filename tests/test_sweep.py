@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import tensorflow as tf
 
 import gin
 from ganpipe import config, sweeps
@@ -367,6 +368,10 @@ def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
     assert 30 <= stopped_at < 100
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert steps == list(range(1, stopped_at + 1))
+    # The resume starts from there, not from the start (its checkpoint_every is 50).
+    assert tf.train.latest_checkpoint(str(metrics.parent / "checkpoints")).endswith(
+        f"ckpt-{stopped_at}"
+    )
 
     result = run_module("ganpipe.sweep", *args, timeout=900, env=hold)  # held_at exists: no hold
     assert result.returncode == 0, result.stderr[-3000:]
@@ -473,6 +478,7 @@ def test_every_cell_of_every_shipped_sweep_builds_its_trainer(name):
     # Parsing alone misses refusals that only the trainer's settings make (an average's start
     # without an average, a rung undoing half of a pair): build every cell, tiny.
     sweep = sweeps.load_sweep_file(str(GIN / "sweeps" / f"{name}.gin"))
+    built = {}
     for cell in sweeps.cells(sweep):
         files = [*sweep.gin_files, str(GIN / "testing" / "tiny.gin")]
         config.parse(
@@ -482,7 +488,12 @@ def test_every_cell_of_every_shipped_sweep_builds_its_trainer(name):
             config.make_trainer()
         except Exception as error:
             raise AssertionError(f"{name}, cell {cell.label}: {error}") from error
+        built[cell.label] = gin.operative_config_str()
         gin.clear_config()
+    # Every cell built its trainer, and no two the same one (a cell whose bindings changed
+    # nothing the trainer used would).
+    assert list(built) == [cell.label for cell in sweeps.cells(sweep)] and len(built) > 1
+    assert len(set(built.values())) == len(built)
 
 
 def test_combining_sweep_directories_refuses_a_run_given_twice_or_outside_the_grid(tmp_path):
