@@ -57,12 +57,12 @@ def _counting():
     return fn, calls
 
 
-@pytest.mark.parametrize("in_graph", [False, True])
-def test_repeat_sums_the_metrics_of_count_calls(in_graph):
+@pytest.mark.parametrize("in_graph, count", [(False, 3), (False, "tensor"), (True, "tensor")])
+def test_repeat_sums_the_metrics_of_count_calls(in_graph, count):
     fn, calls = _counting()
 
     def three():
-        return backend.repeat(fn, tf.constant(3))
+        return backend.repeat(fn, tf.constant(3) if count == "tensor" else count)
 
     sums = (tf.function(three) if in_graph else three)()
     assert float(calls.numpy()) == 3.0
