@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -13,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import gin  # noqa: E402
 from ganpipe import config  # noqa: E402
@@ -132,3 +135,116 @@ def run_module(module: str, *args: str, timeout: float = 300, env: dict | None =
 def run_main(*args: str, timeout: float = 300, env: dict | None = None):
     """Runs ``python -m ganpipe.main`` in a subprocess; returns the CompletedProcess."""
     return run_module("ganpipe.main", *args, timeout=timeout, env=env)
+
+
+# --- Short runs in a run directory (resume tests) ---------------------------------------------
+
+
+def run_trainer(experiment: str, num_steps: int, *params: str):
+    """A fresh tiny, deterministic trainer for ``num_steps`` steps that checkpoints every 2."""
+    gin.clear_config()
+    keras.utils.clear_session()
+    return make_trainer(
+        experiment,
+        f"NUM_STEPS = {num_steps}",
+        "train.checkpoint_every = 2",
+        "train.deterministic = True",
+        *params,
+    )
+
+
+def model_weights(trainer) -> list[np.ndarray]:
+    """Copies of the generator's and the critic's weights, in that order."""
+    return [np.array(v) for v in trainer.generator.weights + trainer.critic.weights]
+
+
+def metrics_rows(run_dir) -> list[dict]:
+    """The rows of a run directory's metrics.jsonl."""
+    with open(pathlib.Path(run_dir) / "metrics.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def train_run(experiment: str, run_dir, num_steps: int, *params: str):
+    """Trains (or resumes) a tiny run to ``num_steps``; returns its weights and metrics rows."""
+    trainer = run_trainer(experiment, num_steps, *params)
+    trainer.fit(str(run_dir))
+    return model_weights(trainer), metrics_rows(run_dir)
+
+
+# --- Operative configs: what an experiment file switches --------------------------------------
+
+# dcgan.gin's Adam swapped for RMSprop on both sides: its bindings leave the operative config (the
+# RMSprop learning rates differ per experiment and are listed with each).
+ADAM_TO_RMSPROP = {
+    "train.generator_optimizer": ("@generator/Adam", "@generator/RMSprop"),
+    "train.critic_optimizer": ("@critic/Adam", "@critic/RMSprop"),
+    "generator/Adam.learning_rate": ("9e-05", None),
+    "generator/Adam.epsilon": ("1e-08", None),
+    "critic/Adam.learning_rate": ("2e-05", None),
+    "critic/Adam.epsilon": ("1e-08", None),
+}
+
+
+def gin_bindings(text: str) -> dict[str, str]:
+    """gin config text -> {binding: value text}."""
+    bindings, key, value = {}, None, []
+    for line in text.splitlines() + ["#"]:
+        match = re.match(r"^([\w/.%]+) = (.*)$", line)
+        if match or line.startswith("#") or not line.strip():
+            if key:
+                bindings[key] = " ".join(value).replace("\\", "").strip()
+                key = None
+            if match:
+                key, value = match.group(1), [match.group(2)]
+        else:
+            value.append(line.strip())
+    return bindings
+
+
+def operative_bindings(experiment: str) -> dict[str, str]:
+    """The bindings the experiment file sets that training used."""
+    overrides = (
+        "load_images.source = 'synthetic'",
+        "load_images.num_synthetic = 500",
+        "train.strategy = 'default'",
+    )
+    explicit = gin_bindings(parse(experiment, *overrides, tiny=False))
+    config.make_trainer()
+    operative = gin_bindings(gin.operative_config_str())
+    used = {k: v for k, v in operative.items() if k in explicit}
+    # The overrides above, for speed, are the same in every experiment and are not switches.
+    for override in overrides:
+        used.pop(override.split(" = ")[0], None)
+    return used
+
+
+def binding_diff(a: dict, b: dict) -> dict:
+    """{binding: (value in a, value in b)} for every binding whose values differ."""
+    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+# --- A tiny GAN state, built without a trainer ------------------------------------------------
+
+
+def tiny_state(average: bool = False):
+    """A ``GANState`` of two tiny models, each with batch-norm statistics, and built Adam
+    optimizers: the generator maps 4 numbers to a 2x3x1 image; with ``average``, a weight
+    average too."""
+    from ganpipe.training import state
+
+    strategy = tf.distribute.get_strategy()
+    generator = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(6), keras.layers.BatchNormalization(),
+         keras.layers.Reshape((2, 3, 1))]
+    )  # fmt: skip
+    critic = keras.Sequential(
+        [keras.Input((2, 3, 1)), keras.layers.Flatten(), keras.layers.Dense(4),
+         keras.layers.BatchNormalization(), keras.layers.Dense(1)]
+    )  # fmt: skip
+    g_opt, c_opt = state.build_optimizers(
+        "adam", "adam", precision="float32", generator=generator, critic=critic,
+        resolve=lambda identifier, role: keras.optimizers.get(identifier),
+    )  # fmt: skip
+    ema = state.averaged_copy(generator, strategy, "float32") if average else None
+    step, elapsed, best_fd = state.counters(strategy)
+    return state.GANState(generator, critic, g_opt, c_opt, step, elapsed, best_fd, ema)

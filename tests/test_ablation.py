@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -12,8 +11,13 @@ import pytest
 import tensorflow as tf
 
 import gin
-from ganpipe import config
-from tests.conftest import EXPERIMENTS, make_trainer, parse
+from tests.conftest import (
+    ADAM_TO_RMSPROP,
+    EXPERIMENTS,
+    binding_diff,
+    make_trainer,
+    operative_bindings,
+)
 
 
 def _max_abs(variables):
@@ -135,16 +139,6 @@ def test_output_scaling_must_match_a_bounded_generator():
 
 # --- The difference between experiments' operative configs is exactly the documented switches.
 
-# dcgan.gin's Adam swapped for RMSprop on both sides: its bindings leave the operative config (the
-# RMSprop learning rates differ per experiment and are listed with each).
-ADAM_TO_RMSPROP = {
-    "train.generator_optimizer": ("@generator/Adam", "@generator/RMSprop"),
-    "train.critic_optimizer": ("@critic/Adam", "@critic/RMSprop"),
-    "generator/Adam.learning_rate": ("9e-05", None),
-    "generator/Adam.epsilon": ("1e-08", None),
-    "critic/Adam.learning_rate": ("2e-05", None),
-    "critic/Adam.epsilon": ("1e-08", None),
-}
 # What wgan.gin changes on top of dcgan.gin (see the comments in gin/wgan.gin and WORKSPACE.md).
 WGAN_SWITCHES = {
     "train.loss": ("'non_saturating'", "'wasserstein'"),
@@ -178,62 +172,22 @@ DCGAN_KEYS = {
 }
 
 
-def _bindings(text):
-    """gin config text -> {binding: value text}."""
-    bindings, key, value = {}, None, []
-    for line in text.splitlines() + ["#"]:
-        match = re.match(r"^([\w/.%]+) = (.*)$", line)
-        if match or line.startswith("#") or not line.strip():
-            if key:
-                bindings[key] = " ".join(value).replace("\\", "").strip()
-                key = None
-            if match:
-                key, value = match.group(1), [match.group(2)]
-        else:
-            value.append(line.strip())
-    return bindings
-
-
-def _operative(experiment):
-    """The bindings the experiment file sets that training used."""
-    explicit = _bindings(
-        parse(
-            experiment,
-            "load_images.source = 'synthetic'",
-            "load_images.num_synthetic = 500",
-            "train.strategy = 'default'",
-            tiny=False,
-        )
-    )
-    config.make_trainer()
-    operative = _bindings(gin.operative_config_str())
-    used = {k: v for k, v in operative.items() if k in explicit}
-    # Overrides added above for speed are the same in every experiment and are not switches.
-    for name in ("load_images.source", "load_images.num_synthetic", "train.strategy"):
-        used.pop(name, None)
-    return used
-
-
-def _diff(a, b):
-    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
-
-
 @pytest.fixture(scope="module")
 def operative_configs():
     configs = {}
     for name in ("gan", "dcgan", "wgan"):
         gin.clear_config()
         keras.utils.clear_session()
-        configs[name] = _operative(name)
+        configs[name] = operative_bindings(name)
     return configs
 
 
 def test_dcgan_to_wgan_is_exactly_the_wgan_switches(operative_configs):
-    assert _diff(operative_configs["dcgan"], operative_configs["wgan"]) == WGAN_SWITCHES
+    assert binding_diff(operative_configs["dcgan"], operative_configs["wgan"]) == WGAN_SWITCHES
 
 
 def test_gan_to_wgan_is_the_model_switches_plus_the_wgan_switches(operative_configs):
-    diff = _diff(operative_configs["gan"], operative_configs["wgan"])
+    diff = binding_diff(operative_configs["gan"], operative_configs["wgan"])
     # gan.gin already has one generator update per round, as wgan.gin does.
     assert set(diff) == (DCGAN_KEYS | set(WGAN_SWITCHES)) - {"Schedule.generator_steps"}
     for key in set(WGAN_SWITCHES) - DCGAN_KEYS:

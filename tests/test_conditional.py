@@ -18,8 +18,7 @@ from ganpipe.data import ImageArray, make_training_dataset
 from ganpipe.models import conditioning, factories
 from ganpipe.training import backend, callbacks, writers
 from ganpipe.training.settings import Latent
-from tests import test_resume
-from tests.conftest import FASHION_MNIST_DIR, REPO, make_trainer, parse
+from tests.conftest import FASHION_MNIST_DIR, REPO, make_trainer, parse, train_run
 
 MLP_BLOCKS = [
     {"block": "dense", "units": 16, "activation": "leaky_relu"},
@@ -366,9 +365,6 @@ def test_two_replicas_train_the_one_replica_conditional_model():
 # Whole runs: every side path (separate updates, fused rounds, penalty) and exact resume.
 
 
-_fit = test_resume._train
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "experiment, params",
@@ -378,9 +374,9 @@ _fit = test_resume._train
     ],
 )
 def test_a_conditional_run_resumes_exactly(experiment, params, tmp_path):
-    straight_weights, straight_rows = _fit(experiment, tmp_path / "straight", 4, *params)
-    _fit(experiment, tmp_path / "resumed", 2, *params)
-    resumed_weights, resumed_rows = _fit(experiment, tmp_path / "resumed", 4, *params)
+    straight_weights, straight_rows = train_run(experiment, tmp_path / "straight", 4, *params)
+    train_run(experiment, tmp_path / "resumed", 2, *params)
+    resumed_weights, resumed_rows = train_run(experiment, tmp_path / "resumed", 4, *params)
     assert [r["step"] for r in resumed_rows] == [1, 2, 3, 4]
     for straight, resumed in zip(straight_rows, resumed_rows):
         for key in ("critic_loss", "generator_loss", "critic_real", "critic_fake"):

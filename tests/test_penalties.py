@@ -557,10 +557,23 @@ def test_r1_penalty_metric_is_the_formula_on_the_batch_and_ignores_the_fakes():
     assert other_noise["critic_loss"] != pytest.approx(metrics["critic_loss"], rel=1e-4)
 
 
-def test_config_names_the_new_penalties():
-    config.register()
-    for name in ("R1Penalty", "DraganPenalty"):
-        assert name in config.CONFIGURABLES
+@pytest.mark.parametrize(
+    "name, cls, binding, attribute, value",
+    [
+        ("GradientPenalty", penalties.GradientPenalty, "target = 0.5", "target", 0.5),
+        ("R1Penalty", penalties.R1Penalty, "on = 'both'", "on", "both"),
+        ("DraganPenalty", penalties.DraganPenalty, "noise_scale = 2.0", "noise_scale", 2.0),
+    ],
+)
+def test_a_gin_file_makes_each_penalty_by_its_name_with_its_bindings(
+    tmp_path, name, cls, binding, attribute, value
+):
+    path = tmp_path / "penalty.gin"
+    path.write_text(f"{name}.{binding}\n")
+    config.parse([str(path)])
+    for selector in (name, f"ganpipe.{name}"):  # the short name and the module-qualified one
+        made = gin.get_configurable(selector)()
+        assert type(made) is cls and getattr(made, attribute) == value, selector
 
 
 if __name__ == "__main__":  # python -m tests.test_penalties swaps OUTPUT.npz (the fixture above)

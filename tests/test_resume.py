@@ -1,42 +1,13 @@
 """Exact resume: k rounds, stop, resume for n more == k + n rounds straight (same seed, machine)."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
 import gin
-from tests.conftest import make_trainer
+from tests.conftest import make_trainer, metrics_rows, model_weights, run_trainer, train_run
 
 pytestmark = pytest.mark.slow
-
-
-def _trainer(experiment, num_steps, *params):
-    gin.clear_config()
-    keras.utils.clear_session()
-    return make_trainer(
-        experiment,
-        f"NUM_STEPS = {num_steps}",
-        "train.checkpoint_every = 2",
-        "train.deterministic = True",
-        *params,
-    )
-
-
-def _weights(trainer):
-    return [np.array(v) for v in trainer.generator.weights + trainer.critic.weights]
-
-
-def _rows(run_dir):
-    return [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-
-
-def _train(experiment, run_dir, num_steps, *params):
-    """Trains (or resumes) a tiny run to num_steps; returns its weights and metrics rows."""
-    trainer = _trainer(experiment, num_steps, *params)
-    trainer.fit(str(run_dir))
-    return _weights(trainer), _rows(run_dir)
 
 
 LOSS_KEYS = ("critic_loss", "generator_loss", "critic_real", "critic_fake")
@@ -65,17 +36,17 @@ def _stop_continue_and_resume(experiment, tmp_path, before_resume=lambda: None):
     and a straight run: {name: (weights, rows)} for "straight", "continued", "resumed", and the
     stopped run's rows. ``before_resume()`` runs just before the resume."""
     steps = STEPS[experiment]
-    runs = {"straight": _train(experiment, tmp_path / "straight", steps)}
-    stopped = _trainer(experiment, STOP)
+    runs = {"straight": train_run(experiment, tmp_path / "straight", steps)}
+    stopped = run_trainer(experiment, STOP)
     stopped.fit(str(tmp_path / "resumed"))
-    stopped_rows = _rows(tmp_path / "resumed")
+    stopped_rows = metrics_rows(tmp_path / "resumed")
     continued = [
         {**stopped.train_steps(1), "step": step} for step in range(STOP + 1, steps + 1)
     ]  # the same calls fit makes (train_rounds over plan_call), without writing or stopping
-    runs["continued"] = (_weights(stopped), stopped_rows + continued)
+    runs["continued"] = (model_weights(stopped), stopped_rows + continued)
     del stopped
     before_resume()
-    runs["resumed"] = _train(experiment, tmp_path / "resumed", steps)
+    runs["resumed"] = train_run(experiment, tmp_path / "resumed", steps)
     return runs, stopped_rows
 
 
@@ -142,10 +113,10 @@ def test_resume_with_the_wrong_data_position_is_caught(tmp_path, monkeypatch):
 
 def test_a_different_seed_changes_the_run(tmp_path):
     # Guards the test above against passing because nothing random reaches the losses.
-    _, rows_a = _train("wgan_gp", tmp_path / "a", 2)
+    _, rows_a = train_run("wgan_gp", tmp_path / "a", 2)
     gin.clear_config()
     keras.utils.clear_session()
     trainer = make_trainer("wgan_gp", "NUM_STEPS = 2", "train.seed = 7")
     trainer.fit(str(tmp_path / "b"))
-    rows_b = [json.loads(line) for line in open(tmp_path / "b" / "metrics.jsonl")]
+    rows_b = metrics_rows(tmp_path / "b")
     assert rows_a[0]["critic_loss"] != rows_b[0]["critic_loss"]

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import tensorflow as tf
 
 import gin
 from ganpipe import config, sweeps
@@ -324,11 +325,15 @@ def test_a_typo_stops_the_sweep_before_any_run(tmp_path):
     reason="scoring needs the Fashion-MNIST test split",
 )
 def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
-    out = tmp_path / "sweep"
+    # tests/held_run.py holds the run at step 30 until the signal has arrived, so the run cannot
+    # end before it is interrupted, however fast the machine.
+    out, held = tmp_path / "sweep", tmp_path / "held_at"
+    (tmp_path / "held.gin").write_text("import tests.held_run\n")
     args = [
         f"--gin_file={GIN / 'gan.gin'}",
         f"--gin_file={GIN / 'testing' / 'tiny.gin'}",
-        "--gin_param=NUM_STEPS = 500",
+        f"--gin_file={tmp_path / 'held.gin'}",
+        "--gin_param=NUM_STEPS = 100",
         "--gin_param=load_images.source = 'fashion_mnist'",
         "--gin_param=load_images.limit = 256",
         "--gin_param=train.checkpoint_every = 50",
@@ -337,11 +342,11 @@ def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
         "--eval_samples=200",
         f"--output_dir={out}",
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    hold = {"GANPIPE_TEST_HOLD_AT": "30", "GANPIPE_TEST_HOLD_MARKER": str(held)}
     process = subprocess.Popen(
         [sys.executable, "-m", "ganpipe.sweep", *args],
         cwd=REPO,
-        env=env,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **hold},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -349,11 +354,9 @@ def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
     metrics = out / "runs" / "base" / "seed0" / "metrics.jsonl"
     deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 20:
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, "the run ended before it could be interrupted"
+        while not held.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert held.exists() and process.poll() is None, "the run was not held at step 30"
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=300)
     finally:
@@ -361,15 +364,21 @@ def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
             process.kill()
     assert process.returncode == 4, stderr[-3000:]
     assert not (out / "runs" / "base" / "seed0" / "result.json").exists()
-    stopped_at = len(metrics.read_text().splitlines())
-    assert stopped_at < 500
+    stopped_at = int(held.read_text())  # the held round finished, was logged and checkpointed
+    assert 30 <= stopped_at < 100
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == list(range(1, stopped_at + 1))
+    # The resume starts from there, not from the start (its checkpoint_every is 50).
+    assert tf.train.latest_checkpoint(str(metrics.parent / "checkpoints")).endswith(
+        f"ckpt-{stopped_at}"
+    )
 
-    result = run_module("ganpipe.sweep", *args, timeout=900)
+    result = run_module("ganpipe.sweep", *args, timeout=900, env=hold)  # held_at exists: no hold
     assert result.returncode == 0, result.stderr[-3000:]
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
-    assert steps == list(range(1, 501))
+    assert steps == list(range(1, 101))
     row = json.loads((out / "runs" / "base" / "seed0" / "result.json").read_text())
-    assert row["status"] == "done" and row["steps"] == 500
+    assert row["status"] == "done" and row["steps"] == 100
 
 
 FAST_LADDER = GIN / "sweeps" / "fast_ladder.gin"
@@ -469,6 +478,7 @@ def test_every_cell_of_every_shipped_sweep_builds_its_trainer(name):
     # Parsing alone misses refusals that only the trainer's settings make (an average's start
     # without an average, a rung undoing half of a pair): build every cell, tiny.
     sweep = sweeps.load_sweep_file(str(GIN / "sweeps" / f"{name}.gin"))
+    built = {}
     for cell in sweeps.cells(sweep):
         files = [*sweep.gin_files, str(GIN / "testing" / "tiny.gin")]
         config.parse(
@@ -478,7 +488,12 @@ def test_every_cell_of_every_shipped_sweep_builds_its_trainer(name):
             config.make_trainer()
         except Exception as error:
             raise AssertionError(f"{name}, cell {cell.label}: {error}") from error
+        built[cell.label] = gin.operative_config_str()
         gin.clear_config()
+    # Every cell built its trainer, and no two the same one (a cell whose bindings changed
+    # nothing the trainer used would).
+    assert list(built) == [cell.label for cell in sweeps.cells(sweep)] and len(built) > 1
+    assert len(set(built.values())) == len(built)
 
 
 def test_combining_sweep_directories_refuses_a_run_given_twice_or_outside_the_grid(tmp_path):

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import gin
-from tests.conftest import make_trainer
-from tests.test_ablation import _diff, _operative
+from tests.conftest import binding_diff, make_trainer, operative_bindings
 
 # What ttur.gin changes on top of dcgan_radford.gin (see the comments in gin/ttur.gin).
 TTUR_SWITCHES = {
@@ -16,11 +15,11 @@ TTUR_SWITCHES = {
 
 
 def test_dcgan_radford_to_ttur_is_exactly_the_ttur_switches():
-    base = _operative("dcgan_radford")
+    base = operative_bindings("dcgan_radford")
     gin.clear_config()
     keras.utils.clear_session()
-    ttur = _operative("ttur")
-    assert _diff(base, ttur) == TTUR_SWITCHES
+    ttur = operative_bindings("ttur")
+    assert binding_diff(base, ttur) == TTUR_SWITCHES
     # The schedule stays one update each.
     assert ttur["Schedule.critic_steps"] == ttur["Schedule.generator_steps"] == "1"
 

@@ -8,9 +8,13 @@ import pytest
 
 import gin
 from ganpipe.models import factories
-from tests.conftest import make_trainer
-from tests.test_ablation import ADAM_TO_RMSPROP, _diff, _operative
-from tests.test_resume import _train
+from tests.conftest import (
+    ADAM_TO_RMSPROP,
+    binding_diff,
+    make_trainer,
+    operative_bindings,
+    train_run,
+)
 
 # What each file changes on top of dcgan.gin (see the comments in gin/r1.gin, gin/dragan.gin,
 # gin/sngan.gin).
@@ -56,14 +60,14 @@ SWITCHES = {"r1": R1_SWITCHES, "dragan": DRAGAN_SWITCHES, "sngan": SNGAN_SWITCHE
 def dcgan_operative():
     gin.clear_config()
     keras.utils.clear_session()
-    return _operative("dcgan")
+    return operative_bindings("dcgan")
 
 
 @pytest.mark.parametrize("experiment", sorted(SWITCHES))
 def test_dcgan_to_variant_is_exactly_its_switches(dcgan_operative, experiment):
     gin.clear_config()
     keras.utils.clear_session()
-    assert _diff(dcgan_operative, _operative(experiment)) == SWITCHES[experiment]
+    assert binding_diff(dcgan_operative, operative_bindings(experiment)) == SWITCHES[experiment]
 
 
 @pytest.mark.parametrize("experiment", sorted(SWITCHES))
@@ -189,9 +193,9 @@ def test_the_generator_update_does_not_write_the_critic_under_spectral_norm():
 @pytest.mark.slow
 def test_sngan_stop_and_resume_matches_a_straight_run_bit_for_bit(tmp_path):
     # The power-iteration vectors u are critic variables, so checkpoints carry them.
-    straight_weights, straight_rows = _train("sngan", tmp_path / "straight", 4)
-    _train("sngan", tmp_path / "resumed", 2)
-    resumed_weights, resumed_rows = _train("sngan", tmp_path / "resumed", 4)
+    straight_weights, straight_rows = train_run("sngan", tmp_path / "straight", 4)
+    train_run("sngan", tmp_path / "resumed", 2)
+    resumed_weights, resumed_rows = train_run("sngan", tmp_path / "resumed", 4)
     assert [r["step"] for r in resumed_rows] == [1, 2, 3, 4]
     for straight, resumed in zip(straight_rows, resumed_rows):
         assert resumed["critic_loss"] == straight["critic_loss"]
