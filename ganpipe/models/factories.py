@@ -288,11 +288,6 @@ def latent_dim(generator: keras.Model) -> int:
     return int(generator.inputs[0].shape[-1])
 
 
-def is_conditional(model: keras.Model) -> bool:
-    """Whether the model takes labels as a second input (a class-conditional model)."""
-    return len(model.inputs) == 2
-
-
 def output_range(model: keras.Model) -> tuple[float, float] | None:
     """The value range of the generator's output, where its final activation bounds it."""
     return ACTIVATION_RANGES.get(final_activation(model) or "")

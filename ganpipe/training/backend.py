@@ -122,15 +122,6 @@ def gradients(loss_fn: Callable[[], tuple], variables: Sequence, tape=None) -> t
     return aux, tape.gradient(scaled, variables)
 
 
-def input_gradients(fn: Callable, inputs) -> tuple:
-    """``(fn(inputs), d sum(fn(inputs)) / d inputs)``, recorded so that the result can itself be
-    differentiated (the penalties' second order)."""
-    with tf.GradientTape() as tape:
-        tape.watch(inputs)
-        outputs = fn(inputs)
-    return outputs, tape.gradient(outputs, inputs)
-
-
 def count_nonfinite(grads, optimizer=None):
     """Non-finite gradient entries of this replica (summed over replicas by the round).
 
