@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from ganpipe import validate
 from ganpipe.models import blocks as blocks_lib
 from ganpipe.models import conditioning as conditioning_lib
 
@@ -95,8 +96,7 @@ def _conditioning(owner: str, registry, conditioning, num_classes):
             "train.num_classes (the trainer passes it to the model factories), or set "
             f"{owner}.conditioning = None."
         )
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}.")
+    validate.at_least("train.num_classes", num_classes, 1)
     return registry.get(conditioning)
 
 
@@ -156,8 +156,7 @@ def build_generator(
     Returns:
         A functional ``keras.Model``.
     """
-    if int(latent_dim) <= 0:
-        raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}.")
+    latent_dim = validate.at_least("build_generator.latent_dim", latent_dim, 1)
     conditioner = _conditioning(
         "build_generator", conditioning_lib.GENERATOR_CONDITIONINGS, conditioning, num_classes
     )
