@@ -162,7 +162,10 @@ def _largest_singular_value(kernel) -> float:
 def test_a_new_weighted_block_gets_spectral_norm_from_build_critic(scaled_dense, spectral_norm):
     specs = [{"block": "flatten"}, {"block": "scaled_dense", "units": 8, "scale": 2.0},
              {"block": "dense", "units": 1}]  # fmt: skip
+    keras.utils.set_random_seed(0)
+    # Kernels with a largest singular value far from 1 (about 7), so that normalising shows.
     critic = factories.build_critic(input_shape=(4, 4, 1), blocks=specs,
+                                    kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
                                     spectral_norm=spectral_norm)  # fmt: skip
     assert scaled_dense.arguments == {"units", "scale", "spectral_norm", "name"}
     wrapped = [x for x in critic.layers if isinstance(x, keras.layers.SpectralNormalization)]
@@ -175,7 +178,7 @@ def test_a_new_weighted_block_gets_spectral_norm_from_build_critic(scaled_dense,
         critic(x, training=True)
     after = _largest_singular_value(kernel)
     if spectral_norm:
-        assert abs(before - 1.0) > 0.05 and after == pytest.approx(1.0, abs=1e-2)
+        assert before > 3.0 and after == pytest.approx(1.0, abs=1e-2)
     else:
         assert after == before
 
