@@ -220,6 +220,79 @@ class DiffAugment(Augmentation):
 
 # -- ADA ----------------------------------------------------------------------------------------
 
+# ADA's transforms, in the order they are applied: name -> (uniform, normal) numbers each draws
+# per image. The name is also ADA's argument for the transform's probability multiplier. This
+# table alone decides which columns of an update's draws a transform reads (one coin each, then its
+# uniform and its normal numbers, in table order), so a transform is added by a line here, its
+# multiplier and its code in ADA.__call__, with no renumbering. (The draws' shapes then grow, so
+# every image's numbers change, though not their distribution.)
+ADA_TRANSFORMS = {
+    # Pixel blitting.
+    "xflip": (1, 0),
+    "rotate90": (1, 0),
+    "xint": (0, 2),
+    # Geometric (one resampling for the four).
+    "scale": (0, 1),
+    "rotate": (1, 0),
+    "aniso": (0, 1),
+    "xfrac": (0, 2),
+    # Colour.
+    "brightness": (0, 1),
+    "contrast": (0, 1),
+    "saturation": (0, 1),
+}
+
+
+class _AdaDraws:
+    """One call's random numbers for ADA, by transform name.
+
+    ``on(name)``: whether each image gets the transform (its coin came up below p times the
+    transform's multiplier); ``uniform(name, i)`` / ``normal(name, i)``: its i-th number per image.
+    ``any_on``: whether each image gets any transform.
+    """
+
+    def __init__(self, rng, batch, p, multipliers):
+        coins, uniform, normal = rng.split(3)
+        widths = list(ADA_TRANSFORMS.values())
+        u = uniform.uniform([batch, sum(w[0] for w in widths)])
+        n = normal.normal([batch, sum(w[1] for w in widths)])
+        threshold = p * ops.convert_to_tensor([multipliers[k] for k in ADA_TRANSFORMS], "float32")
+        on = coins.uniform([batch, len(ADA_TRANSFORMS)]) < threshold
+        self.any_on = ops.any(on, axis=1)
+        self.zero, self.one = (
+            ops.zeros_like(on[:, 0], "float32"),
+            ops.ones_like(on[:, 0], "float32"),
+        )
+        self._on, self._u, self._n = {}, {}, {}
+        first_u = first_n = 0
+        for index, (name, (uniforms, normals)) in enumerate(ADA_TRANSFORMS.items()):
+            self._on[name] = on[:, index]
+            self._u[name] = [u[:, first_u + i] for i in range(uniforms)]
+            self._n[name] = [n[:, first_n + i] for i in range(normals)]
+            first_u, first_n = first_u + uniforms, first_n + normals
+
+    def on(self, name):
+        return self._on[name]
+
+    def uniform(self, name, i=0):
+        return self._u[name][i]
+
+    def normal(self, name, i=0):
+        return self._n[name][i]
+
+    def pick(self, name, value, identity):
+        """``value`` where the image gets the transform ``name``, else ``identity``."""
+        return ops.where(self._on[name], value, identity)
+
+
+def _multiplier(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(
+            f"ADA.{name} multiplies p for the {name} transform: a finite number >= 0 (0 turns "
+            f"it off, 1 applies it with probability p), got {value!r}."
+        )
+    return float(value)
+
 
 class ADA(Augmentation):
     """Adaptive discriminator augmentation (Karras et al., 2020, "Training Generative Adversarial
@@ -232,6 +305,10 @@ class ADA(Augmentation):
     (the paper's geometric group), then brightness (normal, std 0.2), contrast (log2-normal, std
     0.5) and saturation (log2-normal, std 1) (colour; hue and luma flip need 3 channels and are
     left out). The paper's filtering and noise groups are not included.
+
+    Each transform's probability is ``p`` times its own multiplier, an argument named after it
+    (``ADA_TRANSFORMS``; stylegan2-ada's per-transform probabilities): ``ADA.rotate90 = 0`` turns
+    quarter turns off, for data whose orientation matters. All are 1 by default.
 
     ``p`` adapts: every ``interval`` critic updates, r_t = E[sign(D(x_real))] over those updates'
     real images is compared with ``target`` (paper: 0.6) and p moves by
@@ -246,12 +323,20 @@ class ADA(Augmentation):
         initial_p: p at the start of a run.
         max_p: The largest p.
         fill: The value left where a transform moved the image away.
+        xflip, rotate90, xint, scale, rotate, aniso, xfrac, brightness, contrast, saturation:
+            Each transform's probability multiplier (>= 0).
     """
 
     name = "ada"
 
     def __init__(self, target: float = 0.6, interval: int = 4, speed_images: int = 500_000,
-                 initial_p: float = 0.0, max_p: float = 1.0, fill: float = 0.0):  # fmt: skip
+                 initial_p: float = 0.0, max_p: float = 1.0, fill: float = 0.0, *,
+                 xflip: float = 1.0, rotate90: float = 1.0, xint: float = 1.0,
+                 scale: float = 1.0, rotate: float = 1.0, aniso: float = 1.0, xfrac: float = 1.0,
+                 brightness: float = 1.0, contrast: float = 1.0,
+                 saturation: float = 1.0):  # fmt: skip
+        given = locals()
+        self.multipliers = {name: _multiplier(name, given[name]) for name in ADA_TRANSFORMS}
         if not -1.0 < float(target) < 1.0:
             raise ValueError(f"ADA.target must be in (-1, 1) (paper: 0.6), got {target!r}.")
         if int(interval) < 1 or int(speed_images) < 1:
@@ -300,42 +385,39 @@ class ADA(Augmentation):
 
     def __call__(self, images, rng):
         self._require_built()
-        batch = ops.shape(images)[0]
         h, w = images.shape[1], images.shape[2]
-        coins, uniform, normal = rng.split(3)
-        u, n = uniform.uniform([batch, 3]), normal.normal([batch, 9])
-        apply_draw = coins.uniform([batch, 10])
-        on = apply_draw < self.p  # (batch, 10): one coin per transform
-        zero, one = ops.zeros_like(u[:, 0]), ops.ones_like(u[:, 0])
-
-        def pick(index, value, identity):
-            return ops.where(on[:, index], value, identity)
-
+        d = _AdaDraws(rng, ops.shape(images)[0], self.p, self.multipliers)
+        zero, one = d.zero, d.one
         original = images
         # Pixel blitting.
-        images = flip_x(images, on[:, 0] & (u[:, 0] < 0.5))
+        images = flip_x(images, d.on("xflip") & (d.uniform("xflip") < 0.5))
         if h == w:
-            images = rotate90(images, ops.cast(pick(1, ops.floor(u[:, 1] * 4.0), zero), "int32"))
-        shift = ops.cast(ops.round(ops.clip(n[:, :2] * 0.0625, -0.125, 0.125) * h), "int32")
-        images = translate(images, shift[:, 0] * ops.cast(on[:, 2], "int32"),
-                           shift[:, 1] * ops.cast(on[:, 2], "int32"), self.fill)  # fmt: skip
+            turns = d.pick("rotate90", ops.floor(d.uniform("rotate90") * 4.0), zero)
+            images = rotate90(images, ops.cast(turns, "int32"))
+        on_xint = ops.cast(d.on("xint"), "int32")
+        dy, dx = (
+            ops.cast(ops.round(ops.clip(d.normal("xint", i) * 0.0625, -0.125, 0.125) * h), "int32")
+            for i in (0, 1)
+        )
+        images = translate(images, dy * on_xint, dx * on_xint, self.fill)
         # Geometric, one resampling for all four.
-        iso = pick(3, ops.exp2(n[:, 2] * 0.2), one)
-        angle = pick(4, (u[:, 2] * 2.0 - 1.0) * math.pi, zero)
-        aniso = pick(5, ops.exp2(n[:, 3] * 0.2), one)
-        tx, ty = pick(6, n[:, 4] * 0.125 * 2.0, zero), pick(6, n[:, 5] * 0.125 * 2.0, zero)
-        geometric = on[:, 3] | on[:, 4] | on[:, 5] | on[:, 6]
+        iso = d.pick("scale", ops.exp2(d.normal("scale") * 0.2), one)
+        angle = d.pick("rotate", (d.uniform("rotate") * 2.0 - 1.0) * math.pi, zero)
+        aniso = d.pick("aniso", ops.exp2(d.normal("aniso") * 0.2), one)
+        tx, ty = (d.pick("xfrac", d.normal("xfrac", i) * 0.125 * 2.0, zero) for i in (0, 1))
+        geometric = d.on("scale") | d.on("rotate") | d.on("aniso") | d.on("xfrac")
         warped = resample(images, affine(iso * aniso, iso / aniso, angle, tx, ty), self.fill)
         images = ops.where(_column(geometric), warped, images)
         # Colour.
-        images = brightness(images, pick(7, n[:, 6] * 0.2, zero))
-        images = contrast(images, pick(8, ops.exp2(n[:, 7] * 0.5), one))
-        images = saturation(images, pick(9, ops.exp2(n[:, 8]), one))
+        images = brightness(images, d.pick("brightness", d.normal("brightness") * 0.2, zero))
+        images = contrast(images, d.pick("contrast", ops.exp2(d.normal("contrast") * 0.5), one))
+        images = saturation(images, d.pick("saturation", ops.exp2(d.normal("saturation")), one))
         # An image no transform was drawn for is passed through exactly.
-        return ops.where(_column(ops.any(on, axis=1)), images, original)
+        return ops.where(_column(d.any_on), images, original)
 
     def __repr__(self) -> str:
-        return f"ADA(target={self.target}, interval={self.interval}, speed={self.speed})"
+        changed = "".join(f", {k}={v}" for k, v in self.multipliers.items() if v != 1.0)
+        return f"ADA(target={self.target}, interval={self.interval}, speed={self.speed}{changed})"
 
 
 AUGMENTATIONS = Registry(

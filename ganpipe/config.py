@@ -32,29 +32,17 @@ _SYMBOLS = {
     "build_critic": (factories.build_critic, "ganpipe", ["input_shape", "num_classes"]),
     "load_images": (data_lib.load_images, "ganpipe", None),
     "make_strategy": (distribute.make_strategy, "ganpipe", None),
-    "WeightClip": (constraints.WeightClip, "ganpipe", None),
-    "GradientPenalty": (penalties.GradientPenalty, "ganpipe", None),
-    "R1Penalty": (penalties.R1Penalty, "ganpipe", None),
-    "DraganPenalty": (penalties.DraganPenalty, "ganpipe", None),
-    "DiffAugment": (augment.DiffAugment, "ganpipe", None),
-    "ADA": (augment.ADA, "ganpipe", None),
-    # Keras' Adam and AdamW with a fused update (ganpipe/optimizers.py); gin names unchanged.
-    "Adam": (optimizers.Adam, "ganpipe", None),
-    "AdamW": (optimizers.AdamW, "ganpipe", None),
 }
-for _cls in (
-    keras.optimizers.RMSprop,
-    keras.optimizers.SGD,
-):
-    _SYMBOLS[_cls.__name__] = (_cls, "keras.optimizers", None)
-for _cls in (
-    keras.optimizers.schedules.ExponentialDecay,
-    keras.optimizers.schedules.CosineDecay,
-    keras.optimizers.schedules.PiecewiseConstantDecay,
-    keras.optimizers.schedules.PolynomialDecay,
-    keras.optimizers.schedules.InverseTimeDecay,
-):
-    _SYMBOLS[_cls.__name__] = (_cls, "keras.optimizers.schedules", None)
+# Registries whose classes are gin configurables, each under its class name (WeightClip,
+# GradientPenalty, ADA, Adam, CosineDecay, ...), and the gin module of the Keras classes among
+# them (ganpipe's own show as "ganpipe"). A class added to one of them is configurable at once.
+GIN_REGISTRIES = (
+    (constraints.CONSTRAINTS, None),
+    (penalties.PENALTIES, None),
+    (augment.AUGMENTATIONS, None),
+    (optimizers.OPTIMIZERS, "keras.optimizers"),
+    (optimizers.SCHEDULES, "keras.optimizers.schedules"),
+)
 for _cls in (
     keras.initializers.TruncatedNormal,
     keras.initializers.RandomNormal,
@@ -82,8 +70,32 @@ class ConfigError(ValueError):
     """A gin file or binding cannot be used; the message says where and how to fix it."""
 
 
+def _registry_symbols() -> None:
+    """Adds every class of ``GIN_REGISTRIES`` to ``_SYMBOLS`` that is not there yet.
+
+    Raises:
+        ValueError: a class's name is the gin name of another object.
+    """
+    for registry, keras_module in GIN_REGISTRIES:
+        for obj in registry.entries.values():
+            if not inspect.isclass(obj):
+                continue  # a factory function (penalties' r2): reached by its registry name
+            ours = obj.__module__.split(".")[0] == "ganpipe"
+            module = "ganpipe" if ours or keras_module is None else keras_module
+            taken = _SYMBOLS.setdefault(obj.__name__, (obj, module, None))[0]
+            if taken is not obj:
+                raise ValueError(
+                    f"The {registry.concept} {obj!r} cannot be the gin configurable "
+                    f"{obj.__name__!r}: that name is {taken!r}'s. Rename the class."
+                )
+
+
+_registry_symbols()
+
+
 def register() -> None:
     """Registers every configurable (once per process; calling again is free)."""
+    _registry_symbols()
     for name, (obj, module, denylist) in _SYMBOLS.items():
         if name not in CONFIGURABLES:
             CONFIGURABLES[name] = gin.external_configurable(

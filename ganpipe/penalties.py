@@ -11,10 +11,10 @@ them over the global batch like the losses.
 from __future__ import annotations
 
 import math
-import numbers
 
 from keras import ops
 
+from ganpipe import validate
 from ganpipe.models import moments
 from ganpipe.registry import Registry
 from ganpipe.training import backend
@@ -75,14 +75,14 @@ class Penalty:
     name = "base"
 
     def __init__(self, *, every: int = 1):
-        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
-            raise ValueError(
-                f"{type(self).__name__}.every must be an integer >= 1, got {every!r}. 1 computes "
-                "the penalty on every critic update; k computes it on every k-th update with "
-                "its weight multiplied by k (StyleGAN2 applies R1 every 16 updates: "
-                f"`{type(self).__name__}.every = 16`)."
-            )
-        self._every = int(every)
+        self._every = validate.at_least(
+            f"{type(self).__name__}.every",
+            every,
+            1,
+            hint="1 computes the penalty on every critic update; k computes it on every k-th "
+            "update with its weight multiplied by k (StyleGAN2 applies R1 every 16 updates: "
+            f"`{type(self).__name__}.every = 16`).",
+        )
 
     @property
     def every(self) -> int:

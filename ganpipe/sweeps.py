@@ -28,6 +28,7 @@ from absl import logging
 
 from ganpipe import hparams, rundir, shipped
 from ganpipe.timefmt import format_duration
+from ganpipe.validate import at_least
 
 RESULT = "result.json"
 STATUS_DONE, STATUS_NON_FINITE = "done", "non_finite"
@@ -101,12 +102,8 @@ class Sweep:
     def __post_init__(self):
         if not self.gin_files:
             raise SweepError("A sweep needs an experiment: give --gin_file (or sweep.gin_files).")
-        if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
-            raise SweepError(f"seeds must be an integer >= 1, got {self.seeds!r}.")
-        if not isinstance(self.first_seed, int) or self.first_seed < 0:
-            raise SweepError(f"first_seed must be an integer >= 0, got {self.first_seed!r}.")
-        if not isinstance(self.eval_samples, int) or self.eval_samples < 2:
-            raise SweepError(f"eval_samples must be an integer >= 2, got {self.eval_samples!r}.")
+        for name, minimum in (("seeds", 1), ("first_seed", 0), ("eval_samples", 2)):
+            at_least(name, getattr(self, name), minimum, error=SweepError)
         if self.checkpoint not in ("final", "best", "latest"):
             raise SweepError(
                 f"checkpoint must be 'final', 'best' or 'latest', got {self.checkpoint!r}."

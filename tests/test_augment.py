@@ -2,6 +2,7 @@
 flow, the same augmentation on real and generated images, ADA's p update rule, and p's exact
 resume."""
 
+import inspect
 import json
 
 import numpy as np
@@ -109,6 +110,42 @@ def test_ada_at_p_zero_is_the_identity_and_at_p_one_changes_every_image():
     np.testing.assert_array_equal(_built(augment.ADA())(x, _rng()), x)
     out = _built(augment.ADA(initial_p=1.0))(x, _rng()).numpy()
     assert all(not np.allclose(out[i], x[i]) for i in range(BATCH))
+
+
+def test_every_ada_transform_has_a_named_probability_multiplier():
+    parameters = inspect.signature(augment.ADA).parameters
+    named = [n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert named == list(augment.ADA_TRANSFORMS)
+    assert augment.ADA().multipliers == dict.fromkeys(augment.ADA_TRANSFORMS, 1.0)
+
+
+def test_a_zero_multiplier_turns_its_transform_off():
+    x = _images(10, (BATCH, 8, 8, 1))
+    off = dict.fromkeys(augment.ADA_TRANSFORMS, 0.0)
+    np.testing.assert_array_equal(_built(augment.ADA(initial_p=1.0, **off))(x, _rng()), x)
+    # Only x-flips, at p = 1: each image is itself or its mirror (up to the rounding of the
+    # colour transforms' identity), and this draw flips some.
+    flips = _built(augment.ADA(initial_p=1.0, **{**off, "xflip": 1.0}))(x, _rng()).numpy()
+    flipped = [np.allclose(out, x[i, :, ::-1], atol=1e-6) for i, out in enumerate(flips)]
+    kept = [np.allclose(out, x[i], atol=1e-6) for i, out in enumerate(flips)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped)
+    # Everything but quarter turns: a changed image, but not the default's.
+    everything = _built(augment.ADA(initial_p=1.0))(x, _rng()).numpy()
+    no_turns = _built(augment.ADA(initial_p=1.0, rotate90=0.0))(x, _rng()).numpy()
+    assert not np.array_equal(everything, no_turns) and not np.array_equal(no_turns, x)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), True, "1"])
+def test_ada_refuses_a_bad_multiplier(bad):
+    with pytest.raises(ValueError, match=r"ADA\.rotate multiplies p"):
+        augment.ADA(rotate=bad)
+
+
+def test_gin_sets_a_transform_multiplier():
+    parse("recommended_unconditional", "train.augment = @ADA()", "ADA.rotate90 = 0")
+    ada = config.train_setting("augment")
+    assert ada.multipliers == {**dict.fromkeys(augment.ADA_TRANSFORMS, 1.0), "rotate90": 0.0}
+    assert "rotate90=0.0" in repr(ada)
 
 
 def _observe(ada, signs_per_update):

@@ -9,6 +9,7 @@ import numpy as np
 from ganpipe.data.core import ImageArray
 from ganpipe.data.scaling import check_value_range, scale_uint8
 from ganpipe.lazy_tf import tf
+from ganpipe.validate import at_least
 
 
 def make_dataset(
@@ -148,8 +149,7 @@ def _check_dataset_arguments(
             f"dtype {array.dtype} and shape {array.shape}."
         )
     num_images = array.shape[0]
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive; got {batch_size}")
+    at_least("batch_size", batch_size, 1)
     if drop_remainder and batch_size > num_images:
         raise ValueError(
             f"batch_size {batch_size} is larger than the number of images ({num_images}); with "
@@ -157,8 +157,8 @@ def _check_dataset_arguments(
             "more images, or drop_remainder=False."
         )
     check_value_range(value_range)
-    if shuffle_buffer is not None and shuffle_buffer <= 0:
-        raise ValueError(f"shuffle_buffer must be positive or None; got {shuffle_buffer}")
+    if shuffle_buffer is not None:
+        at_least("shuffle_buffer", shuffle_buffer, 1, hint="None shuffles the whole data set.")
 
 
 def _training_labels(images: ImageArray | np.ndarray, with_labels: bool) -> np.ndarray | None:
@@ -191,8 +191,7 @@ def _check_training_arguments(
         repeat=False,
         prefetch=False,
     )
-    if start_batch < 0:
-        raise ValueError(f"start_batch must be >= 0, got {start_batch}.")
+    at_least("start_batch", start_batch, 0)
     if replicas < 1 or batch_size % replicas:
         raise ValueError(
             f"The global batch {batch_size} cannot be split over {replicas} replicas; use a "

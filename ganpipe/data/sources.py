@@ -17,6 +17,8 @@ from ganpipe.data import synthetic as synthetic_lib
 from ganpipe.data import tfds_source, transforms
 from ganpipe.data.core import DatasetNotFoundError, ImageArray
 from ganpipe.data.tfds_source import SourceUnavailable
+from ganpipe.registry import Registry
+from ganpipe.validate import at_least
 
 # Roots searched (after data_dir and $GANPIPE_IDX_DIR) for <root>/<IdxDataset.subdir>; Debian's
 # dataset-fashion-mnist package installs into /usr/share/datasets/fashion-mnist.
@@ -47,8 +49,16 @@ IDX_DATASETS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class _Request:
-    """Arguments of load_images as seen by a source loader."""
+class Request:
+    """Arguments of load_images as seen by a source loader.
+
+    Attributes:
+        argument: What follows the ':' of the source (``'cifar10'`` in ``'tfds:cifar10'``), or
+            None.
+        split, data_dir, image_size, channels, limit, num_synthetic, seed: load_images' own.
+            A loader may apply ``limit``, ``image_size`` and ``channels`` itself (to read less);
+            load_images applies whatever is left.
+    """
 
     argument: str | None
     split: str
@@ -61,15 +71,23 @@ class _Request:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Loaded:
+class Loaded:
+    """What a source loader returns.
+
+    Attributes:
+        images: uint8 images, ``(n, height, width, channels)``.
+        labels: Integer class labels ``(n,)``, or None.
+        source: Where the images came from, in words (logged, and kept in ``ImageArray``).
+    """
+
     images: np.ndarray
     labels: np.ndarray | None
     source: str
 
 
 @dataclasses.dataclass(frozen=True)
-class _Source:
-    """A registry entry.
+class Source:
+    """A ``SOURCES`` entry.
 
     Attributes:
         load: Loads the data for a request.
@@ -77,20 +95,20 @@ class _Source:
             for messages (e.g. "<TFDS name>").
     """
 
-    load: Callable[[_Request], _Loaded]
+    load: Callable[[Request], Loaded]
     argument: str | None = None
 
 
-def _load_idx_dataset(dataset: IdxDataset, request: _Request) -> _Loaded:
+def _load_idx_dataset(dataset: IdxDataset, request: Request) -> Loaded:
     """Tries TFDS (prepared), user IDX folders, TFDS download, then system IDX folders."""
     _check_idx_split(request.split)
     name = dataset.tfds_name
     user_dirs = _user_idx_dirs(dataset, request.data_dir)
     system_dirs = [os.path.join(root, dataset.subdir) for root in IDX_SEARCH_ROOTS]
-    attempts: list[tuple[str, Callable[[], _Loaded]]] = [
+    attempts: list[tuple[str, Callable[[], Loaded]]] = [
         (
             "TFDS, already prepared",
-            lambda: _Loaded(
+            lambda: Loaded(
                 *tfds_source.load_prepared(
                     name,
                     split=request.split,
@@ -104,7 +122,7 @@ def _load_idx_dataset(dataset: IdxDataset, request: _Request) -> _Loaded:
         ("IDX files in data_dir / $" + IDX_DIR_ENV_VAR, lambda: _first_idx_dir(user_dirs, request)),
         (
             "TFDS download",
-            lambda: _Loaded(
+            lambda: Loaded(
                 *tfds_source.download_and_load(
                     name,
                     split=request.split,
@@ -126,8 +144,8 @@ def _load_idx_dataset(dataset: IdxDataset, request: _Request) -> _Loaded:
 
 
 def _first_available(
-    what: str, attempts: list[tuple[str, Callable[[], _Loaded]]]
-) -> tuple[_Loaded | None, list[tuple[str, str]]]:
+    what: str, attempts: list[tuple[str, Callable[[], Loaded]]]
+) -> tuple[Loaded | None, list[tuple[str, str]]]:
     """Runs attempts in order until one does not raise SourceUnavailable, logging the path taken.
 
     Args:
@@ -160,7 +178,7 @@ def _user_idx_dirs(dataset: IdxDataset, data_dir: str | None) -> list[str]:
     return dirs
 
 
-def _first_idx_dir(dirs: list[str], request: _Request) -> _Loaded:
+def _first_idx_dir(dirs: list[str], request: Request) -> Loaded:
     for directory in dirs:
         if idx_lib.find_idx_files(directory, request.split) is not None:
             return _load_idx_dir(directory, request.split)
@@ -170,9 +188,9 @@ def _first_idx_dir(dirs: list[str], request: _Request) -> _Loaded:
     raise SourceUnavailable(f"no IDX files ({names}) in {', '.join(dirs)}")
 
 
-def _load_idx_dir(directory: str, split: str) -> _Loaded:
+def _load_idx_dir(directory: str, split: str) -> Loaded:
     images, labels = idx_lib.load_idx_split(directory, split)
-    return _Loaded(images, labels, f"IDX files in {directory}")
+    return Loaded(images, labels, f"IDX files in {directory}")
 
 
 def _not_found_message(dataset: IdxDataset, split: str, failures: list[tuple[str, str]]) -> str:
@@ -202,7 +220,7 @@ def _check_idx_split(split: str) -> None:
         raise ValueError(f"Unknown split {split!r}; IDX data sets have splits {IDX_SPLITS}.")
 
 
-def _load_idx_source(request: _Request) -> _Loaded:
+def _load_idx_source(request: Request) -> Loaded:
     _check_idx_split(request.split)
     if not request.data_dir:
         raise ValueError("source='idx' needs data_dir, the folder holding the IDX files.")
@@ -213,7 +231,7 @@ def _load_idx_source(request: _Request) -> _Loaded:
         raise DatasetNotFoundError(f"source='idx': {e}") from e
 
 
-def _load_tfds_source(request: _Request) -> _Loaded:
+def _load_tfds_source(request: Request) -> Loaded:
     name = request.argument
     kwargs = dict(split=request.split, image_size=request.image_size, limit=request.limit)
     dirs = [request.data_dir, None] if request.data_dir else [None]
@@ -222,11 +240,11 @@ def _load_tfds_source(request: _Request) -> _Loaded:
         [
             (
                 "TFDS, already prepared",
-                lambda: _Loaded(*tfds_source.load_prepared(name, data_dirs=dirs, **kwargs)),
+                lambda: Loaded(*tfds_source.load_prepared(name, data_dirs=dirs, **kwargs)),
             ),
             (
                 "TFDS download",
-                lambda: _Loaded(
+                lambda: Loaded(
                     *tfds_source.download_and_load(name, data_dir=request.data_dir, **kwargs)
                 ),
             ),
@@ -246,7 +264,7 @@ def _load_tfds_source(request: _Request) -> _Loaded:
 _LISTED_CLASSES = 10
 
 
-def _load_folder_source(request: _Request) -> _Loaded:
+def _load_folder_source(request: Request) -> Loaded:
     if not request.data_dir:
         raise ValueError(
             "source='folder' needs data_dir, the folder holding the image files. Set it with "
@@ -267,10 +285,10 @@ def _load_folder_source(request: _Request) -> _Loaded:
     else:
         source += ", no labels (no class subfolders)"
     logging.info("Loading folder: using %s", source)
-    return _Loaded(loaded.images, loaded.labels, source)
+    return Loaded(loaded.images, loaded.labels, source)
 
 
-def _load_synthetic_source(request: _Request) -> _Loaded:
+def _load_synthetic_source(request: Request) -> Loaded:
     size = request.image_size or (28, 28)
     channels = request.channels or 1
     count = min(request.num_synthetic, request.limit or request.num_synthetic)
@@ -279,23 +297,33 @@ def _load_synthetic_source(request: _Request) -> _Loaded:
     )
     source = f"synthetic shapes ({', '.join(synthetic_lib.SHAPE_CLASSES)}), seed {request.seed}"
     logging.info("Loading synthetic: using %s", source)
-    return _Loaded(images, labels, source)
+    return Loaded(images, labels, source)
 
 
-SOURCES: dict[str, _Source] = {
-    "fashion_mnist": _Source(functools.partial(_load_idx_dataset, IDX_DATASETS["fashion_mnist"])),
-    "mnist": _Source(functools.partial(_load_idx_dataset, IDX_DATASETS["mnist"])),
-    "idx": _Source(_load_idx_source),
-    "tfds": _Source(_load_tfds_source, argument="<TFDS name>"),
-    "folder": _Source(_load_folder_source),
-    "synthetic": _Source(_load_synthetic_source),
-}
+# The values of load_images' `source` (before any ':argument'). A new source: its loader
+# (Request -> Loaded) and its entry here, and a test in tests/data/.
+SOURCES = Registry(
+    "data source",
+    {
+        "fashion_mnist": Source(
+            functools.partial(_load_idx_dataset, IDX_DATASETS["fashion_mnist"])
+        ),
+        "mnist": Source(functools.partial(_load_idx_dataset, IDX_DATASETS["mnist"])),
+        "idx": Source(_load_idx_source),
+        "tfds": Source(_load_tfds_source, argument="<TFDS name>"),
+        "folder": Source(_load_folder_source),
+        "synthetic": Source(_load_synthetic_source),
+    },
+    base=Source,
+    instantiate=False,
+)
 
 
 def available_sources() -> tuple[str, ...]:
     """The accepted values of load_images' `source`, e.g. ("fashion_mnist", ..., "tfds:<name>")."""
     return tuple(
-        f"{name}:{spec.argument}" if spec.argument else name for name, spec in SOURCES.items()
+        f"{name}:{spec.argument}" if spec.argument else name
+        for name, spec in SOURCES.entries.items()
     )
 
 
@@ -335,7 +363,7 @@ def load_images(
     """
     spec, argument, image_size = _check_request(source, limit, image_size, channels)
     loaded = spec.load(
-        _Request(
+        Request(
             argument=argument or None,
             split=split,
             data_dir=data_dir,
@@ -354,28 +382,30 @@ def _check_request(
     limit: int | None,
     image_size: tuple[int, int] | None,
     channels: int | None,
-) -> tuple[_Source, str, tuple[int, int] | None]:
+) -> tuple[Source, str, tuple[int, int] | None]:
     """Validates load_images' arguments before any loading.
 
     Returns:
         (the source's registry entry, its ":argument" or "", the validated image_size).
     """
     kind, has_argument, argument = source.partition(":")
-    spec = SOURCES.get(kind)
     known = ", ".join(available_sources())
-    if spec is None:
-        raise ValueError(f"Unknown data source {source!r}; known sources: {known}.")
+    try:
+        spec = SOURCES[kind]
+    except ValueError as error:
+        with_argument = [name for name in available_sources() if ":" in name]
+        raise ValueError(f"{error} Written with an argument: {', '.join(with_argument)}.") from None
     if bool(spec.argument) != bool(has_argument and argument):
         raise ValueError(f"Data source {source!r} is malformed; known sources: {known}.")
-    if limit is not None and limit <= 0:
-        raise ValueError(f"limit must be positive or None; got {limit}")
+    if limit is not None:
+        at_least("load_images.limit", limit, 1, hint="None loads every image.")
     image_size = transforms.validate_image_size(image_size)
     transforms.validate_channels(channels)
     return spec, argument, image_size
 
 
 def _to_image_array(
-    loaded: _Loaded,
+    loaded: Loaded,
     *,
     limit: int | None,
     image_size: tuple[int, int] | None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ganpipe.validate import at_least
+
 SHAPE_CLASSES = ("rectangle", "disc", "triangle")
 
 
@@ -24,8 +26,7 @@ def make_shapes(
     Returns:
         (images uint8 (num, H, W, channels), labels int64 (num,)).
     """
-    if num <= 0:
-        raise ValueError(f"num_synthetic must be positive; got {num}")
+    at_least("num_synthetic", num, 1)
     height, width = image_size
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, len(SHAPE_CLASSES), size=num).astype(np.int64)

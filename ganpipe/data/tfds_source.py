@@ -8,7 +8,6 @@ and `load_prepared` to take TFDS out of the picture.
 from __future__ import annotations
 
 import importlib.util
-
 import os
 import socket
 import threading

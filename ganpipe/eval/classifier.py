@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import types
 
 import keras
 import numpy as np
+
+from ganpipe.registry import Registry
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 FEATURE_LAYER = "features"
@@ -96,35 +97,41 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-# Released evaluators, by name (<data set>-v<version>). Add an entry (and bump `version`) with
-# every retraining; numbers from two versions are not comparable.
-EVALUATORS: types.MappingProxyType = types.MappingProxyType(
-    {
-        # python -m ganpipe.eval.train_classifier --data_set=fashion_mnist --epochs=8 (seed 0,
-        # batch 128, Adam 2e-3 cosine-decayed, flips and one-pixel shifts; TF 2.21, Keras 3.15;
-        # 1,116 s on 2 CPU cores). Its card: weights/fashion_mnist-v1.json.
-        "fashion_mnist-v1": EvaluatorSpec(
-            data_set="fashion_mnist",
-            version=1,
-            weights_file="fashion_mnist-v1.weights.h5",
-            sha256="59f6ece39947102ed68a85ec5c0da1563f00d2cf94fdad0dd543f71cf1fa2dcb",
-            test_accuracy=0.9252,
-        ),
-        # python -m ganpipe.eval.train_classifier --data_set=fashion_mnist --version=2
-        # --negatives=0.2 --epochs=6: v1's architecture and recipe, 6 epochs, plus an 11th class
-        # of 12,000 synthetic "not a garment" images (ganpipe/eval/negatives.py; 542 s on 2 CPU
-        # cores). 92.02% on the 10,000 test garments (a garment put in class 10 counts wrong),
-        # 96.35% on 2,000 held-out negatives. Card: weights/fashion_mnist-v2.json.
-        "fashion_mnist-v2": EvaluatorSpec(
-            data_set="fashion_mnist",
-            version=2,
-            weights_file="fashion_mnist-v2.weights.h5",
-            sha256="68273ec94237a5358f959b738c5d90a43474d79844a1bf6c0043fe89461d2266",
-            test_accuracy=0.9202,
-            num_classes=11,
-            negative_class=True,
-        ),
-    }
+# Released evaluators, by name (<data set>-v<version>); a data set's name alone means its newest.
+# Add an entry (and bump `version`) with every retraining, and point the data set's alias at it;
+# numbers from two versions are not comparable.
+_RELEASED = (
+    # python -m ganpipe.eval.train_classifier --data_set=fashion_mnist --epochs=8 (seed 0,
+    # batch 128, Adam 2e-3 cosine-decayed, flips and one-pixel shifts; TF 2.21, Keras 3.15;
+    # 1,116 s on 2 CPU cores). Its card: weights/fashion_mnist-v1.json.
+    EvaluatorSpec(
+        data_set="fashion_mnist",
+        version=1,
+        weights_file="fashion_mnist-v1.weights.h5",
+        sha256="59f6ece39947102ed68a85ec5c0da1563f00d2cf94fdad0dd543f71cf1fa2dcb",
+        test_accuracy=0.9252,
+    ),
+    # python -m ganpipe.eval.train_classifier --data_set=fashion_mnist --version=2
+    # --negatives=0.2 --epochs=6: v1's architecture and recipe, 6 epochs, plus an 11th class
+    # of 12,000 synthetic "not a garment" images (ganpipe/eval/negatives.py; 542 s on 2 CPU
+    # cores). 92.02% on the 10,000 test garments (a garment put in class 10 counts wrong),
+    # 96.35% on 2,000 held-out negatives. Card: weights/fashion_mnist-v2.json.
+    EvaluatorSpec(
+        data_set="fashion_mnist",
+        version=2,
+        weights_file="fashion_mnist-v2.weights.h5",
+        sha256="68273ec94237a5358f959b738c5d90a43474d79844a1bf6c0043fe89461d2266",
+        test_accuracy=0.9202,
+        num_classes=11,
+        negative_class=True,
+    ),
+)
+EVALUATORS = Registry(
+    "pinned evaluator",
+    {spec.name: spec for spec in _RELEASED},
+    aliases={"fashion_mnist": "fashion_mnist-v2"},
+    base=EvaluatorSpec,
+    instantiate=False,
 )
 
 
@@ -177,21 +184,16 @@ class Evaluator:
         return np.concatenate(features), np.concatenate(probabilities)
 
 
-# A data set's name alone means its newest evaluator.
-DEFAULTS: types.MappingProxyType = types.MappingProxyType({"fashion_mnist": "fashion_mnist-v2"})
-
-
 def spec_for(name: str) -> EvaluatorSpec:
     """The spec for an evaluator name (``fashion_mnist-v1``) or a data set's name (its newest
     evaluator); raises ValueError naming the ones that exist."""
-    key = DEFAULTS.get(name, name)
-    if key not in EVALUATORS:
+    try:
+        return EVALUATORS[name]
+    except ValueError as error:
         raise ValueError(
-            f"No pinned evaluator {name!r}. Shipped evaluators: "
-            f"{', '.join(sorted({*EVALUATORS, *DEFAULTS})) or 'none'} (a data set's name alone "
-            "is its newest). Train one with `python -m ganpipe.eval.train_classifier`."
-        )
-    return EVALUATORS[key]
+            f"{error} A data set's name alone means its newest evaluator. Train one with "
+            "`python -m ganpipe.eval.train_classifier`."
+        ) from None
 
 
 def load_evaluator(name: str, weights_path: str | None = None) -> Evaluator:

@@ -21,6 +21,8 @@ import dataclasses
 
 import numpy as np
 
+from ganpipe.validate import at_least
+
 __all__ = [
     "class_coverage",
     "classifier_score",
@@ -88,13 +90,6 @@ def _same_width(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
             f"{name_a} and {name_b} must have the same number of features (columns), got "
             f"{a.shape[1]} and {b.shape[1]}: were they extracted by the same network layer?"
         )
-
-
-def _positive_int(name: str, value, *, minimum: int = 1) -> int:
-    # bool is an int subclass; num_subsets=True is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,8 +280,8 @@ def kernel_inception_distance(
     a = _features("features_a", features_a)
     b = _features("features_b", features_b)
     _same_width("features_a", a, "features_b", b)
-    num_subsets = _positive_int("num_subsets", num_subsets)
-    subset_size = _positive_int("subset_size", subset_size, minimum=2)
+    num_subsets = at_least("num_subsets", num_subsets, 1)
+    subset_size = at_least("subset_size", subset_size, 2)
     m = min(subset_size, a.shape[0], b.shape[0])
     rng = np.random.default_rng(seed)
     estimates = np.empty(num_subsets)
@@ -338,7 +333,7 @@ def classifier_score(probabilities: np.ndarray, *, splits: int = 10) -> tuple[fl
             f"Each row of probabilities must sum to 1 (a row sums to {worst:.6g}): pass softmax "
             "outputs, not logits."
         )
-    splits = _positive_int("splits", splits)
+    splits = at_least("splits", splits, 1)
     if splits > p.shape[0]:
         raise ValueError(f"splits must be <= the number of samples ({p.shape[0]}), got {splits}.")
     log_p = np.log(np.maximum(p, _LOG_EPSILON))
@@ -397,7 +392,7 @@ def class_coverage(
             ``num_classes``, ``min_fraction`` or ``smoothing``, or a reference of the wrong
             length, with negative values or summing to 0.
     """
-    num_classes = _positive_int("num_classes", num_classes)
+    num_classes = at_least("num_classes", num_classes, 1)
     classes = _class_indices(predicted_classes, num_classes)
     min_fraction = _coverage_threshold(min_fraction, num_classes)
     _check_smoothing(smoothing)
@@ -576,8 +571,8 @@ def precision_recall(
             ``batch_size``.
     """
     fake = _features("fake_features", fake_features)
-    k = _positive_int("k", k)
-    batch_size = _positive_int("batch_size", batch_size)
+    k = at_least("k", k, 1)
+    batch_size = at_least("batch_size", batch_size, 1)
     _check_has_kth_neighbour(k, fake_features=fake)
     real_manifold = _checked_manifold(real_features, real_manifold, fake, k, batch_size)
     real, real_norms = real_manifold.points, real_manifold.norms
@@ -634,8 +629,8 @@ def manifold(
             of the wrong shape.
     """
     real = _features("real_features", real_features)
-    k = _positive_int("k", k)
-    batch_size = _positive_int("batch_size", batch_size)
+    k = at_least("k", k, 1)
+    batch_size = at_least("batch_size", batch_size, 1)
     _check_has_kth_neighbour(k, real_features=real)
     # Centring shrinks the norms, and with them the expansion's cancellation error.
     center = real.mean(axis=0)

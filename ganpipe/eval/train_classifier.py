@@ -5,7 +5,7 @@
 Trains ``build_classifier`` on the train split (seeded, Adam, a fixed number of epochs), measures
 accuracy on the full test split, writes ``<data_set>-v<version>.weights.h5`` into --output_dir
 (default: the package's weights folder) and prints its SHA-256 and accuracy: copy them into
-``EVALUATORS`` in ganpipe/eval/classifier.py.
+an ``EvaluatorSpec`` of ``_RELEASED`` in ganpipe/eval/classifier.py.
 """
 
 from __future__ import annotations

@@ -1,19 +1,21 @@
 """Keras 3 layer blocks, addressed by name from gin block specs.
 
 A block spec is a dict such as ``{'block': 'conv', 'filters': 64, 'kernel_size': 5}``. The ``block``
-key names an entry of ``BLOCKS``; the other keys are that block's keyword arguments. Every block
-builder returns a list of Keras layers. Only ``keras`` and ``keras.ops`` are used here, so the
-blocks run under any Keras backend (TensorFlow, JAX, PyTorch).
+key names an entry of the ``BLOCKS`` registry (a ``Block``); the other keys are that block's
+keyword arguments, checked against its builder's signature. Every block builder returns a list of
+Keras layers. Only ``keras`` and ``keras.ops`` are used here, so the blocks run under any Keras
+backend (TensorFlow, JAX, PyTorch).
 
-Layers that take weights (``dense``, ``conv``, ``conv_transpose``) receive the factory's default
-kernel and bias initializers unless the spec names its own, and accept ``spectral_norm=True``, which
-wraps them in ``keras.layers.SpectralNormalization`` (Miyato et al., 2018).
+Weighted blocks (``Block.weighted``: ``dense``, ``conv``, ``conv_transpose`` and the residual
+blocks) receive the factory's default kernel and bias initializers unless the spec names its own,
+and accept ``spectral_norm=True``, which wraps their kernels in
+``keras.layers.SpectralNormalization`` (Miyato et al., 2018).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +23,7 @@ import keras
 from keras import ops
 
 from ganpipe.models import moments
+from ganpipe.registry import Registry
 
 BlockSpec = Mapping[str, Any]
 Initializer = Any
@@ -111,62 +114,141 @@ class SyncBatchNorm(keras.layers.BatchNormalization):
         return moments.all_reduced_moments(inputs, context, self._reduction_axes)
 
 
-def _batch_norm(spec, kernel_initializer, bias_initializer):
-    del kernel_initializer, bias_initializer
-    if spec.pop("synchronized", False):
-        return [SyncBatchNorm(**spec)]
-    return [keras.layers.BatchNormalization(**spec)]
+@dataclasses.dataclass(frozen=True)
+class Initializers:
+    """A model's default initializers, as factories: each weighted layer calls them for fresh
+    instances of its own (a Keras initializer instance fixes its seed when made, so two layers
+    sharing one would start with equal weights).
+
+    Attributes:
+        kernel: Makes the default kernel initializer.
+        bias: Makes the default bias initializer.
+    """
+
+    kernel: Callable[[], Initializer]
+    bias: Callable[[], Initializer]
 
 
-_batch_norm.layer_cls = keras.layers.BatchNormalization
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A ``BLOCKS`` entry: how a block name turns into layers.
+
+    Attributes:
+        build: ``build(init, /, **arguments) -> list of layers``. ``init`` is the model's
+            ``Initializers``; the keyword arguments are the spec's keys other than ``'block'``. Its
+            signature is what the block accepts: a spec passing anything else is refused, and a
+            keyword parameter without a default is required.
+        weighted: The block holds kernels. It must then take ``spectral_norm`` (True wraps its
+            kernels in ``keras.layers.SpectralNormalization``), and
+            ``build_critic.spectral_norm = True`` sets that on every spec of it that does not
+            set it itself.
+    """
+
+    build: Callable[..., list]
+    weighted: bool = False
+
+    def __post_init__(self):
+        if self.weighted and "spectral_norm" not in self.arguments:
+            raise ValueError(
+                f"The weighted block builder {self.build!r} must take a `spectral_norm` keyword "
+                "argument (build_critic.spectral_norm sets it)."
+            )
+
+    def _parameters(self) -> list[inspect.Parameter]:
+        parameters = list(inspect.signature(self.build).parameters.values())[1:]
+        plain = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [p for p in parameters if p.kind in plain]
+
+    @property
+    def arguments(self) -> frozenset[str]:
+        """The spec keys this block accepts (read off ``build``'s signature)."""
+        return frozenset(p.name for p in self._parameters())
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The spec keys this block needs (``build``'s keyword parameters without a default)."""
+        return tuple(p.name for p in self._parameters() if p.default is inspect.Parameter.empty)
+
+
+def _layer_signature(layer_cls, *extra: inspect.Parameter) -> inspect.Signature:
+    """``(init, /, *, <the layer's own arguments>, <Keras' base-layer arguments>, *extra)``: the
+    signature of a block that makes one ``layer_cls``."""
+    parameters = [inspect.Parameter("init", inspect.Parameter.POSITIONAL_ONLY)]
+    seen = {p.name for p in extra}
+    for cls in (layer_cls, keras.layers.Layer):
+        for p in inspect.signature(cls.__init__).parameters.values():
+            if p.name == "self" or p.name in seen or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            seen.add(p.name)
+            parameters.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+    return inspect.Signature([*parameters, *extra])
+
+
+def _keyword(name: str, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
 
 
 def _weighted(
     layer_cls: type[keras.layers.Layer],
-    spec: dict[str, Any],
-    kernel_initializer: Callable[[], Initializer],
-    bias_initializer: Callable[[], Initializer],
-) -> list[keras.layers.Layer]:
-    """Builds a layer with weights, giving it fresh default initializers and optional SN."""
-    spectral_norm = spec.pop("spectral_norm", False)
-    power_iterations = spec.pop("power_iterations", 1)
-    spec.setdefault("kernel_initializer", kernel_initializer())
-    spec.setdefault("bias_initializer", bias_initializer())
-    layer = layer_cls(**spec)
+    init: Initializers,
+    arguments: dict[str, Any],
+    spectral_norm: bool = False,
+    power_iterations: int = 1,
+) -> keras.layers.Layer:
+    """A layer with weights, given fresh default initializers and optional SN."""
+    arguments.setdefault("kernel_initializer", init.kernel())
+    arguments.setdefault("bias_initializer", init.bias())
+    layer = layer_cls(**arguments)
     if spectral_norm:
         layer = keras.layers.SpectralNormalization(layer, power_iterations=power_iterations)
-    return [layer]
+    return layer
 
 
-def _make_weighted(layer_cls):
-    def builder(spec, kernel_initializer, bias_initializer):
-        return _weighted(layer_cls, spec, kernel_initializer, bias_initializer)
+def _weighted_layer(layer_cls) -> Block:
+    """A block of one weighted Keras layer; takes the layer's arguments and spectral norm's."""
 
-    builder.layer_cls = layer_cls
-    return builder
+    def build(init, /, *, spectral_norm=False, power_iterations=1, **arguments):
+        return [_weighted(layer_cls, init, arguments, spectral_norm, power_iterations)]
 
-
-def _make_plain(layer_cls, rename: Mapping[str, str] | None = None):
-    def builder(spec, kernel_initializer, bias_initializer):
-        del kernel_initializer, bias_initializer
-        for old, new in (rename or {}).items():
-            if old in spec:
-                spec[new] = spec.pop(old)
-        return [layer_cls(**spec)]
-
-    builder.layer_cls = layer_cls
-    return builder
+    build.__signature__ = _layer_signature(
+        layer_cls, _keyword("spectral_norm", False), _keyword("power_iterations", 1)
+    )
+    return Block(build, weighted=True)
 
 
-def _activation(spec, kernel_initializer, bias_initializer):
-    del kernel_initializer, bias_initializer
-    name = spec.pop("activation")
-    if name == "leaky_relu" and "negative_slope" in spec:
-        return [keras.layers.LeakyReLU(negative_slope=spec.pop("negative_slope"), **spec)]
-    return [keras.layers.Activation(name, **spec)]
+def _plain_layer(layer_cls) -> Block:
+    """A block of one Keras layer without default initializers; takes the layer's arguments."""
+
+    def build(init, /, **arguments):
+        del init
+        return [layer_cls(**arguments)]
+
+    build.__signature__ = _layer_signature(layer_cls)
+    return Block(build)
 
 
-_activation.layer_cls = keras.layers.Activation
+def _batch_norm(init, /, *, synchronized=False, **arguments):
+    del init
+    return [(SyncBatchNorm if synchronized else keras.layers.BatchNormalization)(**arguments)]
+
+
+_batch_norm.__signature__ = _layer_signature(keras.layers.BatchNormalization)
+
+
+def _activation(init, /, *, activation, negative_slope=None, **arguments):
+    del init
+    if negative_slope is not None:
+        if activation != "leaky_relu":
+            raise ValueError(
+                f"negative_slope is an argument of 'leaky_relu', not of {activation!r}."
+            )
+        return [keras.layers.LeakyReLU(negative_slope=negative_slope, **arguments)]
+    return [keras.layers.Activation(activation, **arguments)]
+
+
+_activation.__signature__ = _layer_signature(
+    keras.layers.Activation, _keyword("negative_slope", None)
+)
 
 
 class Residual:
@@ -198,32 +280,19 @@ class Residual:
         return [*self.main, *self.shortcut]
 
 
-def _required(spec, key: str, block: str):
-    if key not in spec:
-        raise ValueError(
-            f"Block {block!r} needs {key!r}, e.g. {{'block': {block!r}, {key!r}: 64}}."
-        )
-    return spec.pop(key)
-
-
-def _conv_factory(spec, kernel_initializer, bias_initializer):
-    spectral = spec.pop("spectral_norm", False)
-
+def _conv_factory(init: Initializers, spectral_norm: bool):
     def conv(filters, kernel_size, **kwargs):
         args = {"filters": filters, "kernel_size": kernel_size, "padding": "same", **kwargs}
-        return _weighted(keras.layers.Conv2D, {**args, "spectral_norm": spectral},
-                         kernel_initializer, bias_initializer)[0]  # fmt: skip
+        return _weighted(keras.layers.Conv2D, init, args, spectral_norm)
 
     return conv
 
 
-def _res_up(spec, kernel_initializer, bias_initializer):
+def _res_up(init, /, *, filters, synchronized=False, spectral_norm=False, name=None):
     """SNGAN/BigGAN generator block (Miyato et al., 2018, appendix; Brock et al., 2019): main
     BN -> ReLU -> 2x nearest upsampling -> 3x3 conv -> BN -> ReLU -> 3x3 conv; shortcut 2x
     upsampling -> 1x1 conv."""
-    filters = _required(spec, "filters", "res_up")
-    synchronized = spec.pop("synchronized", False)
-    conv = _conv_factory(spec, kernel_initializer, bias_initializer)
+    conv = _conv_factory(init, spectral_norm)
 
     def norm():
         return SyncBatchNorm() if synchronized else keras.layers.BatchNormalization()
@@ -231,78 +300,65 @@ def _res_up(spec, kernel_initializer, bias_initializer):
     relu = keras.layers.Activation
     main = [norm(), relu("relu"), keras.layers.UpSampling2D(2), conv(filters, 3), norm(),
             relu("relu"), conv(filters, 3)]  # fmt: skip
-    return [Residual(main, [keras.layers.UpSampling2D(2), conv(filters, 1)], spec.get("name"))]
+    return [Residual(main, [keras.layers.UpSampling2D(2), conv(filters, 1)], name)]
 
 
-_res_up.arguments = {"filters", "synchronized", "spectral_norm", "name"}
-
-
-def _res_down(spec, kernel_initializer, bias_initializer):
+def _res_down(init, /, *, filters, first=False, down=True, spectral_norm=False, name=None):
     """SNGAN critic block (Miyato et al., 2018, appendix): main ReLU -> 3x3 conv -> ReLU -> 3x3
     conv -> 2x2 average pooling; shortcut 1x1 conv -> pooling. ``first``: the block that reads
     the image (no ReLU before its first conv; shortcut pooling -> 1x1 conv). ``down=False``:
     no pooling."""
-    filters = _required(spec, "filters", "res_down")
-    first, down = spec.pop("first", False), spec.pop("down", True)
-    conv = _conv_factory(spec, kernel_initializer, bias_initializer)
+    conv = _conv_factory(init, spectral_norm)
     pool = [keras.layers.AveragePooling2D(2)] if down else []
     relu = keras.layers.Activation
     main = ([] if first else [relu("relu")]) + [conv(filters, 3), relu("relu"), conv(filters, 3)]
     shortcut = pool + [conv(filters, 1)] if first else [conv(filters, 1)] + pool
-    return [Residual(main + pool, shortcut, spec.get("name"))]
+    return [Residual(main + pool, shortcut, name)]
 
 
-_res_down.arguments = {"filters", "first", "down", "spectral_norm", "name"}
-
-
-def _r3_res(spec, kernel_initializer, bias_initializer):
+def _r3_res(init, /, *, filters, expansion=2, groups=1, spectral_norm=False, name=None):
     """R3GAN's normalization-free residual block (Huang et al., 2024, "The GAN is dead; long live
     the GAN!", section 4): identity shortcut; main 1x1 conv to ``filters * expansion`` -> leaky
     ReLU 0.2 -> 3x3 conv (``groups``) -> leaky ReLU 0.2 -> 1x1 conv back to ``filters``, whose
     kernel starts at zero (their fix-up initialization: every block starts as the identity). No
     normalization. ``filters`` must equal the input's channels; change width or resolution
     between blocks with 'conv' (1x1) and 'upsample'/'avg_pool' blocks (R3GAN's transitions)."""
-    filters, expansion = _required(spec, "filters", "r3_res"), spec.pop("expansion", 2)
-    groups = spec.pop("groups", 1)
-    conv = _conv_factory(spec, kernel_initializer, bias_initializer)
+    conv = _conv_factory(init, spectral_norm)
     width = int(filters) * int(expansion)
     main = [
         conv(width, 1), keras.layers.LeakyReLU(negative_slope=0.2),
         conv(width, 3, groups=groups), keras.layers.LeakyReLU(negative_slope=0.2),
         conv(filters, 1, use_bias=False, kernel_initializer="zeros"),
     ]  # fmt: skip
-    return [Residual(main, (), spec.get("name"))]
+    return [Residual(main, (), name)]
 
 
-_r3_res.arguments = {"filters", "expansion", "groups", "spectral_norm", "name"}
-
-# name -> builder(spec, kernel_initializer, bias_initializer) -> list of layers. The one place a
-# block name is turned into layers.
-BLOCKS: Mapping[str, Callable[..., list]] = types.MappingProxyType(
+# The one place a block name is turned into layers. A new block: its builder above, its entry
+# here (weighted=True if it holds kernels), and a spec for it in tests/models/test_blocks.py.
+BLOCKS = Registry(
+    "block",
     {
-        "dense": _make_weighted(keras.layers.Dense),
-        "conv": _make_weighted(keras.layers.Conv2D),
-        "conv_transpose": _make_weighted(keras.layers.Conv2DTranspose),
-        "batch_norm": _batch_norm,
-        "layer_norm": _make_plain(keras.layers.LayerNormalization),
-        "activation": _activation,
-        "reshape": _make_plain(keras.layers.Reshape),
-        "flatten": _make_plain(keras.layers.Flatten),
-        "max_pool": _make_plain(keras.layers.MaxPooling2D),
-        "avg_pool": _make_plain(keras.layers.AveragePooling2D),
-        "global_avg_pool": _make_plain(keras.layers.GlobalAveragePooling2D),
-        "upsample": _make_plain(keras.layers.UpSampling2D),
-        "dropout": _make_plain(keras.layers.Dropout),
-        "minibatch_stddev": _make_plain(MinibatchStddev),
-        "pixel_norm": _make_plain(PixelNorm),
-        "res_up": _res_up,
-        "res_down": _res_down,
-        "r3_res": _r3_res,
-    }
-)
-# Alternative spellings users reach for first.
-_ALIASES = types.MappingProxyType(
-    {
+        "dense": _weighted_layer(keras.layers.Dense),
+        "conv": _weighted_layer(keras.layers.Conv2D),
+        "conv_transpose": _weighted_layer(keras.layers.Conv2DTranspose),
+        "batch_norm": Block(_batch_norm),
+        "layer_norm": _plain_layer(keras.layers.LayerNormalization),
+        "activation": Block(_activation),
+        "reshape": _plain_layer(keras.layers.Reshape),
+        "flatten": _plain_layer(keras.layers.Flatten),
+        "max_pool": _plain_layer(keras.layers.MaxPooling2D),
+        "avg_pool": _plain_layer(keras.layers.AveragePooling2D),
+        "global_avg_pool": _plain_layer(keras.layers.GlobalAveragePooling2D),
+        "upsample": _plain_layer(keras.layers.UpSampling2D),
+        "dropout": _plain_layer(keras.layers.Dropout),
+        "minibatch_stddev": _plain_layer(MinibatchStddev),
+        "pixel_norm": _plain_layer(PixelNorm),
+        "res_up": Block(_res_up, weighted=True),
+        "res_down": Block(_res_down, weighted=True),
+        "r3_res": Block(_r3_res, weighted=True),
+    },
+    # Alternative spellings users reach for first.
+    aliases={
         "conv2d": "conv",
         "conv2d_transpose": "conv_transpose",
         "deconv": "conv_transpose",
@@ -311,41 +367,10 @@ _ALIASES = types.MappingProxyType(
         "maxpool": "max_pool",
         "max_pooling": "max_pool",
         "linear": "dense",
-    }
+    },
+    base=Block,
+    instantiate=False,
 )
-
-
-def canonical_name(name: str) -> str:
-    """A block name with aliases resolved (``'BatchNorm'`` -> ``'batch_norm'``)."""
-    key = name.lower()
-    return _ALIASES.get(key, key)
-
-
-def known_blocks() -> list[str]:
-    """Sorted names of every block, aliases included."""
-    return sorted({*BLOCKS, *_ALIASES})
-
-
-def _accepted_arguments(builder) -> set[str] | None:
-    if hasattr(builder, "arguments"):
-        return set(builder.arguments)
-    layer_cls = getattr(builder, "layer_cls", None)
-    if layer_cls is None:
-        return None
-    names: set[str] = set()
-    for cls in inspect.getmro(layer_cls):
-        if cls is object:
-            break
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters
-        names.update(p for p in params if p not in ("self", "kwargs", "args"))
-    # Base-layer keyword arguments every Keras layer accepts.
-    names.update({"name", "dtype", "trainable", "spectral_norm", "power_iterations"})
-    if builder is _activation:
-        names.add("negative_slope")
-    return names
 
 
 def build_block(
@@ -365,8 +390,8 @@ def build_block(
         The layers, in order.
 
     Raises:
-        ValueError: the spec has no ``block`` key, names an unknown block, or passes an argument
-            the block does not take.
+        ValueError: the spec has no ``block`` key, names an unknown block, passes an argument
+            the block does not take or leaves out one it needs.
     """
     if not isinstance(spec, Mapping) or "block" not in spec:
         raise ValueError(
@@ -375,20 +400,15 @@ def build_block(
         )
     args = dict(spec)
     name = str(args.pop("block"))
-    key = name.lower()
-    key = _ALIASES.get(key, key)
-    if key not in BLOCKS:
-        raise ValueError(f"Unknown block {name!r}. Known blocks: {', '.join(known_blocks())}.")
-    builder = BLOCKS[key]
-    accepted = _accepted_arguments(builder)
-    if accepted is not None:
-        unknown = sorted(set(args) - accepted)
-        if unknown:
-            raise ValueError(
-                f"Block {name!r} does not take argument(s) {unknown}. It takes: "
-                f"{', '.join(sorted(accepted))}."
-            )
-    return builder(args, kernel_initializer, bias_initializer)
+    block = BLOCKS[name]
+    takes = f"It takes: {', '.join(sorted(block.arguments))}."
+    unknown = sorted(set(args) - block.arguments)
+    if unknown:
+        raise ValueError(f"Block {name!r} does not take argument(s) {unknown}. {takes}")
+    missing = [key for key in block.required if key not in args]
+    if missing:
+        raise ValueError(f"Block {name!r} needs {', '.join(map(repr, missing))}. {takes}")
+    return block.build(Initializers(kernel_initializer, bias_initializer), **args)
 
 
 def build_blocks(

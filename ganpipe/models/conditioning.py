@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import ops
 
+from ganpipe import validate
 from ganpipe.registry import Registry
 
 LABEL_DTYPE = "int32"
@@ -100,14 +101,12 @@ class Conditioning:
     def __init__(self, embedding_dim: int | None = None):
         if embedding_dim is not None and self.fixed_width is not None:
             raise ValueError(self.fixed_width)
-        if embedding_dim is not None and (
-            not isinstance(embedding_dim, int)
-            or isinstance(embedding_dim, bool)
-            or embedding_dim < 1
-        ):
-            raise ValueError(
-                f"The {self.name} conditioning's embedding_dim must be None (one-hot) or an "
-                f"integer >= 1, got {embedding_dim!r}."
+        if embedding_dim is not None:
+            validate.at_least(
+                f"The {self.name} conditioning's embedding_dim",
+                embedding_dim,
+                1,
+                hint="None (the default) codes the label one-hot.",
             )
         self.embedding_dim = embedding_dim
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from ganpipe import validate
 from ganpipe.models import blocks as blocks_lib
 from ganpipe.models import conditioning as conditioning_lib
 
@@ -95,30 +96,32 @@ def _conditioning(owner: str, registry, conditioning, num_classes):
             "train.num_classes (the trainer passes it to the model factories), or set "
             f"{owner}.conditioning = None."
         )
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}.")
+    validate.at_least("train.num_classes", num_classes, 1)
     return registry.get(conditioning)
 
 
+def _block_of(spec) -> blocks_lib.Block | None:
+    """The ``BLOCKS`` entry a spec names, or None where build_blocks will explain what is wrong
+    with the spec."""
+    if not isinstance(spec, Mapping) or str(spec.get("block")) not in blocks_lib.BLOCKS:
+        return None
+    return blocks_lib.BLOCKS[str(spec["block"])]
+
+
 def _synchronized(spec):
-    """The spec with ``synchronized=True`` if it is a batch-norm block that does not set it."""
-    if not isinstance(spec, Mapping) or "block" not in spec:
-        return spec  # build_blocks explains what is wrong with it.
-    if blocks_lib.canonical_name(str(spec["block"])) not in ("batch_norm", "res_up"):
+    """The spec with ``synchronized=True`` if its block takes that (batch norm, or a block with
+    batch norm inside) and it does not set it."""
+    block = _block_of(spec)
+    if block is None or "synchronized" not in block.arguments:
         return spec
     return {"synchronized": True, **spec}
 
 
-# Blocks that hold a kernel, which spectral normalisation can wrap (every kernel of a residual
-# block).
-WEIGHTED_BLOCKS = ("dense", "conv", "conv_transpose", "res_up", "res_down", "r3_res")
-
-
 def _spectral(spec):
-    """The spec with ``spectral_norm=True`` if it is a weighted block that does not set it."""
-    if not isinstance(spec, Mapping) or "block" not in spec:
-        return spec  # build_blocks explains what is wrong with it.
-    if blocks_lib.canonical_name(str(spec["block"])) not in WEIGHTED_BLOCKS:
+    """The spec with ``spectral_norm=True`` if it is a weighted block (``Block.weighted``: it
+    holds kernels, every kernel of a residual block included) that does not set it."""
+    block = _block_of(spec)
+    if block is None or not block.weighted:
         return spec
     return {"spectral_norm": True, **spec}
 
@@ -144,8 +147,8 @@ def build_generator(
         sync_batch_norm: Under a multi-replica strategy, batch-norm layers normalise with the
             statistics of the whole global batch (all-reduced every call) instead of each
             replica's share (Keras ``BatchNormalization(synchronized=True)``). Applies to every
-            ``batch_norm`` block that does not set ``synchronized`` itself. No effect on one
-            replica.
+            block that takes ``synchronized`` (``batch_norm``, ``res_up``) and does not set it
+            itself. No effect on one replica.
         conditioning: None (unconditional: the model takes noise only), or a
             ``GENERATOR_CONDITIONINGS`` name, config dict or instance (``'concat'``): the model
             then takes ``[noise, labels]``. See ``ganpipe.models.conditioning``.
@@ -156,8 +159,7 @@ def build_generator(
     Returns:
         A functional ``keras.Model``.
     """
-    if int(latent_dim) <= 0:
-        raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}.")
+    latent_dim = validate.at_least("build_generator.latent_dim", latent_dim, 1)
     conditioner = _conditioning(
         "build_generator", conditioning_lib.GENERATOR_CONDITIONINGS, conditioning, num_classes
     )
@@ -196,13 +198,14 @@ def build_critic(
         sync_batch_norm: Under a multi-replica strategy, batch-norm layers normalise with the
             statistics of the whole global batch (all-reduced every call) instead of each
             replica's share (Keras ``BatchNormalization(synchronized=True)``). Applies to every
-            ``batch_norm`` block that does not set ``synchronized`` itself. No effect on one
-            replica.
-        spectral_norm: Wrap every weighted block (dense, conv, conv_transpose) that does not set
-            ``spectral_norm`` itself in ``keras.layers.SpectralNormalization`` (Miyato et al.,
-            2018; SNGAN). Keras' wrapper divides the kernel by its largest singular value,
-            estimated by one power iteration per training-mode call, and writes the result back
-            into the kernel variable before the layer uses it.
+            block that takes ``synchronized`` (``batch_norm``, ``res_up``) and does not set it
+            itself. No effect on one replica.
+        spectral_norm: Wrap every weighted block (``Block.weighted``: dense, conv,
+            conv_transpose, the residual blocks) that does not set ``spectral_norm`` itself in
+            ``keras.layers.SpectralNormalization`` (Miyato et al., 2018; SNGAN). Keras' wrapper
+            divides the kernel by its largest singular value, estimated by one power iteration
+            per training-mode call, and writes the result back into the kernel variable before
+            the layer uses it.
         output_activation: An activation applied to the score after the last block, e.g.
             ``'sigmoid'`` to reproduce a probability-valued critic under the Wasserstein loss (the
             GAN-to-WGAN ladder's "no output sigmoid" rung). The trainer refuses a sigmoid-ended
@@ -286,11 +289,6 @@ ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 def latent_dim(generator: keras.Model) -> int:
     """The size of a generator's noise input (its first input when it also takes labels)."""
     return int(generator.inputs[0].shape[-1])
-
-
-def is_conditional(model: keras.Model) -> bool:
-    """Whether the model takes labels as a second input (a class-conditional model)."""
-    return len(model.inputs) == 2
 
 
 def output_range(model: keras.Model) -> tuple[float, float] | None:

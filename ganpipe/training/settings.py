@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ganpipe import validate
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 NON_FINITE_POLICIES = ("stop", "skip")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
@@ -20,15 +22,11 @@ LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 def positive_int(name: str, value: Any) -> int:
     """``value`` as an int, or a ValueError naming ``name`` if it is not an integer >= 1."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
+    return validate.at_least(name, value, 1)
 
 
 def _non_negative_int(name: str, value: Any, what: str = "") -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name}{what} must be an integer >= 0, got {value!r}.")
-    return int(value)
+    return validate.at_least(f"{name}{what}", value, 0)
 
 
 @dataclasses.dataclass(frozen=True)

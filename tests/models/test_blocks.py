@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganpipe.models import blocks
+from ganpipe.models import blocks, factories
 
 INIT = {"kernel_initializer": lambda: "glorot_uniform", "bias_initializer": lambda: "zeros"}
 
@@ -242,6 +242,96 @@ def test_misspelled_argument_is_refused():
 def test_spec_without_block_key():
     with pytest.raises(ValueError, match="'block' key"):
         blocks.build_block({"units": 3}, **INIT)
+
+
+def test_a_blocks_arguments_are_its_builders_signature():
+    res_up = blocks.BLOCKS["res_up"]
+    assert res_up.arguments == {"filters", "synchronized", "spectral_norm", "name"}
+    assert res_up.required == ("filters",)
+    dense = blocks.BLOCKS["linear"]  # an alias
+    assert {"units", "activation", "kernel_initializer", "spectral_norm", "power_iterations",
+            "name", "dtype", "trainable"} <= dense.arguments  # fmt: skip
+    assert dense.required == ("units",)
+    assert blocks.BLOCKS["conv"].required == ("filters", "kernel_size")
+    assert "spectral_norm" not in blocks.BLOCKS["flatten"].arguments
+    assert {"activation", "negative_slope"} <= blocks.BLOCKS["activation"].arguments
+    assert "synchronized" in blocks.BLOCKS["batch_norm"].arguments
+
+
+def test_weighted_blocks_are_declared_on_their_entries():
+    weighted = {name for name in blocks.BLOCKS if blocks.BLOCKS[name].weighted}
+    assert weighted == {"dense", "conv", "conv_transpose", "res_up", "res_down", "r3_res"}
+
+
+def test_a_missing_argument_is_named():
+    with pytest.raises(ValueError, match=r"Block 'conv' needs 'filters', 'kernel_size'\. It takes"):
+        blocks.build_block({"block": "conv"}, **INIT)
+
+
+def test_negative_slope_belongs_to_leaky_relu_only():
+    with pytest.raises(ValueError, match="negative_slope is an argument of 'leaky_relu'"):
+        blocks.build_block({"block": "activation", "activation": "relu", "negative_slope": 0.1},
+                           **INIT)  # fmt: skip
+    (layer,) = blocks.build_block(
+        {"block": "activation", "activation": "leaky_relu", "negative_slope": 0.5}, **INIT
+    )
+    np.testing.assert_allclose(np.asarray(layer(np.array([-2.0]))), [-1.0], rtol=1e-6)
+
+
+def test_a_weighted_block_must_take_spectral_norm():
+    def build(init, /, *, units):
+        return [keras.layers.Dense(units)]
+
+    with pytest.raises(ValueError, match="must take a `spectral_norm` keyword argument"):
+        blocks.Block(build, weighted=True)
+
+
+def _scaled_dense(init, /, *, units, scale=1.0, spectral_norm=False, name=None):
+    """A dense layer whose output is multiplied by ``scale``: a block defined outside the
+    package, as a user would add one."""
+    dense = keras.layers.Dense(
+        units, kernel_initializer=init.kernel(), bias_initializer=init.bias(), name=name
+    )
+    if spectral_norm:
+        dense = keras.layers.SpectralNormalization(dense)
+    return [dense, keras.layers.Rescaling(scale)]
+
+
+@pytest.fixture
+def scaled_dense():
+    blocks.BLOCKS.register("scaled_dense", blocks.Block(_scaled_dense, weighted=True))
+    yield blocks.BLOCKS["scaled_dense"]
+    blocks.BLOCKS.unregister("scaled_dense")
+    assert "scaled_dense" not in blocks.BLOCKS
+
+
+def _largest_singular_value(kernel) -> float:
+    return float(np.linalg.svd(np.asarray(kernel), compute_uv=False)[0])
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_a_new_weighted_block_gets_spectral_norm_from_build_critic(scaled_dense, spectral_norm):
+    specs = [{"block": "flatten"}, {"block": "scaled_dense", "units": 8, "scale": 2.0},
+             {"block": "dense", "units": 1}]  # fmt: skip
+    keras.utils.set_random_seed(0)
+    # Kernels with a largest singular value far from 1 (about 7), so that normalising shows.
+    critic = factories.build_critic(input_shape=(4, 4, 1), blocks=specs,
+                                    kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
+                                    spectral_norm=spectral_norm)  # fmt: skip
+    assert scaled_dense.arguments == {"units", "scale", "spectral_norm", "name"}
+    wrapped = [x for x in critic.layers if isinstance(x, keras.layers.SpectralNormalization)]
+    dense = [x for x in critic.layers if isinstance(x, keras.layers.Dense) and x.units == 8]
+    assert len(wrapped) == (2 if spectral_norm else 0) and len(dense) == (0 if spectral_norm else 1)
+    kernel = wrapped[0].layer.kernel if spectral_norm else dense[0].kernel
+    before = _largest_singular_value(kernel)
+    x = np.random.default_rng(0).normal(size=(3, 4, 4, 1)).astype("float32")
+    for _ in range(30):  # each training call runs one power iteration and rescales the kernel
+        critic(x, training=True)
+    after = _largest_singular_value(kernel)
+    if spectral_norm:
+        assert before > 3.0 and after == pytest.approx(1.0, abs=1e-2)
+    else:
+        assert after == before
 
 
 def test_blocks_and_factories_run_under_jax():
