@@ -138,16 +138,16 @@ def _explain(error: Exception) -> str:
         owner, param = match.group(1).split("/")[-1].split(".")[-1], match.group(2)
         if owner in _SYMBOLS:
             known = _parameters(owner)
-            # A misspelt old flat name of train's is pointed at its new home.
-            candidates = known + list(settings.MOVED) if owner == "train" else known
-            close = difflib.get_close_matches(param, candidates, n=3)
-            close = [settings.MOVED[c] if c in settings.MOVED else c for c in close]
+            close = difflib.get_close_matches(param, known, n=3)
+            if owner == "train":  # a misspelt old flat name: point at its new home
+                moved = difflib.get_close_matches(param, list(settings.MOVED), n=3)
+                close += [settings.MOVED[name] for name in moved]
             hints.append(
                 f"{owner} has no parameter {param!r}"
                 + (f"; did you mean {close}?" if close else ".")
                 + f" Its parameters: {', '.join(known)}."
             )
-    match = re.search(r"No configurable matching '([^']+)'", message)
+    match = re.search(r"No configurable matching (?:reference )?'@?([^'(]+)", message)
     if match:
         name = match.group(1).split("/")[-1].split(".")[-1]
         close = difflib.get_close_matches(name, list(_SYMBOLS), n=3)

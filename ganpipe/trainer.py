@@ -74,16 +74,7 @@ class Trainer:
             schedule=schedule, latent=latent, intervals=intervals, numerics=numerics, ema=ema,
             budget=Budget(num_steps, max_train_seconds), evaluator=evaluator, outputs=outputs,
         )  # fmt: skip
-        if s.intervals.eval_every and not evaluator:
-            logging.warning(
-                "Intervals.eval_every is set but train.evaluator is None: no evaluation."
-            )
-        self.scorer = None
-        if s.evaluates:  # Loaded now: a missing evaluator or test split stops the run here.
-            self.scorer = callbacks.Scorer(
-                s.evaluator, latent=s.latent, value_range=s.value_range,
-                num_samples=s.intervals.eval_samples, seed=s.seed, num_classes=s.num_classes,
-            )  # fmt: skip
+        self.scorer = self._pinned_scorer(s)
         distribute.split_global_batch(s.batch_size, self.strategy)
         self.loss = losses.get(loss)
         self.constraint = constraints.get_constraint(critic_constraint)
@@ -116,6 +107,21 @@ class Trainer:
         self.inputs = InputStream(self.images, s, self.strategy)
         self._start_batch = 0
         self._iterator = self.inputs.iterator(0)
+
+    @staticmethod
+    def _pinned_scorer(s: RunSettings) -> callbacks.Scorer | None:
+        """The evaluator's scorer when the run evaluates, loaded now: a missing evaluator or
+        test split stops the run before anything is built."""
+        if s.intervals.eval_every and not s.evaluator:
+            logging.warning(
+                "Intervals.eval_every is set but train.evaluator is None: no evaluation."
+            )
+        if not s.evaluates:
+            return None
+        return callbacks.Scorer(
+            s.evaluator, latent=s.latent, value_range=s.value_range,
+            num_samples=s.intervals.eval_samples, seed=s.seed, num_classes=s.num_classes,
+        )  # fmt: skip
 
     # The parts by role, as tests, benchmarks and sweeps read them; the settings are in
     # ``settings`` (``trainer.settings.schedule``, ``trainer.settings.intervals``, ...).

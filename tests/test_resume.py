@@ -18,8 +18,8 @@ def _trainer(experiment, num_steps, *params):
     return make_trainer(
         experiment,
         f"NUM_STEPS = {num_steps}",
-        "train.checkpoint_every = 2",
-        "train.deterministic = True",
+        "Intervals.checkpoint_every = 2",
+        "Numerics.deterministic = True",
         *params,
     )
 

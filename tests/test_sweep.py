@@ -125,14 +125,14 @@ def test_precision_sweep_trains_dcgan_alike_in_float32_and_bfloat16():
     sweep = sweeps.load_sweep_file(str(GIN / "sweeps" / "precision_dcgan.gin"))
     grid = sweeps.cells(sweep)
     assert [cell.bindings for cell in grid] == [
-        ("train.precision = 'float32'",),
-        ("train.precision = 'mixed_bfloat16'",),
+        ("Numerics.precision = 'float32'",),
+        ("Numerics.precision = 'mixed_bfloat16'",),
     ]
     assert sweep.seeds >= 3
     steps = set()
     for cell in grid:
         config.parse(list(sweep.gin_files), sweeps.run_bindings(sweep, cell, 0))
-        assert gin.query_parameter("train.precision") in ("float32", "mixed_bfloat16")
+        assert gin.query_parameter("Numerics.precision") in ("float32", "mixed_bfloat16")
         steps.add(gin.query_parameter("%NUM_STEPS"))
         # The same number of generator updates, and no wall-clock budget to cut either short.
         assert _query("train.max_train_seconds") is None
@@ -331,8 +331,8 @@ def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
         "--gin_param=NUM_STEPS = 500",
         "--gin_param=load_images.source = 'fashion_mnist'",
         "--gin_param=load_images.limit = 256",
-        "--gin_param=train.checkpoint_every = 50",
-        "--gin_param=train.sample_every = 1000",
+        "--gin_param=Intervals.checkpoint_every = 50",
+        "--gin_param=Intervals.sample_every = 1000",
         "--seeds=1",
         "--eval_samples=200",
         f"--output_dir={out}",
@@ -389,7 +389,7 @@ def _fast_rungs():
                 "on": _query("R1Penalty.on"),
                 "spectral": _query("build_critic.spectral_norm"),
                 "augment": str(_query("train.augment")),
-                "ema": _query("train.generator_ema"),
+                "ema": _query("EMA.decay"),
                 "critic_steps": _query("Schedule.critic_steps"),
             }
         )
@@ -424,8 +424,8 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recipe_it_was_run_with()
     sweep, grid, seen = _fast_rungs()
     names = ("train.loss", "train.penalty", "R1Penalty.gamma", "R1Penalty.on", "R1Penalty.every",
              "generator/Adam.beta_1", "critic/Adam.beta_2", "generator/Adam.learning_rate",
-             "critic/Adam.learning_rate", "Schedule.critic_steps", "train.generator_ema",
-             "train.generator_ema_start", "train.batch_size", "train.augment",
+             "critic/Adam.learning_rate", "Schedule.critic_steps", "EMA.decay",
+             "EMA.start", "train.batch_size", "train.augment",
              "train.num_classes")  # fmt: skip
 
     def bound(files, params):
@@ -434,7 +434,7 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recipe_it_was_run_with()
         gin.clear_config()
         return values
 
-    average = ["train.generator_ema = 0.995", "train.generator_ema_start = 200"]
+    average = ["EMA.decay = 0.995", "EMA.start = 200"]
     rung = bound(list(sweep.gin_files), [*sweeps.run_bindings(sweep, grid[4], 0), *average])
     recipe = [str(GIN / "recommended_unconditional.gin")]
     assert list(sweep.gin_files) == recipe
@@ -460,7 +460,7 @@ def test_recommended_is_the_unconditional_recipe_made_class_conditional():
         "train.num_classes = 10",
         "build_generator.conditioning = 'class_batch_norm'",
         "build_critic.conditioning = 'projection'",
-        "train.num_samples = 100",
+        "Intervals.num_samples = 100",
     }
 
 

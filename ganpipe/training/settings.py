@@ -275,8 +275,8 @@ class RunSettings:
             value = getattr(self, name)
             if not isinstance(value, kind):
                 raise ValueError(
-                    f"train.{name} must be a {kind.__name__} (train.{name} = "
-                    f"@{kind.__name__}()), got {value!r}."
+                    f"train.{name} must be @{kind.__name__}() (a settings.{kind.__name__}), "
+                    f"got {value!r}."
                 )
         if self.num_classes is not None:
             positive_int("train.num_classes", self.num_classes)
