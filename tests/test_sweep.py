@@ -308,6 +308,31 @@ def test_first_seed_shifts_the_seeds_and_a_sweep_json_without_it_means_zero(tmp_
         sweeps.make_sweep(gin_files=["gan.gin"], first_seed=-1)
 
 
+def test_a_sweep_written_with_moved_bindings_is_the_same_sweep_under_the_new_names(tmp_path):
+    # sweep.json and a result of a sweep run before train's settings were grouped.
+    def spec(*names):
+        return sweeps.make_sweep(
+            gin_files=["gan.gin"], gin_params=[f"{names[0]} = 50"], axes=[f"{names[1]}=0.9,0.99"],
+            ladder=[("ema", [f"{names[1]} = 0.5"])], seeds=1,
+        )  # fmt: skip
+
+    old, new = (
+        spec("train.log_every", "train.generator_ema"),
+        spec("Intervals.log_every", "EMA.decay"),
+    )
+    sweeps.Runner(old, str(tmp_path)).check_directory()
+    runner = sweeps.Runner(new, str(tmp_path))
+    runner.check_directory()  # resumes, not refused
+    cell = runner.cells[0]
+    row = {"cell": cell.name, "train.generator_ema": "0.9", "status": "done"}
+    (tmp_path / "runs" / cell.name / "seed0").mkdir(parents=True)
+    (tmp_path / "runs" / cell.name / "seed0" / sweeps.RESULT).write_text(json.dumps(row))
+    assert runner.finished(cell, 0) == {"cell": cell.name, "EMA.decay": "0.9", "status": "done"}
+    assert dict(cell.coordinates)["EMA.decay"] == "0.9"  # the same column as the new runs'
+    with pytest.raises(sweeps.SweepError, match="different gin_params"):
+        sweeps.Runner(spec("Intervals.sample_every", "EMA.decay"), str(tmp_path)).check_directory()
+
+
 def test_a_typo_stops_the_sweep_before_any_run(tmp_path):
     out = tmp_path / "sweep"
     result = run_module(
