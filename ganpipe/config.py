@@ -195,13 +195,9 @@ class _MovedBindings:
         gin.config._FILE_READERS.remove(self._entry)
 
 
-def _bind_groups() -> None:
-    """Binds ``train.<group> = @<Group>()`` where a group's class has bindings but ``train``'s
-    parameter is unbound, so ``Intervals.eval_every = 2000`` alone takes effect."""
-    bound = gin.get_bindings("train")
-    for parameter, group in settings.GROUPS.items():
-        if parameter not in bound and gin.get_bindings(group.__name__):
-            gin.parse_config(f"train.{parameter} = @{group.__name__}()")
+# Bound before any file, so every config has them and a group's bindings alone take effect
+# (``Intervals.eval_every = 2000``); a file may still bind another (``@fast/Intervals()``).
+GROUP_BINDINGS = tuple(f"train.{p} = @{g.__name__}()" for p, g in settings.GROUPS.items())
 
 
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
@@ -209,8 +205,9 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
 
     Later files and bindings override earlier ones. A file name is the user's own file if it
     exists, else the shipped experiment of that name (``shipped.resolve``). Includes are searched
-    in the shipped folder and next to each file. A moved flat binding of ``train``
-    (``train.log_every``, ...) is read as its new one (``Intervals.log_every``), with a warning.
+    in the shipped folder and next to each file. ``train``'s groups are bound to their classes
+    first (``GROUP_BINDINGS``). A moved flat binding of ``train`` (``train.log_every``, ...) is
+    read as its new one (``Intervals.log_every``), with a warning.
 
     Raises:
         ConfigError: a file is missing, has a syntax error, or names an unknown configurable or
@@ -235,12 +232,12 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
     for handler in root.handlers:
         handler.addFilter(quiet)
     try:
+        gin.parse_config(GROUP_BINDINGS)
         with _MovedBindings() as moved:
             params = [moved.rewrite(p, f"--gin_param {p.strip()!r}") for p in gin_params]
             gin.parse_config_files_and_bindings(
                 resolved, params, skip_unknown=False, finalize_config=False
             )
-        _bind_groups()
     except Exception as error:  # gin raises ValueError, SyntaxError, KeyError, IOError, ...
         raise ConfigError(f"Cannot parse the config: {_explain(error)}") from error
     finally:

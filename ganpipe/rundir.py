@@ -77,7 +77,7 @@ def atomic_write(path: str, data: str | bytes) -> None:
 
 
 # Bindings a config may hold or leave out to the same effect: a settings group bound to its own
-# configurable, as config.parse binds it when the group's class has bindings.
+# class, as config.parse binds each (a run written before the groups has none).
 _GROUP_DEFAULTS = frozenset(
     f"train.{name} = @{group.__name__}()" for name, group in settings.GROUPS.items()
 )

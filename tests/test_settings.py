@@ -64,9 +64,9 @@ def test_the_table_names_every_moved_binding_and_only_real_new_homes():
 def test_each_groups_binding_reaches_the_trainer(binding, group, field, value):
     built = make_trainer("gan", binding)
     assert getattr(getattr(built.settings, group), field) == value
-    # Bound on its own, the group's class is what train gets (config.parse binds it).
+    # Bound on its own, the group's class is what train gets: config.parse binds every group.
     kind = settings.GROUPS[group].__name__
-    assert f"train.{group} = @{kind}()" in config.parse([str(GIN / "gan.gin")], [binding])
+    assert f"train.{group} = @{kind}()" in config.parse([str(GIN / "wgan.gin")], [binding])
 
 
 def test_a_group_bound_explicitly_and_scoped_is_used():
