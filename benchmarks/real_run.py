@@ -35,9 +35,9 @@ from ganpipe import config  # noqa: E402
 from ganpipe.data import load_images  # noqa: E402
 
 OUTPUTS = [
-    "train.log_every = 100",
-    "train.sample_every = 100",
-    "train.checkpoint_every = 200",
+    "Intervals.log_every = 100",
+    "Intervals.sample_every = 100",
+    "Intervals.checkpoint_every = 200",
     "train.strategy = 'default'",
 ]
 

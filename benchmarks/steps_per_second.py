@@ -34,7 +34,8 @@ def main(argv):
 
     config.parse(FLAGS.gin_file, FLAGS.gin_param)
     trainer = config.make_trainer()
-    per_round = trainer.schedule.generator_steps
+    schedule, batch_size = trainer.settings.schedule, trainer.settings.batch_size
+    per_round = schedule.generator_steps
     for _ in range(FLAGS.warmup_rounds):
         trainer.train_round()
     rates = []
@@ -46,10 +47,10 @@ def main(argv):
         rates.append(FLAGS.rounds * per_round / seconds)
         print(f"block {repeat + 1}/{FLAGS.repeats}: {rates[-1]:.1f} generator steps/s", flush=True)
     median = statistics.median(rates)
-    images = median / per_round * trainer.schedule.critic_steps * trainer.batch_size
+    images = median / per_round * schedule.critic_steps * batch_size
     print(
-        f"{' + '.join(FLAGS.gin_file)} {' '.join(FLAGS.gin_param)}: batch {trainer.batch_size}, "
-        f"{trainer.schedule.critic_steps}/{trainer.schedule.generator_steps} critic/generator "
+        f"{' + '.join(FLAGS.gin_file)} {' '.join(FLAGS.gin_param)}: batch {batch_size}, "
+        f"{schedule.critic_steps}/{schedule.generator_steps} critic/generator "
         f"updates per round, {trainer.strategy.num_replicas_in_sync} replica(s), "
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs"
     )

@@ -7,10 +7,11 @@ For each experiment, in one process and interleaved (``--repeats`` passes over e
 implementation, each pass timing ``--seconds`` of training per implementation after a warm-up):
 
 - ``ganpipe`` variants: the shipped gin file (``float32``), and optionally with one speed lever
-  switched: ``fused`` (``train.rounds_per_call = 10``), ``one_round`` (``train.rounds_per_call =
-  1``, i.e. gan.gin's fused rounds off), ``keras_adam`` (``Adam.fused = False`` on both sides:
-  Keras' element-wise Adam update instead of the fused kernel), ``xla`` (``train.jit_compile =
-  True``), ``bf16`` (``train.precision = 'mixed_bfloat16'``);
+  switched: ``fused`` (``Numerics.rounds_per_call = 10``), ``one_round``
+  (``Numerics.rounds_per_call = 1``, i.e. gan.gin's fused rounds off), ``keras_adam``
+  (``Adam.fused = False`` on both sides: Keras' element-wise Adam update instead of the fused
+  kernel), ``xla`` (``Numerics.jit_compile = True``), ``bf16`` (``Numerics.precision =
+  'mixed_bfloat16'``);
 - ``tf1``: benchmarks/baselines/tf1_tutorial.py, the tutorial's graph-mode program;
 - ``fit``: benchmarks/baselines/keras_fit.py, ``keras.Model`` + custom ``train_step`` run by
   ``fit``.
@@ -47,11 +48,11 @@ from ganpipe import data as data_module  # noqa: E402
 
 VARIANTS = {
     "float32": [],
-    "fused": ["train.rounds_per_call = 10"],
-    "one_round": ["train.rounds_per_call = 1"],
+    "fused": ["Numerics.rounds_per_call = 10"],
+    "one_round": ["Numerics.rounds_per_call = 1"],
     "keras_adam": ["generator/Adam.fused = False", "critic/Adam.fused = False"],
-    "xla": ["train.jit_compile = True"],
-    "bf16": ["train.precision = 'mixed_bfloat16'"],
+    "xla": ["Numerics.jit_compile = True"],
+    "bf16": ["Numerics.precision = 'mixed_bfloat16'"],
 }
 BATCH = {"gan": 500}  # the issue's gan figure is at batch 500; others use their file's batch
 
@@ -98,13 +99,13 @@ def _flops(trainer) -> float:
     """
     g, g1 = _forward_flops(trainer.generator)
     c, c1 = _forward_flops(trainer.critic)
-    schedule = trainer.schedule
+    schedule = trainer.settings.schedule
     critic_update = g + 6 * c - 2 * c1
     generator_update = 3 * g - g1 + 2 * c
     per_generator_update = (
         schedule.critic_steps / schedule.generator_steps * critic_update + generator_update
     )
-    return per_generator_update * trainer.batch_size
+    return per_generator_update * trainer.settings.batch_size
 
 
 def _matmul_peak(dtype, size=2048, repeats=20) -> float:
@@ -177,11 +178,11 @@ def main() -> None:
         images = baseline_experiments.scale_pixels(pixels, experiment)
         for name in args.baselines.split(","):
             module = {"tf1": tf1_tutorial, "fit": keras_fit}[name]
-            runner = module.make(experiment, images, batch_size=reference.batch_size)
+            runner = module.make(experiment, images, batch_size=reference.settings.batch_size)
             if (runner.generator_params, runner.critic_params) != (g_params, c_params):
                 sys.exit(f"{name} builds other models than ganpipe for {experiment}.")
             runners[name] = runner
-        per_round = reference.schedule.generator_steps
+        per_round = reference.settings.schedule.generator_steps
         chunk = per_round * (1 if per_round > 1 else 20)
         for runner in runners.values():
             for _ in range(2 if per_round == 1 else 1):
@@ -191,10 +192,12 @@ def main() -> None:
             for name, runner in runners.items():
                 rates[name].append(_timed(runner, chunk, args.seconds))
         flops = _flops(reference)
-        schedule = reference.schedule
-        images_per_update = schedule.critic_steps / schedule.generator_steps * reference.batch_size
+        schedule = reference.settings.schedule
+        images_per_update = (
+            schedule.critic_steps / schedule.generator_steps * reference.settings.batch_size
+        )
         print(
-            f"\n{experiment}: batch {reference.batch_size}, {schedule.critic_steps}/"
+            f"\n{experiment}: batch {reference.settings.batch_size}, {schedule.critic_steps}/"
             f"{schedule.generator_steps} critic/generator updates per round, "
             f"{flops / 1e9:.3f} GFLOP per generator update; medians of {args.repeats} passes"
         )

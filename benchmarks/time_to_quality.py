@@ -63,7 +63,7 @@ class Recipe:
 
     def __init__(self, seed: int, params: tuple[str, ...] = ()):
         config.parse([os.path.join(REPO, "gin", self.gin_file)],
-                     ["train.eval_every = 0", f"train.seed = {seed}", *params])  # fmt: skip
+                     ["Intervals.eval_every = 0", f"train.seed = {seed}", *params])  # fmt: skip
         self.trainer = config.make_trainer()
         self.steps = 0
 
@@ -84,7 +84,7 @@ class Recipe:
             count,
             s.value_range,
             seed=seed,
-            num_classes=self.trainer.num_classes,
+            num_classes=s.num_classes,
         )
 
 

@@ -3,13 +3,20 @@
 Library functions stay free of gin; they are registered here under short names. ``gin.tf`` is
 never imported (it imports ``tf.estimator``, gone since TF 2.16); Keras optimizers, schedules and
 initializers are registered here instead.
+
+``train``'s settings come in groups (``train.intervals = @Intervals()``, ...). The flat bindings
+it took before (``train.log_every``, ``train.generator_ema``, ...; ``settings.MOVED``) still
+work: ``parse`` rewrites them to their new homes in every file it reads (included files and old
+run directories' config.gin among them) and in every binding, logging each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import inspect
+import io
 import logging as std_logging
 import os
 import re
@@ -28,6 +35,10 @@ _SYMBOLS = {
     "train": (trainer.Trainer, "ganpipe", None),
     "Schedule": (settings.Schedule, "ganpipe", None),
     "Latent": (settings.Latent, "ganpipe", None),
+    "Intervals": (settings.Intervals, "ganpipe", None),
+    "Numerics": (settings.Numerics, "ganpipe", None),
+    "EMA": (settings.EMA, "ganpipe", None),
+    "Outputs": (settings.Outputs, "ganpipe", None),
     "build_generator": (factories.build_generator, "ganpipe", ["num_classes"]),
     "build_critic": (factories.build_critic, "ganpipe", ["input_shape", "num_classes"]),
     "load_images": (data_lib.load_images, "ganpipe", None),
@@ -59,6 +70,7 @@ for _cls in (
     _SYMBOLS[_cls.__name__] = (_cls, "keras.initializers", None)
 
 CONFIGURABLES: dict[str, object] = {}
+log = std_logging.getLogger("absl")
 
 
 class _DropIncludeSearchNoise(std_logging.Filter):
@@ -139,12 +151,15 @@ def _explain(error: Exception) -> str:
         if owner in _SYMBOLS:
             known = _parameters(owner)
             close = difflib.get_close_matches(param, known, n=3)
+            if owner == "train":  # a misspelt old flat name: point at its new home
+                moved = difflib.get_close_matches(param, list(settings.MOVED), n=3)
+                close += [settings.MOVED[name] for name in moved]
             hints.append(
                 f"{owner} has no parameter {param!r}"
                 + (f"; did you mean {close}?" if close else ".")
                 + f" Its parameters: {', '.join(known)}."
             )
-    match = re.search(r"No configurable matching '([^']+)'", message)
+    match = re.search(r"No configurable matching (?:reference )?'@?([^'(]+)", message)
     if match:
         name = match.group(1).split("/")[-1].split(".")[-1]
         close = difflib.get_close_matches(name, list(_SYMBOLS), n=3)
@@ -154,12 +169,57 @@ def _explain(error: Exception) -> str:
     return message + ("\n" + "\n".join(hints) if hints else "")
 
 
+class _MovedBindings:
+    """Rewrites the moved flat bindings of ``train`` (``settings.MOVED``) to their new homes in
+    the text gin reads, logging each old name once per parse.
+
+    Inside ``with``, gin opens every file (an included one too) through ``read``: gin has no
+    public hook that comes before its own ``open``, so the reader goes first in its list.
+    """
+
+    def __init__(self):
+        self.logged: set[str] = set()
+
+    def rewrite(self, text: str, where: str) -> str:
+        text, moved = settings.move_bindings(text)
+        for old, new in moved:
+            if old not in self.logged:
+                self.logged.add(old)
+                log.warning(
+                    "%s is now %s (in %s). The old name still works; write %s instead.",
+                    old, new, where, new,
+                )  # fmt: skip
+        return text
+
+    @contextlib.contextmanager
+    def read(self, path: str):
+        with open(path) as f:
+            rewritten = io.StringIO(self.rewrite(f.read(), path))
+        rewritten.name = path  # gin's error messages name the file
+        yield rewritten
+
+    def __enter__(self):
+        self._entry = (self.read, os.path.isfile)
+        gin.config._FILE_READERS.insert(0, self._entry)
+        return self
+
+    def __exit__(self, *exc):
+        gin.config._FILE_READERS.remove(self._entry)
+
+
+# Bound before any file, so every config has them and a group's bindings alone take effect
+# (``Intervals.eval_every = 2000``); a file may still bind another (``@fast/Intervals()``).
+GROUP_BINDINGS = tuple(f"train.{p} = @{g.__name__}()" for p, g in settings.GROUPS.items())
+
+
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
     """Parses experiment files and bindings, rejecting unknown names; returns the parsed config.
 
     Later files and bindings override earlier ones. A file name is the user's own file if it
     exists, else the shipped experiment of that name (``shipped.resolve``). Includes are searched
-    in the shipped folder and next to each file.
+    in the shipped folder and next to each file. ``train``'s groups are bound to their classes
+    first (``GROUP_BINDINGS``). A moved flat binding of ``train`` (``train.log_every``, ...) is
+    read as its new one (``Intervals.log_every``), with a warning.
 
     Raises:
         ConfigError: a file is missing, has a syntax error, or names an unknown configurable or
@@ -184,9 +244,12 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
     for handler in root.handlers:
         handler.addFilter(quiet)
     try:
-        gin.parse_config_files_and_bindings(
-            resolved, list(gin_params), skip_unknown=False, finalize_config=False
-        )
+        gin.parse_config(GROUP_BINDINGS)
+        with _MovedBindings() as moved:
+            params = [moved.rewrite(p, f"--gin_param {p.strip()!r}") for p in gin_params]
+            gin.parse_config_files_and_bindings(
+                resolved, params, skip_unknown=False, finalize_config=False
+            )
     except Exception as error:  # gin raises ValueError, SyntaxError, KeyError, IOError, ...
         raise ConfigError(f"Cannot parse the config: {_explain(error)}") from error
     finally:
@@ -251,9 +314,23 @@ def setting(configurable: str, parameter: str):
 
 
 def train_setting(name: str):
-    """``setting('train', name)``: what the parsed config gives the trainer's parameter
-    ``name`` (bound value, else ``Trainer``'s default), without building the trainer."""
-    return setting("train", name)
+    """What the parsed config gives the trainer's setting ``name``, without building the trainer:
+    ``setting('train', name)`` for a parameter of ``train``, or one field of a group, named by
+    its binding (``'Numerics.precision'``) or by the flat name it had before the groups
+    (``'precision'``, ``'generator_ema'``; ``settings.MOVED``). A group's field is read from the
+    group ``train`` is given (bound, else its default).
+
+    Raises:
+        ConfigError: no such parameter or group field, or a required one is not bound.
+    """
+    group, dot, field = settings.MOVED.get(name, name).partition(".")
+    if not dot:
+        return setting("train", name)
+    parameter = next((p for p, g in settings.GROUPS.items() if g.__name__ == group), None)
+    if parameter is None or field not in _parameters(group):
+        groups = ", ".join(g.__name__ for g in settings.GROUPS.values())
+        raise ConfigError(f"{name!r} is not a setting of train's groups ({groups}).")
+    return getattr(setting("train", parameter), field)
 
 
 def configurables() -> dict[str, tuple[object, str, tuple[str, ...]]]:

@@ -6,7 +6,7 @@
 
 The first form rebuilds the run's generator from its config.gin, restores the chosen weights, draws
 ``num_samples`` images from fixed noise, compares them with the data set's test split, prints a
-table and writes eval.json into the run directory. A run trained with ``train.generator_ema`` is
+table and writes eval.json into the run directory. A run trained with ``EMA.decay`` is
 scored on its generator weight average unless ``--live_generator`` is given. The second
 compares a sample of real training images with the test split: what a perfect generator would
 score.
@@ -34,7 +34,7 @@ flags.DEFINE_integer("num_samples", 10000, "Generated images to score.")
 flags.DEFINE_bool(
     "live_generator",
     False,
-    "For a run trained with train.generator_ema: score the live generator weights instead of "
+    "For a run trained with EMA.decay: score the live generator weights instead of "
     "their moving average (the default, as in its samples and generator.keras).",
 )
 flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise and KID subsets.")

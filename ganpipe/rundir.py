@@ -10,6 +10,8 @@ import re
 import tempfile
 from collections.abc import Iterable
 
+from ganpipe.training import settings
+
 # Every name in a run directory's layout. Renaming one breaks existing runs.
 CONFIG_FILE = "config.gin"  # what was asked; compared on resume
 OPERATIVE_CONFIG_FILE = "operative_config.gin"  # what was used
@@ -74,20 +76,37 @@ def atomic_write(path: str, data: str | bytes) -> None:
         raise
 
 
+# Bindings a config may hold or leave out to the same effect: a settings group bound to its own
+# class, as config.parse binds each (a run written before the groups has none).
+_GROUP_DEFAULTS = frozenset(
+    f"train.{name} = @{group.__name__}()" for name, group in settings.GROUPS.items()
+)
+
+
 def _comparable(text: str) -> list[str]:
-    lines = []
-    for line in text.splitlines():
+    """The config's bindings, each with its continuation lines, in sorted order: comments, the
+    budgets and the groups' default bindings left out, and every moved flat binding of train
+    (a run written before the settings were grouped) under its new name."""
+    statements: list[list[str]] = []
+    for line in settings.move_bindings(text)[0].splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        if any(pattern.match(stripped) for pattern in _RESUMABLE_CHANGES):
-            continue
-        lines.append(stripped)
-    return lines
+        if line[0].isspace() and statements:  # a value continued from the line above
+            statements[-1].append(stripped)
+        else:
+            statements.append([stripped])
+    kept = [
+        s
+        for s in statements
+        if s[0] not in _GROUP_DEFAULTS and not any(p.match(s[0]) for p in _RESUMABLE_CHANGES)
+    ]
+    return [line for statement in sorted(kept) for line in statement]
 
 
 def config_difference(saved: str, requested: str) -> list[str]:
-    """Unified-diff lines between two configs, ignoring comments and the step budget."""
+    """Unified-diff lines between two configs, ignoring comments, the order of the bindings,
+    the budgets and the names of moved bindings (``train.log_every`` is ``Intervals.log_every``)."""
     return list(
         difflib.unified_diff(
             _comparable(saved),

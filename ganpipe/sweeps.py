@@ -28,6 +28,7 @@ from absl import logging
 
 from ganpipe import hparams, rundir, shipped
 from ganpipe.timefmt import format_duration
+from ganpipe.training import settings
 from ganpipe.validate import at_least
 
 RESULT = "result.json"
@@ -87,7 +88,7 @@ class Sweep:
         first_seed: The first seed (0), so that more seeds can be run in another directory.
         eval_samples: Generated images scored per run.
         checkpoint: What is scored: ``final`` (the generator at the end of the run), ``best``
-            (lowest FD during training; needs ``train.eval_every``) or ``latest``.
+            (lowest FD during training; needs ``Intervals.eval_every``) or ``latest``.
     """
 
     gin_files: tuple[str, ...] = ()
@@ -350,7 +351,9 @@ class Runner:
         if os.path.isfile(path):
             with open(path) as f:
                 saved = {"first_seed": 0, **json.load(f)}  # written before first_seed existed
-            changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+            # A sweep of train's flat bindings (train.log_every) is the same with the new names.
+            saved, now = settings.moved_names(saved), settings.moved_names(wanted)
+            changed = sorted(k for k in wanted if saved.get(k) != now[k])
             if changed == ["seeds"] and wanted["seeds"] > saved["seeds"]:
                 logging.info(
                     "Extending the sweep in %s from %d to %d seeds; its finished runs are kept.",
@@ -383,8 +386,8 @@ class Runner:
         path = os.path.join(self.run_dir(cell, seed), RESULT)
         if not os.path.isfile(path):
             return None
-        with open(path) as f:
-            return json.load(f)
+        with open(path) as f:  # an axis of a moved binding under its new name, as the cell's
+            return settings.moved_names(json.load(f))
 
     def _call(self, command: list[str], log_path: str) -> int:
         env = dict(os.environ)  # TensorFlow's log level as this process chose (ganpipe.console)

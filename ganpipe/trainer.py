@@ -24,10 +24,19 @@ from ganpipe import data as data_module
 from ganpipe.lazy_tf import tf
 from ganpipe.training import callbacks, loop, state, writers
 from ganpipe.training.inputs import InputStream
-from ganpipe.training.settings import Latent, Schedule, run_settings
+from ganpipe.training.settings import (
+    EMA,
+    Budget,
+    Intervals,
+    Latent,
+    Numerics,
+    Outputs,
+    RunSettings,
+    Schedule,
+)
 from ganpipe.training.steps import Steps
 
-__all__ = ["Latent", "Schedule", "Trainer"]
+__all__ = ["EMA", "Intervals", "Latent", "Numerics", "Outputs", "Schedule", "Trainer"]
 
 
 def _count(value: int):
@@ -43,38 +52,35 @@ class Trainer:
     (factories, ``@build_generator``/``@build_critic``), ``data`` (``@load_images``), ``loss``
     (a ``ganpipe.losses`` name or instance), both optimizers (scoped by role),
     ``critic_constraint`` (after every critic update), ``penalty`` (added to the critic loss),
-    ``augment`` (applied to every image the critic sees), ``strategy``. The other arguments fill
-    the settings in ``ganpipe.training.settings``, where each is documented and validated.
+    ``augment`` (applied to every image the critic sees), ``strategy``. The settings come in
+    groups, each a gin configurable documented and validated in ``ganpipe.training.settings``:
+    ``schedule`` (``@Schedule()``), ``latent`` (``@Latent()``), ``intervals``
+    (``@Intervals()``), ``numerics`` (``@Numerics()``), ``ema`` (``@EMA()``) and ``outputs``
+    (``@Outputs()``); a group left unbound keeps its defaults. ``settings`` holds them all.
     """
 
     def __init__(
         self, *, num_steps: int, batch_size: int, generator: Callable[[], keras.Model],
         critic: Callable[..., keras.Model], data: Callable[[], data_module.ImageArray],
         loss, generator_optimizer, critic_optimizer, value_range: Sequence[float] = (0.0, 1.0),
-        schedule: Schedule = Schedule(), latent: Latent = Latent(), critic_constraint=None,  # noqa: B008
-        penalty=None, augment=None, strategy: str | tf.distribute.Strategy = "auto",
-        seed: int = 0, num_classes: int | None = None, log_every: int = 100,
-        sample_every: int = 1000, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
-        num_samples: int = 64, precision: str = "float32", non_finite: str = "stop",
-        max_skips: int = 10, deterministic: bool = False, evaluator: str | None = None,
-        eval_every: int = 0, eval_samples: int = 2000, max_train_seconds: float | None = None,
-        rounds_per_call: int = 1, jit_compile: bool = False, saved_model: bool = True,
-        generator_ema: float | None = None, generator_ema_start: int = 0, plots: bool = True,
+        num_classes: int | None = None, seed: int = 0,
+        schedule: Schedule = Schedule(), latent: Latent = Latent(),  # noqa: B008
+        intervals: Intervals = Intervals(), numerics: Numerics = Numerics(),  # noqa: B008
+        ema: EMA = EMA(), outputs: Outputs = Outputs(),  # noqa: B008
+        critic_constraint=None, penalty=None, augment=None,
+        strategy: str | tf.distribute.Strategy = "auto", evaluator: str | None = None,
+        max_train_seconds: float | None = None,
     ):  # fmt: skip
-        arguments = dict(locals())
         # First: a multi-worker strategy must configure TensorFlow before any op runs.
         self.strategy = (
             distribute.make_strategy(strategy) if isinstance(strategy, str) else strategy
         )
-        self.settings = s = run_settings(arguments)
-        if eval_every and not evaluator:
-            logging.warning("train.eval_every is set but train.evaluator is None: no evaluation.")
-        self.scorer = None
-        if s.evaluates:  # Loaded now: a missing evaluator or test split stops the run here.
-            self.scorer = callbacks.Scorer(
-                s.evaluator, latent=s.latent, value_range=s.value_range,
-                num_samples=s.intervals.eval_samples, seed=s.seed, num_classes=s.num_classes,
-            )  # fmt: skip
+        self.settings = s = RunSettings(
+            batch_size=batch_size, seed=seed, value_range=value_range, num_classes=num_classes,
+            schedule=schedule, latent=latent, intervals=intervals, numerics=numerics, ema=ema,
+            budget=Budget(num_steps, max_train_seconds), evaluator=evaluator, outputs=outputs,
+        )  # fmt: skip
+        self.scorer = self._pinned_scorer(s)
         distribute.split_global_batch(s.batch_size, self.strategy)
         self.loss = losses.get(loss)
         self.constraint = constraints.get_constraint(critic_constraint)
@@ -82,7 +88,7 @@ class Trainer:
         self.augment = augment = augmentations.get(augment)
         if s.numerics.deterministic:
             tf.config.experimental.enable_op_determinism()
-            logging.info("TensorFlow op determinism is on (train.deterministic = True).")
+            logging.info("TensorFlow op determinism is on (Numerics.deterministic = True).")
         # Seeds Python, NumPy, TensorFlow and Keras before anything random is created (the data
         # order included), so a run is reproducible from `seed` alone.
         keras.utils.set_random_seed(s.seed)
@@ -108,7 +114,23 @@ class Trainer:
         self._start_batch = 0
         self._iterator = self.inputs.iterator(0)
 
-    # The parts by role, as tests, benchmarks and sweeps read them.
+    @staticmethod
+    def _pinned_scorer(s: RunSettings) -> callbacks.Scorer | None:
+        """The evaluator's scorer when the run evaluates, loaded now: a missing evaluator or
+        test split stops the run before anything is built."""
+        if s.intervals.eval_every and not s.evaluator:
+            logging.warning(
+                "Intervals.eval_every is set but train.evaluator is None: no evaluation."
+            )
+        if not s.evaluates:
+            return None
+        return callbacks.Scorer(
+            s.evaluator, latent=s.latent, value_range=s.value_range,
+            num_samples=s.intervals.eval_samples, seed=s.seed, num_classes=s.num_classes,
+        )  # fmt: skip
+
+    # The parts by role, as tests, benchmarks and sweeps read them; the settings are in
+    # ``settings`` (``trainer.settings.schedule``, ``trainer.settings.intervals``, ...).
     generator = property(lambda self: self.state.generator)
     critic = property(lambda self: self.state.critic)
     generator_ema = property(lambda self: self.state.generator_ema)
@@ -116,14 +138,6 @@ class Trainer:
     generator_optimizer = property(lambda self: self.state.generator_optimizer)
     critic_optimizer = property(lambda self: self.state.critic_optimizer)
     step = property(lambda self: self.state.step)
-    batch_size = property(lambda self: self.settings.batch_size)
-    seed = property(lambda self: self.settings.seed)
-    schedule = property(lambda self: self.settings.schedule)
-    latent = property(lambda self: self.settings.latent)
-    value_range = property(lambda self: self.settings.value_range)
-    num_classes = property(lambda self: self.settings.num_classes)
-    num_samples = property(lambda self: self.settings.intervals.num_samples)
-    eval_every = property(lambda self: self.settings.intervals.eval_every if self.scorer else 0)
 
     iterator = property(lambda self: self._iterator, doc="The distributed input iterator.")
     compiled_round = property(lambda self: self._round, doc="One round as a tf.function.")
@@ -150,21 +164,25 @@ class Trainer:
 
     def train_round(self, generator_steps: int | None = None) -> dict[str, float]:
         """Runs one round (``generator_steps`` defaults to the schedule's); returns its metrics."""
-        steps = self.schedule.generator_steps if generator_steps is None else generator_steps
+        steps = (
+            self.settings.schedule.generator_steps if generator_steps is None else generator_steps
+        )
         return {k: float(v) for k, v in self._round(self._iterator, _count(steps)).items()}
 
     def train_rounds(self, count: int, generator_steps: int | None = None) -> dict[str, float]:
         """Runs ``count`` rounds in one call; returns their mean metrics."""
         if count == 1:
             return self.train_round(generator_steps)
-        steps = self.schedule.generator_steps if generator_steps is None else generator_steps
+        steps = (
+            self.settings.schedule.generator_steps if generator_steps is None else generator_steps
+        )
         metrics = self._rounds(self._iterator, _count(count), _count(steps))
         return {k: float(v) for k, v in metrics.items()}
 
     def plan_call(self, current: int, limit: int) -> tuple[int, int]:
         """(rounds, generator steps per round) of the next call from step ``current``."""
         return loop.plan_call(
-            current, limit, per_round=self.schedule.generator_steps,
+            current, limit, per_round=self.settings.schedule.generator_steps,
             log_every=self.settings.intervals.log_every,
             rounds_per_call=self.settings.numerics.rounds_per_call,
         )  # fmt: skip

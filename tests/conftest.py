@@ -147,8 +147,8 @@ def run_trainer(experiment: str, num_steps: int, *params: str):
     return make_trainer(
         experiment,
         f"NUM_STEPS = {num_steps}",
-        "train.checkpoint_every = 2",
-        "train.deterministic = True",
+        "Intervals.checkpoint_every = 2",
+        "Numerics.deterministic = True",
         *params,
     )
 

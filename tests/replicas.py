@@ -182,7 +182,7 @@ def nan(policy: str) -> dict:
     """A NaN in replica 1's copy of one critic weight only, at round 2 of 4."""
     import tempfile
 
-    trainer = make("wgan", 2, "NUM_STEPS = 4", f"train.non_finite = '{policy}'")
+    trainer = make("wgan", 2, "NUM_STEPS = 4", f"Numerics.non_finite = '{policy}'")
     original = trainer.train_round
     calls = {"n": 0}
 

@@ -166,9 +166,9 @@ DCGAN_KEYS = {
     "Schedule.critic_steps",
     "Schedule.generator_steps",
     "Schedule.share_noise",
-    "train.eval_every",  # evaluation cadence, matched to each experiment's speed
+    "Intervals.eval_every",  # evaluation cadence, matched to each experiment's speed
     "build_generator.sync_batch_norm",  # batch-norm statistics over the global batch
-    "train.rounds_per_call",  # gan.gin fuses its cheap rounds (a speed switch, same numbers)
+    "Numerics.rounds_per_call",  # gan.gin fuses its cheap rounds (a speed switch, same numbers)
 }
 
 
@@ -200,7 +200,7 @@ def tiny_runs(tmp_path_factory):
     on: run directory -> last row (or the error it raised)."""
     folder = tmp_path_factory.mktemp("tiny_runs")
     rows = {}
-    outputs = ("train.plots = True", "train.saved_model = True")
+    outputs = ("Outputs.plots = True", "Outputs.saved_model = True")
     for experiment in EXPERIMENTS:
         try:
             rows[experiment] = make_trainer(experiment, *outputs).fit(str(folder / experiment))

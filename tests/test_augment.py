@@ -192,7 +192,7 @@ def test_registry_names_and_gin():
 
 
 def _trainer(*params, experiment="recommended_unconditional"):
-    parse(experiment, "NUM_STEPS = 4", "train.eval_every = 0", *params)
+    parse(experiment, "NUM_STEPS = 4", "Intervals.eval_every = 0", *params)
     return config.make_trainer()
 
 
@@ -211,7 +211,7 @@ def test_ada_p_is_logged_checkpointed_and_resumed_exactly(tmp_path):
     # small models: p's bookkeeping is the same on any critic, and ADA's graph under the
     # recommended recipe's R1 takes three times as long to trace.
     fast = ("train.augment = @ADA()", "ADA.interval = 1", "ADA.speed_images = 64",
-            "ADA.target = -0.99", "ADA.initial_p = 0.25", "train.log_every = 1")  # fmt: skip
+            "ADA.target = -0.99", "ADA.initial_p = 0.25", "Intervals.log_every = 1")  # fmt: skip
     straight = _trainer(*fast, experiment="gan")
     straight.fit(str(tmp_path / "straight"))
     p_straight = float(straight.augment.p.numpy())
@@ -219,9 +219,9 @@ def test_ada_p_is_logged_checkpointed_and_resumed_exactly(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").open()]
     logged = [r["augment_p"] for r in rows if "augment_p" in r]
     assert len(logged) == 4 and logged[-1] == pytest.approx(p_straight)
-    half = _trainer(*fast, "NUM_STEPS = 2", "train.checkpoint_every = 2", experiment="gan")
+    half = _trainer(*fast, "NUM_STEPS = 2", "Intervals.checkpoint_every = 2", experiment="gan")
     half.fit(str(tmp_path / "resumed"))
-    resumed = _trainer(*fast, "train.checkpoint_every = 2", experiment="gan")
+    resumed = _trainer(*fast, "Intervals.checkpoint_every = 2", experiment="gan")
     resumed.fit(str(tmp_path / "resumed"))
     assert float(resumed.augment.p.numpy()) == p_straight
     np.testing.assert_array_equal(

@@ -72,7 +72,7 @@ CASES = [
     ("gan", ["VALUE_RANGE = (-1.0, 1.0)"], ValueError, "ends in sigmoid"),
     ("wgan", ["Schedule.share_noise = True"], ValueError, "share_noise"),
     ("gan", ["Latent.scale = -1.0"], ValueError, "Latent.scale"),
-    ("gan", ["train.log_every = 0"], ValueError, "log_every"),
+    ("gan", ["Intervals.log_every = 0"], ValueError, "Intervals.log_every must be an integer >= 1"),
     (
         "gan",
         [
@@ -101,11 +101,16 @@ CASES = [
         "image_size",
     ),
     ("gan", ["train.strategy = 'multi_worker_mirrored'"], ValueError, "TF_CONFIG is malformed"),
-    ("gan", ["train.precision = 'float8'"], ValueError, "train.precision must be one of"),
-    ("gan", ["train.non_finite = 'ignore'"], ValueError, "train.non_finite must be"),
+    ("gan", ["Numerics.precision = 'float8'"], ValueError, "Numerics.precision must be one of"),
+    ("gan", ["Numerics.non_finite = 'ignore'"], ValueError, "Numerics.non_finite must be"),
     ("dcgan", ["critic/Adam.beta_1 = 1.5"], ValueError, "beta_1 must lie in"),
     ("gan", ["BATCH_SIZE = 128"], ValueError, "larger than the number of images"),
-    ("gan", ["train.eval_every = -1"], ValueError, "eval_every"),
+    (
+        "gan",
+        ["Intervals.eval_every = -1"],
+        ValueError,
+        "Intervals.eval_every must be an integer >= 0",
+    ),
 ]
 
 

@@ -25,7 +25,7 @@ def _ganpipe(experiment):
     def count(model):
         return int(sum(np.prod(v.shape) for v in model.trainable_variables))
 
-    schedule = trainer.schedule
+    schedule = trainer.settings.schedule
     return (
         count(trainer.generator),
         count(trainer.critic),

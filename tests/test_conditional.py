@@ -190,7 +190,7 @@ def test_the_conditional_switch_changes_only_the_conditioning_and_the_models_inp
         "train.num_classes",
         "build_generator.conditioning",
         "build_critic.conditioning",
-        "train.num_samples",
+        "Intervals.num_samples",
     }
     # The seed's 128-number latent (tiny.gin shrinks it).
     plain = make_trainer("gan", "LATENT_DIM = 128")
@@ -392,8 +392,8 @@ def test_fused_rounds_equal_single_rounds_in_a_conditional_run():
         trainer = make_trainer(
             "cgan_projection",
             "Schedule.share_noise = False",
-            f"train.rounds_per_call = {rounds_per_call}",
-            "train.log_every = 4",
+            f"Numerics.rounds_per_call = {rounds_per_call}",
+            "Intervals.log_every = 4",
         )
         trainer.train_steps(4)
         return [np.array(v) for v in trainer.generator.weights + trainer.critic.weights]
@@ -408,7 +408,7 @@ def test_conditional_gradient_penalty_and_non_finite_skip_run(tmp_path):
         "Schedule.share_noise = False",
         "train.loss = 'wasserstein'",
         "train.penalty = @GradientPenalty()",
-        "train.non_finite = 'skip'",
+        "Numerics.non_finite = 'skip'",
     )
     row = trainer.fit(str(tmp_path / "run"))
     assert row["step"] == 2 and np.isfinite(row["gradient_penalty"])
@@ -498,7 +498,7 @@ def test_per_class_grid_has_one_row_per_class_and_one_noise_per_column(tmp_path)
 
 
 def test_a_conditional_run_writes_per_class_grids(tmp_path):
-    trainer = make_trainer("cgan", "train.num_samples = 20")  # 10 classes x 2 columns
+    trainer = make_trainer("cgan", "Intervals.num_samples = 20")  # 10 classes x 2 columns
     trainer.fit(str(tmp_path / "run"))
     png = tf.io.decode_png(open(tmp_path / "run" / "samples" / "step_000002.png", "rb").read())
     assert png.shape == (10 * 30 + 2, 2 * 30 + 2, 1)
@@ -581,8 +581,8 @@ def test_conditional_eval_during_training_and_the_evaluate_command_report_it(tmp
         "cgan",
         "load_images.source = 'fashion_mnist'",
         "load_images.limit = 512",
-        "train.eval_every = 1",
-        "train.eval_samples = 200",
+        "Intervals.eval_every = 1",
+        "Intervals.eval_samples = 200",
         "BATCH_SIZE = 64",
     )
     trainer.fit(str(run), config_text=gin.config_str())

@@ -1,4 +1,4 @@
-"""The exponential moving average of the generator's weights (``train.generator_ema``).
+"""The exponential moving average of the generator's weights (``EMA.decay``).
 
 Most tests swap the DCGAN-family models for small ones with the same structure (dense, reshape,
 transposed convolutions, batch norm with moving statistics, tanh output), so that whole rounds of
@@ -61,7 +61,7 @@ def _assert_close_list(actual, expected, rtol=1e-6, atol=1e-7):
 
 
 def test_average_starts_as_a_separate_non_trainable_copy_of_the_live_weights():
-    trainer = small("dcgan", "train.generator_ema = 0.9")
+    trainer = small("dcgan", "EMA.decay = 0.9")
     average = trainer.generator_ema
     assert average is not trainer.generator
     assert not average.trainable and not average.trainable_variables
@@ -77,9 +77,7 @@ def test_average_starts_as_a_separate_non_trainable_copy_of_the_live_weights():
 @pytest.mark.parametrize("start", [0, 2])
 def test_average_follows_the_recurrence_after_each_generator_update(start):
     decay, updates = 0.75, 5
-    trainer = small(
-        "dcgan", f"train.generator_ema = {decay}", f"train.generator_ema_start = {start}"
-    )
+    trainer = small("dcgan", f"EMA.decay = {decay}", f"EMA.start = {start}")
     weights, state = _split(trainer)
     initial = values(v for _, v in weights)
     lives = []
@@ -98,7 +96,7 @@ def test_average_follows_the_recurrence_after_each_generator_update(start):
 
 
 def test_warm_up_copies_the_live_weights():
-    trainer = small("dcgan", "train.generator_ema = 0.5", "train.generator_ema_start = 3")
+    trainer = small("dcgan", "EMA.decay = 0.5", "EMA.start = 3")
     weights, _ = _split(trainer)
     for _ in range(3):
         trainer.train_generator()
@@ -112,8 +110,11 @@ def test_every_generator_update_of_a_dcgan_round_updates_the_average():
     # One whole 5/50 round (train_round) against the same updates made one by one, recording the
     # live weights after each of the 50 generator updates.
     decay = 0.9
-    in_round = small("dcgan", f"train.generator_ema = {decay}")
-    assert (in_round.schedule.critic_steps, in_round.schedule.generator_steps) == (5, 50)
+    in_round = small("dcgan", f"EMA.decay = {decay}")
+    assert (
+        in_round.settings.schedule.critic_steps,
+        in_round.settings.schedule.generator_steps,
+    ) == (5, 50)
     weights, state = _split(in_round)
     initial = values(v for _, v in weights)
     in_round.train_round()
@@ -144,8 +145,8 @@ def test_fused_rounds_average_exactly_what_single_rounds_average():
         trainer = small(
             "wgan",
             "Schedule.critic_steps = 2",
-            "train.generator_ema = 0.8",
-            f"train.rounds_per_call = {rounds_per_call}",
+            "EMA.decay = 0.8",
+            f"Numerics.rounds_per_call = {rounds_per_call}",
         )
         trainer.train_steps(6)
         assert int(trainer.generator_optimizer.iterations.numpy()) == 6
@@ -171,8 +172,8 @@ def _rounds_recurrence(trainer, decay, rounds):
 
 def test_shared_noise_rounds_update_the_average():
     # gan.gin: one critic and one generator update per round on the same noise.
-    trainer = make_trainer("gan", "train.generator_ema = 0.6")
-    assert trainer.schedule.share_noise
+    trainer = make_trainer("gan", "EMA.decay = 0.6")
+    assert trainer.settings.schedule.share_noise
     average, expected = _rounds_recurrence(trainer, 0.6, 3)
     _assert_close_list(average, expected)
 
@@ -180,8 +181,8 @@ def test_shared_noise_rounds_update_the_average():
 def test_xla_compiled_updates_update_the_average():
     from tensorflow.python.framework import config as tf_config  # no public switch-off
 
-    tf_config.disable_op_determinism()  # turned on process-wide by train.deterministic tests
-    trainer = small("wgan", "train.jit_compile = True", "train.generator_ema = 0.6", *FAST)
+    tf_config.disable_op_determinism()  # turned on process-wide by Numerics.deterministic tests
+    trainer = small("wgan", "Numerics.jit_compile = True", "EMA.decay = 0.6", *FAST)
     assert trainer.jit_compile
     average, expected = _rounds_recurrence(trainer, 0.6, 3)
     _assert_close_list(average, expected)
@@ -195,7 +196,7 @@ FAST = ("generator/RMSprop.learning_rate = 0.01", "critic/RMSprop.learning_rate 
 def _fit(run_dir, *params, steps=3):
     gin.clear_config()
     keras.utils.clear_session()
-    trainer = small("wgan", f"NUM_STEPS = {steps}", "train.deterministic = True", *FAST, *params)
+    trainer = small("wgan", f"NUM_STEPS = {steps}", "Numerics.deterministic = True", *FAST, *params)
     trainer.fit(str(run_dir))
     rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
     return trainer, rows
@@ -207,7 +208,7 @@ LOSS_KEYS = ("critic_loss", "generator_loss", "critic_real", "critic_fake")
 def test_the_average_leaves_live_training_bit_identical(tmp_path):
     off, off_rows = _fit(tmp_path / "off")
     off_live = values([*off.generator.variables, *off.critic.variables])
-    on, on_rows = _fit(tmp_path / "on", "train.generator_ema = 0.5")
+    on, on_rows = _fit(tmp_path / "on", "EMA.decay = 0.5")
     on_live = values([*on.generator.variables, *on.critic.variables])
     assert [{k: r[k] for k in LOSS_KEYS} for r in on_rows] == [
         {k: r[k] for k in LOSS_KEYS} for r in off_rows
@@ -225,7 +226,7 @@ def _outputs(model, noise):
 def test_samples_evaluation_and_saved_generators_come_from_the_average(tmp_path):
     gin.clear_config()
     keras.utils.clear_session()
-    trainer = small("wgan", "NUM_STEPS = 3", *FAST, "train.generator_ema = 0.5")
+    trainer = small("wgan", "NUM_STEPS = 3", *FAST, "EMA.decay = 0.5")
     seen = []
 
     def evaluation(generator):
@@ -247,15 +248,17 @@ def test_samples_evaluation_and_saved_generators_come_from_the_average(tmp_path)
     np.testing.assert_array_equal(_outputs(saved_live, noise), live)
 
     # The last sample grid is the average's view of the fixed noise, not the live generator's.
-    fixed = trainer.latent.sample(
-        tf.random.Generator.from_seed(trainer.seed + 1), [trainer.num_samples, 16]
+    fixed = trainer.settings.latent.sample(
+        tf.random.Generator.from_seed(trainer.settings.seed + 1),
+        [trainer.settings.intervals.num_samples, 16],
     ).numpy()
     png = tf.io.decode_png(tf.io.read_file(str(run / "samples" / "step_000003.png"))).numpy()
     np.testing.assert_array_equal(
-        png, writers.image_grid(_outputs(trainer.generator_ema, fixed), trainer.value_range)
+        png,
+        writers.image_grid(_outputs(trainer.generator_ema, fixed), trainer.settings.value_range),
     )
     assert not np.array_equal(
-        png, writers.image_grid(_outputs(trainer.generator, fixed), trainer.value_range)
+        png, writers.image_grid(_outputs(trainer.generator, fixed), trainer.settings.value_range)
     )
 
     # Latest and best checkpoints hold the average.
@@ -270,7 +273,7 @@ def test_evaluate_scores_the_average_or_the_live_weights(tmp_path):
     from ganpipe.eval import run as eval_run
 
     run = tmp_path / "run"
-    trainer, _ = _fit(run, "train.generator_ema = 0.5")
+    trainer, _ = _fit(run, "EMA.decay = 0.5")
     (run / rundir.CONFIG_FILE).write_text(gin.config_str())  # as `ganpipe.main` writes it
     noise = np.random.default_rng(1).normal(0, 1, (5, 16)).astype(np.float32)
     average, live = _outputs(trainer.generator_ema, noise), _outputs(trainer.generator, noise)
@@ -288,7 +291,7 @@ def test_evaluate_scores_the_average_or_the_live_weights(tmp_path):
 
 
 def test_stop_and_resume_matches_a_straight_run_for_the_average(tmp_path):
-    params = ("train.generator_ema = 0.5", "train.generator_ema_start = 1")
+    params = ("EMA.decay = 0.5", "EMA.start = 1")
     straight, straight_rows = _fit(tmp_path / "straight", *params, steps=4)
     _fit(tmp_path / "resumed", *params, steps=2)
     resumed, resumed_rows = _fit(tmp_path / "resumed", *params, steps=4)
@@ -304,11 +307,11 @@ def test_stop_and_resume_matches_a_straight_run_for_the_average(tmp_path):
 def test_a_checkpoint_without_the_average_is_refused(tmp_path):
     _fit(tmp_path / "run", steps=1)
     with pytest.raises(ValueError, match="holds no generator weight average"):
-        _fit(tmp_path / "run", "train.generator_ema = 0.5", steps=2)
+        _fit(tmp_path / "run", "EMA.decay = 0.5", steps=2)
 
 
 def test_skip_undoes_the_average_with_the_round(tmp_path):
-    trainer = small("wgan", "train.generator_ema = 0.5")
+    trainer = small("wgan", "EMA.decay = 0.5")
     before = trainer.state.snapshot()
     trainer.train_round()
     weights, _ = _split(trainer)
@@ -323,19 +326,19 @@ def test_skip_undoes_the_average_with_the_round(tmp_path):
 
 @pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1", "True", "'0.99'"])
 def test_decay_must_lie_strictly_between_zero_and_one(value):
-    with pytest.raises(ValueError, match=r"train.generator_ema .* strictly between 0 and 1"):
-        small("gan", f"train.generator_ema = {value}")
+    with pytest.raises(ValueError, match=r"EMA.decay .* strictly between 0 and 1"):
+        small("gan", f"EMA.decay = {value}")
 
 
 @pytest.mark.parametrize("value", ["-1", "1.5", "True"])
 def test_start_must_be_a_count(value):
-    with pytest.raises(ValueError, match=r"train.generator_ema_start .* integer >= 0"):
-        small("gan", "train.generator_ema = 0.9", f"train.generator_ema_start = {value}")
+    with pytest.raises(ValueError, match=r"EMA.start .* integer >= 0"):
+        small("gan", "EMA.decay = 0.9", f"EMA.start = {value}")
 
 
 def test_start_without_a_decay_is_refused():
-    with pytest.raises(ValueError, match="generator_ema_start = 5 is set but"):
-        small("gan", "train.generator_ema_start = 5")
+    with pytest.raises(ValueError, match="EMA.start = 5 is set but EMA.decay is None"):
+        small("gan", "EMA.start = 5")
 
 
 # --- two replicas ---------------------------------------------------------------------------
@@ -352,7 +355,7 @@ TWO_REPLICAS = textwrap.dedent(
     from tests.test_ema import SMALL_MODELS, _recurrence, _split
     config.parse(["gin/wgan.gin", "gin/testing/tiny.gin"], [*SMALL_MODELS,
         "train.strategy = @make_strategy()", "make_strategy.name = 'mirrored'",
-        "make_strategy.devices = ['/cpu:0', '/cpu:1']", "train.generator_ema = 0.5",
+        "make_strategy.devices = ['/cpu:0', '/cpu:1']", "EMA.decay = 0.5",
         "generator/RMSprop.learning_rate = 0.01"])
     trainer = config.make_trainer()
     assert trainer.strategy.num_replicas_in_sync == 2

@@ -470,12 +470,16 @@ def _swap(experiment) -> tuple[dict, list[tuple[np.ndarray, np.ndarray]]]:
     for variable, value in zip(trainer.critic.trainable_variables, before):
         variable.assign(value)
     real = next(iter(trainer.dataset))
-    noise = trainer.latent.sample(
-        backend.ReplicaRandom(trainer.seed, 0, backend.CRITIC_NOISE, trainer.batch_size),
-        [trainer.batch_size, trainer.steps.latent_dim],
+    noise = trainer.settings.latent.sample(
+        backend.ReplicaRandom(
+            trainer.settings.seed, 0, backend.CRITIC_NOISE, trainer.settings.batch_size
+        ),
+        [trainer.settings.batch_size, trainer.steps.latent_dim],
     )
     fake = trainer.generator(noise, training=True)
-    rng = backend.ReplicaRandom(trainer.seed, 0, backend.PENALTY, trainer.batch_size)
+    rng = backend.ReplicaRandom(
+        trainer.settings.seed, 0, backend.PENALTY, trainer.settings.batch_size
+    )
     with tf.GradientTape() as tape:
         penalty = tf.reduce_mean(
             trainer.penalty(lambda x: trainer.critic(x, training=True), real, fake, rng)

@@ -20,9 +20,9 @@ TINY = [
     "--gin_file=gin/gan.gin",
     "--gin_file=gin/testing/tiny.gin",
     "--gin_param=BATCH_SIZE=8",
-    "--gin_param=train.log_every=1",
-    "--gin_param=train.sample_every=1000000",
-    "--gin_param=train.checkpoint_every=5",
+    "--gin_param=Intervals.log_every=1",
+    "--gin_param=Intervals.sample_every=1000000",
+    "--gin_param=Intervals.checkpoint_every=5",
 ]
 
 
@@ -116,11 +116,11 @@ def test_kill_9_at_random_moments_loses_nothing_but_recent_work(tmp_path):
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     run = tmp_path / "run"
-    trainer = make_trainer("gan", "NUM_STEPS = 4", "train.checkpoint_every = 2")
+    trainer = make_trainer("gan", "NUM_STEPS = 4", "Intervals.checkpoint_every = 2")
     trainer.fit(str(run))
     data = next((run / "checkpoints").glob("ckpt-4.data-*"))
     data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 3])  # truncated mid-write
-    again = make_trainer("gan", "NUM_STEPS = 6", "train.checkpoint_every = 2")
+    again = make_trainer("gan", "NUM_STEPS = 6", "Intervals.checkpoint_every = 2")
     with caplog.at_level("WARNING", logger="absl"):
         again.fit(str(run))
     assert "ckpt-4 is unreadable" in caplog.text and "falling back to" in caplog.text
@@ -131,7 +131,7 @@ def test_signal_after_the_rounds_checks_still_checkpoints_the_last_step(tmp_path
     # The signal lands while step 3's row is being written, after the loop decided this round
     # needs no checkpoint (checkpoint_every=5): the stop must checkpoint step 3 all the same.
     run = tmp_path / "run"
-    trainer = make_trainer("gan", "NUM_STEPS = 20", "train.checkpoint_every = 5")
+    trainer = make_trainer("gan", "NUM_STEPS = 20", "Intervals.checkpoint_every = 5")
     write = writers.MetricsLog.write
 
     def write_then_signal(self, row):
@@ -164,7 +164,7 @@ def _inject_nan_in_round(trainer, round_index):
 
 def test_nan_stops_at_once_naming_side_step_and_last_checkpoint(tmp_path):
     run = tmp_path / "run"
-    trainer = make_trainer("wgan", "NUM_STEPS = 5", "train.checkpoint_every = 1")
+    trainer = make_trainer("wgan", "NUM_STEPS = 5", "Intervals.checkpoint_every = 1")
     _inject_nan_in_round(trainer, 3)
     with pytest.raises(
         callbacks.NonFiniteLossError,
@@ -180,7 +180,7 @@ def test_nan_stops_at_once_naming_side_step_and_last_checkpoint(tmp_path):
 
 def test_nan_skip_policy_undoes_the_round_and_goes_on(tmp_path, caplog):
     run = tmp_path / "run"
-    trainer = make_trainer("wgan", "NUM_STEPS = 5", "train.non_finite = 'skip'")
+    trainer = make_trainer("wgan", "NUM_STEPS = 5", "Numerics.non_finite = 'skip'")
     _inject_nan_in_round(trainer, 3)
     with caplog.at_level("WARNING", logger="absl"):
         trainer.fit(str(run))

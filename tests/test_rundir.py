@@ -30,6 +30,29 @@ def test_config_difference_ignores_comments_and_the_step_budget():
     assert "-train.loss = 'hinge'" in diff and "+train.loss = 'wasserstein'" in diff
 
 
+def test_config_difference_reads_moved_bindings_under_their_new_names_in_any_order():
+    # config.gin of a run written before train's settings were grouped, and the same config now.
+    saved = "train.generator_ema = 0.9\ntrain.log_every = 1\ntrain.loss = 'hinge'\n"
+    now = (
+        "EMA.decay = 0.9\nIntervals.log_every = 1\ntrain.ema = @EMA()\n"
+        "train.intervals = @Intervals()\ntrain.loss = 'hinge'\n"
+    )
+    assert rundir.config_difference(saved, now) == []
+    changed = now.replace("Intervals.log_every = 1", "Intervals.log_every = 2")
+    diff = rundir.config_difference(saved, changed)
+    assert "-Intervals.log_every = 1" in diff and "+Intervals.log_every = 2" in diff
+    # Another group object than the class's own is a difference.
+    other = now.replace("train.ema = @EMA()", "train.ema = @slow/EMA()")
+    assert "+train.ema = @slow/EMA()" in rundir.config_difference(saved, other)
+
+
+def test_config_difference_keeps_a_value_with_its_continuation_lines():
+    saved = "build.blocks = \\\n    [1,\n     2]\nz = 1\n"
+    assert rundir.config_difference(saved, "z = 1\nbuild.blocks = \\\n    [1,\n     2]\n") == []
+    diff = rundir.config_difference(saved, "z = 1\nbuild.blocks = \\\n    [1,\n     3]\n")
+    assert "-2]" in diff and "+3]" in diff
+
+
 def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
     path = tmp_path / "metrics.json"
     rundir.atomic_write(str(path), "old contents\n")

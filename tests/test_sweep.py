@@ -126,14 +126,14 @@ def test_precision_sweep_trains_dcgan_alike_in_float32_and_bfloat16():
     sweep = sweeps.load_sweep_file(str(GIN / "sweeps" / "precision_dcgan.gin"))
     grid = sweeps.cells(sweep)
     assert [cell.bindings for cell in grid] == [
-        ("train.precision = 'float32'",),
-        ("train.precision = 'mixed_bfloat16'",),
+        ("Numerics.precision = 'float32'",),
+        ("Numerics.precision = 'mixed_bfloat16'",),
     ]
     assert sweep.seeds >= 3
     steps = set()
     for cell in grid:
         config.parse(list(sweep.gin_files), sweeps.run_bindings(sweep, cell, 0))
-        assert gin.query_parameter("train.precision") in ("float32", "mixed_bfloat16")
+        assert gin.query_parameter("Numerics.precision") in ("float32", "mixed_bfloat16")
         steps.add(gin.query_parameter("%NUM_STEPS"))
         # The same number of generator updates, and no wall-clock budget to cut either short.
         assert _query("train.max_train_seconds") is None
@@ -309,6 +309,31 @@ def test_first_seed_shifts_the_seeds_and_a_sweep_json_without_it_means_zero(tmp_
         sweeps.make_sweep(gin_files=["gan.gin"], first_seed=-1)
 
 
+def test_a_sweep_written_with_moved_bindings_is_the_same_sweep_under_the_new_names(tmp_path):
+    # sweep.json and a result of a sweep run before train's settings were grouped.
+    def spec(*names):
+        return sweeps.make_sweep(
+            gin_files=["gan.gin"], gin_params=[f"{names[0]} = 50"], axes=[f"{names[1]}=0.9,0.99"],
+            ladder=[("ema", [f"{names[1]} = 0.5"])], seeds=1,
+        )  # fmt: skip
+
+    old, new = (
+        spec("train.log_every", "train.generator_ema"),
+        spec("Intervals.log_every", "EMA.decay"),
+    )
+    sweeps.Runner(old, str(tmp_path)).check_directory()
+    runner = sweeps.Runner(new, str(tmp_path))
+    runner.check_directory()  # resumes, not refused
+    cell = runner.cells[0]
+    row = {"cell": cell.name, "train.generator_ema": "0.9", "status": "done"}
+    (tmp_path / "runs" / cell.name / "seed0").mkdir(parents=True)
+    (tmp_path / "runs" / cell.name / "seed0" / sweeps.RESULT).write_text(json.dumps(row))
+    assert runner.finished(cell, 0) == {"cell": cell.name, "EMA.decay": "0.9", "status": "done"}
+    assert dict(cell.coordinates)["EMA.decay"] == "0.9"  # the same column as the new runs'
+    with pytest.raises(sweeps.SweepError, match="different gin_params"):
+        sweeps.Runner(spec("Intervals.sample_every", "EMA.decay"), str(tmp_path)).check_directory()
+
+
 def test_a_typo_stops_the_sweep_before_any_run(tmp_path):
     out = tmp_path / "sweep"
     result = run_module(
@@ -336,8 +361,8 @@ def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
         "--gin_param=NUM_STEPS = 100",
         "--gin_param=load_images.source = 'fashion_mnist'",
         "--gin_param=load_images.limit = 256",
-        "--gin_param=train.checkpoint_every = 50",
-        "--gin_param=train.sample_every = 1000",
+        "--gin_param=Intervals.checkpoint_every = 50",
+        "--gin_param=Intervals.sample_every = 1000",
         "--seeds=1",
         "--eval_samples=200",
         f"--output_dir={out}",
@@ -398,7 +423,7 @@ def _fast_rungs():
                 "on": _query("R1Penalty.on"),
                 "spectral": _query("build_critic.spectral_norm"),
                 "augment": str(_query("train.augment")),
-                "ema": _query("train.generator_ema"),
+                "ema": _query("EMA.decay"),
                 "critic_steps": _query("Schedule.critic_steps"),
             }
         )
@@ -433,8 +458,8 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recipe_it_was_run_with()
     sweep, grid, seen = _fast_rungs()
     names = ("train.loss", "train.penalty", "R1Penalty.gamma", "R1Penalty.on", "R1Penalty.every",
              "generator/Adam.beta_1", "critic/Adam.beta_2", "generator/Adam.learning_rate",
-             "critic/Adam.learning_rate", "Schedule.critic_steps", "train.generator_ema",
-             "train.generator_ema_start", "train.batch_size", "train.augment",
+             "critic/Adam.learning_rate", "Schedule.critic_steps", "EMA.decay",
+             "EMA.start", "train.batch_size", "train.augment",
              "train.num_classes")  # fmt: skip
 
     def bound(files, params):
@@ -443,7 +468,7 @@ def test_fast_ladder_ns_r1_rung_with_the_average_is_the_recipe_it_was_run_with()
         gin.clear_config()
         return values
 
-    average = ["train.generator_ema = 0.995", "train.generator_ema_start = 200"]
+    average = ["EMA.decay = 0.995", "EMA.start = 200"]
     rung = bound(list(sweep.gin_files), [*sweeps.run_bindings(sweep, grid[4], 0), *average])
     recipe = [str(GIN / "recommended_unconditional.gin")]
     assert list(sweep.gin_files) == recipe
@@ -469,7 +494,7 @@ def test_recommended_is_the_unconditional_recipe_made_class_conditional():
         "train.num_classes = 10",
         "build_generator.conditioning = 'class_batch_norm'",
         "build_critic.conditioning = 'projection'",
-        "train.num_samples = 100",
+        "Intervals.num_samples = 100",
     }
 
 

@@ -93,7 +93,7 @@ def test_losses_are_global_batch_means():
 
 @pytest.mark.parametrize("experiment", ["gan", "dcgan", "wgan", "wgan_gp"])
 def test_mixed_bfloat16_trains_every_experiment_with_float32_losses(experiment):
-    trainer = make_trainer(experiment, "train.precision = 'mixed_bfloat16'")
+    trainer = make_trainer(experiment, "Numerics.precision = 'mixed_bfloat16'")
     assert trainer.generator.layers[-1].compute_dtype == "bfloat16"
     assert all(v.dtype == "float32" for v in trainer.critic.trainable_variables)
     metrics = trainer.train_round(1)
@@ -116,7 +116,7 @@ def test_mixed_float16_loss_scaling_trains_both_sides(experiment, extra):
     # does not depend on the schedule (dcgan.gin's 5 + 50 updates per round cost 20 s here).
     trainer = make_trainer(
         experiment,
-        "train.precision = 'mixed_float16'",
+        "Numerics.precision = 'mixed_float16'",
         "Schedule.critic_steps = 1",
         "Schedule.generator_steps = 1",
         *extra,
@@ -154,8 +154,8 @@ def _train_and_collect(*params, steps=6, experiment="wgan"):
 
 
 def test_fused_rounds_train_exactly_what_single_rounds_train():
-    single, single_values = _train_and_collect("train.rounds_per_call = 1")
-    fused, fused_values = _train_and_collect("train.rounds_per_call = 4")
+    single, single_values = _train_and_collect("Numerics.rounds_per_call = 1")
+    fused, fused_values = _train_and_collect("Numerics.rounds_per_call = 4")
     assert int(fused.step.numpy()) == int(single.step.numpy()) == 6
     assert int(fused.critic_optimizer.iterations.numpy()) == 12
     for a, b in zip(single_values, fused_values):
@@ -163,11 +163,11 @@ def test_fused_rounds_train_exactly_what_single_rounds_train():
 
 
 def test_fused_calls_stop_at_log_boundaries_and_at_the_last_step():
-    trainer = make_trainer("gan", "train.rounds_per_call = 8", "train.log_every = 5")
+    trainer = make_trainer("gan", "Numerics.rounds_per_call = 8", "Intervals.log_every = 5")
     assert trainer.plan_call(0, 100) == (5, 1)  # stops at step 5 to log it
     assert trainer.plan_call(5, 100) == (5, 1)
     assert trainer.plan_call(10, 13) == (3, 1)  # never past the end
-    dcgan = make_trainer("dcgan", "train.rounds_per_call = 8", "train.log_every = 100")
+    dcgan = make_trainer("dcgan", "Numerics.rounds_per_call = 8", "Intervals.log_every = 100")
     assert dcgan.plan_call(0, 1000) == (2, 50)  # two 50-step rounds reach the boundary
     assert dcgan.plan_call(990, 1000) == (1, 10)  # the shortened last round
 
@@ -175,12 +175,12 @@ def test_fused_calls_stop_at_log_boundaries_and_at_the_last_step():
 def test_xla_training_is_reproducible_and_finite():
     # XLA's stateless random generators differ from TensorFlow's kernels for the same seed, so an
     # XLA run is compared with another XLA run, not with a plain one. Op determinism (turned on
-    # process-wide by train.deterministic in other tests) has no XLA max-pool gradient.
+    # process-wide by Numerics.deterministic in other tests) has no XLA max-pool gradient.
     from tensorflow.python.framework import config as tf_config  # no public switch-off
 
     tf_config.disable_op_determinism()
-    first, first_values = _train_and_collect("train.jit_compile = True", steps=3)
-    _, second_values = _train_and_collect("train.jit_compile = True", steps=3)
+    first, first_values = _train_and_collect("Numerics.jit_compile = True", steps=3)
+    _, second_values = _train_and_collect("Numerics.jit_compile = True", steps=3)
     assert first.jit_compile
     for a, b in zip(first_values, second_values):
         assert np.all(np.isfinite(a))
@@ -191,9 +191,9 @@ def test_xla_training_is_reproducible_and_finite():
 @pytest.mark.parametrize(
     "param",
     [
-        "train.rounds_per_call = 0",
-        "train.jit_compile = 'yes'",
-        "train.jit_compile = True\ntrain.deterministic = True",
+        "Numerics.rounds_per_call = 0",
+        "Numerics.jit_compile = 'yes'",
+        "Numerics.jit_compile = True\nNumerics.deterministic = True",
     ],
 )
 def test_speed_switches_are_validated(param):

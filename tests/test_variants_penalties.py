@@ -72,7 +72,7 @@ def test_dcgan_to_variant_is_exactly_its_switches(dcgan_operative, experiment):
 
 @pytest.mark.parametrize("experiment", sorted(SWITCHES))
 def test_variant_trains_under_mixed_bfloat16_with_float32_losses(experiment):
-    trainer = make_trainer(experiment, "train.precision = 'mixed_bfloat16'")
+    trainer = make_trainer(experiment, "Numerics.precision = 'mixed_bfloat16'")
     assert trainer.critic.layers[1].compute_dtype == "bfloat16"
     metrics = trainer.train_round(1)
     assert all(np.isfinite(v) for v in metrics.values()), metrics

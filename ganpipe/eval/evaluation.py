@@ -384,7 +384,7 @@ def restore_generator(
     """Builds a run's generator and loads trained weights into it; nothing else is built (no
     critic, no optimizer, no data).
 
-    The weights are the run's weight average when it trained with ``train.generator_ema`` (as
+    The weights are the run's weight average when it trained with ``EMA.decay`` (as
     its samples and generator.keras are), or its live generator with ``live`` or without an
     average.
 
@@ -417,7 +417,7 @@ def restore_generator(
     if key not in checkpoint_keys(path):
         what = (
             f"no generator weight average ({key!r}), although the run's config sets "
-            f"train.generator_ema = {setup.generator_ema}: it was written without one. Score "
+            f"EMA.decay = {setup.generator_ema}: it was written without one. Score "
             "the live weights instead (--live_generator)"
             if average
             else f"no generator ({key!r})"

@@ -32,16 +32,16 @@ def parse_run_config(run_dir: str) -> str:
 
 def generator_setup() -> evaluation.GeneratorSetup:
     """How the parsed config builds and samples the generator: ``train``'s ``generator``,
-    ``latent``, ``value_range``, ``num_classes``, ``precision`` and ``generator_ema``, bound or
-    at the trainer's defaults."""
+    ``latent``, ``value_range`` and ``num_classes``, ``Numerics.precision`` and ``EMA.decay``,
+    bound or at their defaults."""
     num_classes = config.train_setting("num_classes")
     return evaluation.GeneratorSetup(
         factory=config.train_setting("generator"),
         latent=config.train_setting("latent"),
         value_range=tuple(float(v) for v in config.train_setting("value_range")),
         num_classes=None if num_classes is None else int(num_classes),
-        precision=config.train_setting("precision"),
-        generator_ema=config.train_setting("generator_ema"),
+        precision=config.train_setting("Numerics.precision"),
+        generator_ema=config.train_setting("EMA.decay"),
     )
 
 
@@ -80,7 +80,7 @@ def evaluate_run(
 ) -> dict:
     """Rebuilds a run's generator from its config.gin, restores it, and scores its samples.
 
-    A run trained with ``train.generator_ema`` is scored on its weight average, or on its live
+    A run trained with a weight average (``EMA.decay``) is scored on the average, or on its live
     weights with ``live``.
 
     Raises:

@@ -99,7 +99,7 @@ def non_finite_message(bad: Mapping[str, float], step: int, last_checkpoint: str
         f"Non-finite value(s) {dict(bad)} in the round ending at step {step}, on the "
         f"{' and '.join(sides)} side. No checkpoint was written after it; the last good checkpoint "
         f"is {last_checkpoint or 'none (none saved yet)'}. Lower the learning rate, check the data "
-        "scaling, add a penalty or constraint, or set train.non_finite = 'skip'; rerunning the "
+        "scaling, add a penalty or constraint, or set Numerics.non_finite = 'skip'; rerunning the "
         "same command resumes from that checkpoint."
     )
 

@@ -1,14 +1,18 @@
 """A run's settings: frozen dataclasses, each validated when it is built.
 
-The gin-facing ``train`` (``ganpipe.trainer.Trainer``) takes flat keyword arguments, as it always
-has (``train.log_every``, ``train.generator_ema``, ...); it groups them here. ``Schedule`` and
-``Latent`` are gin configurables themselves. Error messages name the gin binding to change.
+The gin-facing ``train`` (``ganpipe.trainer.Trainer``) takes the groups as gin configurables:
+``train.schedule = @Schedule()``, ``train.latent = @Latent()``, ``train.intervals =
+@Intervals()``, ``train.numerics = @Numerics()``, ``train.ema = @EMA()`` and ``train.outputs =
+@Outputs()`` (a group left unbound keeps its defaults). Error messages name the gin binding to
+change. ``MOVED`` maps the flat bindings ``train`` took before the groups (``train.log_every``,
+``train.generator_ema``, ...) to their new homes; ``move_bindings`` rewrites them in gin text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -88,7 +92,18 @@ class Latent:
 
 @dataclasses.dataclass(frozen=True)
 class Intervals:
-    """How often each side effect happens, in generator steps (``train.<name>``)."""
+    """How often each side effect happens, in generator steps (gin: ``train.intervals =
+    @Intervals()``).
+
+    Args:
+        log_every: A metrics row (metrics.jsonl, TensorBoard, the console) every this many steps.
+        sample_every: A grid of samples (samples/step_NNNNNN.png) every this many steps.
+        checkpoint_every: A checkpoint every this many steps.
+        keep_checkpoints: How many of the newest checkpoints are kept.
+        num_samples: Images in each sample grid.
+        eval_every: Scores the generator with ``train.evaluator`` every this many steps (0: never).
+        eval_samples: Generated images each of those evaluations scores.
+    """
 
     log_every: int = 100
     sample_every: int = 1000
@@ -100,16 +115,26 @@ class Intervals:
 
     def __post_init__(self):
         for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
-            positive_int(f"train.{name}", getattr(self, name))
-        positive_int("train.num_samples", self.num_samples)
-        if not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ValueError(f"train.eval_every must be an integer >= 0, got {self.eval_every!r}.")
-        positive_int("train.eval_samples", self.eval_samples)
+            positive_int(f"Intervals.{name}", getattr(self, name))
+        positive_int("Intervals.num_samples", self.num_samples)
+        _non_negative_int("Intervals.eval_every", self.eval_every)
+        positive_int("Intervals.eval_samples", self.eval_samples)
 
 
 @dataclasses.dataclass(frozen=True)
 class Numerics:
-    """How the arithmetic runs: precision, non-finite handling, determinism, XLA, fused rounds."""
+    """How the arithmetic runs (gin: ``train.numerics = @Numerics()``).
+
+    Args:
+        precision: ``float32``, or mixed precision (``mixed_bfloat16``, ``mixed_float16``):
+            compute in 16 bits, weights in float32.
+        non_finite: A NaN or infinite loss ``stop``s the run, or ``skip``s the update (the
+            weights are restored), up to ``max_skips`` times in a row.
+        max_skips: Non-finite updates in a row that ``skip`` tolerates before it stops the run.
+        deterministic: TensorFlow's op determinism (slower; exact reruns on one machine).
+        jit_compile: Compiles the training step with XLA.
+        rounds_per_call: Training rounds fused into one call of the compiled function.
+    """
 
     precision: str = "float32"
     non_finite: str = "stop"
@@ -119,27 +144,37 @@ class Numerics:
     rounds_per_call: int = 1
 
     def __post_init__(self):
-        positive_int("train.rounds_per_call", self.rounds_per_call)
+        positive_int("Numerics.rounds_per_call", self.rounds_per_call)
         if not isinstance(self.jit_compile, bool):
-            raise ValueError(f"train.jit_compile must be True or False, got {self.jit_compile!r}.")
+            raise ValueError(
+                f"Numerics.jit_compile must be True or False, got {self.jit_compile!r}."
+            )
         if self.jit_compile and self.deterministic:
             raise ValueError(
-                "train.jit_compile = True and train.deterministic = True cannot be combined: XLA "
-                "has no deterministic kernels for some gradients (max-pooling's among them). "
+                "Numerics.jit_compile = True and Numerics.deterministic = True cannot be combined: "
+                "XLA has no deterministic kernels for some gradients (max-pooling's among them). "
                 "Turn one of them off."
             )
         if self.non_finite not in NON_FINITE_POLICIES:
-            raise ValueError(f"train.non_finite must be 'stop' or 'skip', got {self.non_finite!r}.")
-        positive_int("train.max_skips", self.max_skips)
+            raise ValueError(
+                f"Numerics.non_finite must be 'stop' or 'skip', got {self.non_finite!r}."
+            )
+        positive_int("Numerics.max_skips", self.max_skips)
         if self.precision not in PRECISIONS:
             raise ValueError(
-                f"train.precision must be one of {PRECISIONS}, got {self.precision!r}."
+                f"Numerics.precision must be one of {PRECISIONS}, got {self.precision!r}."
             )
 
 
 @dataclasses.dataclass(frozen=True)
 class EMA:
-    """The generator's weight average: ``decay`` (None: off) and ``start`` (warm-up updates)."""
+    """The generator's weight average (gin: ``train.ema = @EMA()``), which samples, checkpoints
+    and evaluation then use.
+
+    Args:
+        decay: The average's decay per generator update (0.999 is common); None: no average.
+        start: Generator updates during which the average copies the live weights.
+    """
 
     decay: float | None = None
     start: int = 0
@@ -153,21 +188,20 @@ class EMA:
                 or not 0.0 < float(decay) < 1.0
             ):
                 raise ValueError(
-                    "train.generator_ema is the decay of the generator's weight average and must "
-                    "be a number strictly between 0 and 1 (0.999 is common), or None to turn the "
+                    "EMA.decay is the decay of the generator's weight average and must be a "
+                    "number strictly between 0 and 1 (0.999 is common), or None to turn the "
                     f"average off; got {decay!r}."
                 )
             object.__setattr__(self, "decay", float(decay))
         _non_negative_int(
-            "train.generator_ema_start",
+            "EMA.start",
             self.start,
             " (generator updates during which the average copies the live weights)",
         )
         if decay is None and self.start:
             raise ValueError(
-                f"train.generator_ema_start = {self.start} is set but train.generator_ema is "
-                "None. Set train.generator_ema (e.g. 0.999) to average the generator's weights, "
-                "or drop the start."
+                f"EMA.start = {self.start} is set but EMA.decay is None. Set EMA.decay (e.g. "
+                "0.999) to average the generator's weights, or drop the start."
             )
 
     @property
@@ -196,8 +230,12 @@ class Budget:
 
 @dataclasses.dataclass(frozen=True)
 class Outputs:
-    """Optional outputs: ``plots`` (plots/metrics.png and samples/timeline.png) and
-    ``saved_model`` (generator_savedmodel/ beside generator.keras)."""
+    """Optional outputs (gin: ``train.outputs = @Outputs()``).
+
+    Args:
+        plots: Draws plots/metrics.png and samples/timeline.png.
+        saved_model: Exports generator_savedmodel/ beside generator.keras.
+    """
 
     plots: bool = True
     saved_model: bool = True
@@ -206,7 +244,7 @@ class Outputs:
         for name in ("plots", "saved_model"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
-                    f"train.{name} must be True or False, got {getattr(self, name)!r}."
+                    f"Outputs.{name} must be True or False, got {getattr(self, name)!r}."
                 )
 
 
@@ -231,12 +269,13 @@ class RunSettings:
         positive_int("BATCH_SIZE (train.batch_size)", self.batch_size)
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
             raise ValueError(f"train.seed must be an integer, got {self.seed!r}.")
-        if not isinstance(self.schedule, Schedule):
-            raise ValueError(
-                f"train.schedule must be a Schedule (@Schedule()), got {self.schedule!r}."
-            )
-        if not isinstance(self.latent, Latent):
-            raise ValueError(f"train.latent must be a Latent (@Latent()), got {self.latent!r}.")
+        for name, kind in (("schedule", Schedule), ("latent", Latent), *GROUPS.items()):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                raise ValueError(
+                    f"train.{name} must be @{kind.__name__}() (a settings.{kind.__name__}), "
+                    f"got {value!r}."
+                )
         if self.num_classes is not None:
             positive_int("train.num_classes", self.num_classes)
         object.__setattr__(self, "seed", int(self.seed))
@@ -248,19 +287,64 @@ class RunSettings:
         return bool(self.evaluator) and self.intervals.eval_every > 0
 
 
-def run_settings(a: dict) -> RunSettings:
-    """Groups ``train``'s flat keyword arguments into validated settings."""
-    return RunSettings(
-        batch_size=a["batch_size"], seed=a["seed"], value_range=a["value_range"],
-        num_classes=a["num_classes"], schedule=a["schedule"], latent=a["latent"],
-        evaluator=a["evaluator"] if a["eval_every"] else None,
-        intervals=Intervals(**{k: a[k] for k in (
-            "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "num_samples",
-            "eval_every", "eval_samples")}),
-        numerics=Numerics(**{k: a[k] for k in (
-            "precision", "non_finite", "max_skips", "deterministic", "jit_compile",
-            "rounds_per_call")}),
-        ema=EMA(a["generator_ema"], a["generator_ema_start"]),
-        budget=Budget(a["num_steps"], a["max_train_seconds"]),
-        outputs=Outputs(a["plots"], a["saved_model"]),
-    )  # fmt: skip
+# train's parameters that take a group, and the group's class (its gin name).
+GROUPS = {"intervals": Intervals, "numerics": Numerics, "ema": EMA, "outputs": Outputs}
+
+# The flat bindings train took before its settings were grouped: train.<old> -> its new binding.
+# Old gin files, --gin_param values, sweep files and run directories' config.gin still use them;
+# move_bindings rewrites them before gin reads them. Only ever add to this table.
+MOVED = {
+    "log_every": "Intervals.log_every",
+    "sample_every": "Intervals.sample_every",
+    "checkpoint_every": "Intervals.checkpoint_every",
+    "keep_checkpoints": "Intervals.keep_checkpoints",
+    "num_samples": "Intervals.num_samples",
+    "eval_every": "Intervals.eval_every",
+    "eval_samples": "Intervals.eval_samples",
+    "precision": "Numerics.precision",
+    "non_finite": "Numerics.non_finite",
+    "max_skips": "Numerics.max_skips",
+    "deterministic": "Numerics.deterministic",
+    "jit_compile": "Numerics.jit_compile",
+    "rounds_per_call": "Numerics.rounds_per_call",
+    "generator_ema": "EMA.decay",
+    "generator_ema_start": "EMA.start",
+    "plots": "Outputs.plots",
+    "saved_model": "Outputs.saved_model",
+}
+
+# A moved name at the start of a line (optional scopes and module), bound there or alone on it.
+_MOVED_KEY = re.compile(
+    r"^(?P<lead>[ \t]*(?:[\w.]+/)*(?:ganpipe\.)?)train\.(?P<name>"
+    + "|".join(sorted(MOVED, key=len, reverse=True))
+    + r")(?=\s*=|$)",
+    re.MULTILINE,
+)
+
+
+def move_bindings(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` (gin bindings) with every moved ``train.<old>`` key written as its new binding
+    (scopes kept: ``eval/train.log_every`` -> ``eval/Intervals.log_every``), and the (old, new)
+    names it moved, each once, in order of appearance. Values and comments are left alone."""
+    moved = []
+
+    def new_home(match: re.Match) -> str:
+        pair = (f"train.{match['name']}", MOVED[match["name"]])
+        if pair not in moved:
+            moved.append(pair)
+        return match["lead"] + MOVED[match["name"]]
+
+    return _MOVED_KEY.sub(new_home, text), moved
+
+
+def moved_names(value):
+    """``value`` with the moved names in it rewritten: a string by ``move_bindings`` (a name
+    alone too: ``train.precision`` -> ``Numerics.precision``), a list's or tuple's items, a
+    dict's keys and values. A sweep's spec and result rows pass through here."""
+    if isinstance(value, str):
+        return move_bindings(value)[0]
+    if isinstance(value, (list, tuple)):
+        return type(value)(moved_names(v) for v in value)
+    if isinstance(value, dict):
+        return {moved_names(k): moved_names(v) for k, v in value.items()}
+    return value

@@ -1,6 +1,6 @@
 """The GAN state: what a checkpoint holds, and the one place that names its parts.
 
-A run's state is the generator (and the weight average, when ``train.generator_ema`` is on), the
+A run's state is the generator (and the weight average, when ``EMA.decay`` is on), the
 critic, both optimizers (their slots and iteration counters, which also index the random streams
 and the data stream), the step (generator updates), the elapsed training time, the best FD so
 far, and the state of a stateful augmentation. ``GANState.checkpoint`` maps them to the
@@ -71,7 +71,7 @@ class GANState:
         ]
 
     def snapshot(self) -> list[np.ndarray]:
-        """Host copies of ``variables()`` (what ``train.non_finite = 'skip'`` restores)."""
+        """Host copies of ``variables()`` (what ``Numerics.non_finite = 'skip'`` restores)."""
         return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in self.variables()]
 
     def restore_snapshot(self, values: list[np.ndarray]) -> None:
@@ -111,8 +111,8 @@ class GANState:
         if not any(name.startswith(f"{GENERATOR_EMA}/") for name in names):
             raise ValueError(
                 f"Checkpoint {latest} holds no generator weight average: it was written with "
-                "train.generator_ema = None, and a run does not switch the average on midway. "
-                "Train in a new --output_dir, or set train.generator_ema = None to resume it."
+                "EMA.decay = None, and a run does not switch the average on midway. "
+                "Train in a new --output_dir, or set EMA.decay = None to resume it."
             )
 
 
@@ -167,8 +167,8 @@ def averaged_copy(generator: keras.Model, strategy, precision: str) -> keras.Mod
                 tuple(v.shape) for v in generator.variables
             ]:
                 raise ValueError(
-                    "The generator could not be copied for train.generator_ema: the copy's "
-                    "weights do not match the generator's. Set train.generator_ema = None."
+                    "The generator could not be copied for EMA.decay: the copy's "
+                    "weights do not match the generator's. Set EMA.decay = None."
                 )
             copy.trainable = False
             for target, source in zip(copy.variables, generator.variables):

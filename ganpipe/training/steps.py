@@ -117,7 +117,7 @@ class Steps:
         replicas = self.strategy.num_replicas_in_sync
         if jit_compile and replicas > 1:
             logging.warning(
-                "train.jit_compile = True is ignored on %d replicas: XLA is used here only for "
+                "Numerics.jit_compile = True is ignored on %d replicas: XLA is used here only for "
                 "one replica's updates. Training without XLA.",
                 replicas,
             )

@@ -75,8 +75,8 @@ def test_eval_during_training_keeps_best_and_evaluate_command_scores_it(tmp_path
         "gan",
         "load_images.source = 'fashion_mnist'",
         "load_images.limit = 512",
-        "train.eval_every = 1",
-        "train.eval_samples = 200",
+        "Intervals.eval_every = 1",
+        "Intervals.eval_samples = 200",
         "NUM_STEPS = 3",
         "BATCH_SIZE = 64",
     )

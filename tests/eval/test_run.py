@@ -42,7 +42,7 @@ def outputs(model, noise=NOISE):
 def write_run(run_dir, *params, step=7, average=True, checkpoint=True, experiment="wgan"):
     """A run directory as the trainer leaves it, as far as evaluation reads it; returns the live
     generator and the average (None without one) that were saved."""
-    ema = ("train.generator_ema = 0.5",) if average else ()
+    ema = ("EMA.decay = 0.5",) if average else ()
     text = parse(experiment, *SMALL_GENERATOR, *ema, *params)
     setup = eval_run.generator_setup()
     generator = setup.build()
@@ -121,7 +121,7 @@ def test_final_reads_the_saved_generator_files(tmp_path, live):
 
 def test_precision_and_classes_are_the_runs(tmp_path):
     run = tmp_path / "run"
-    write_run(run, "train.precision = 'mixed_bfloat16'", average=False)
+    write_run(run, "Numerics.precision = 'mixed_bfloat16'", average=False)
     restored, _ = eval_run.restore_run_generator(str(run))
     assert restored.model.dtype_policy.name == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "float32"  # restored after the build
@@ -140,7 +140,7 @@ def _no_checkpoint(run):
 
 def _average_missing(run):
     write_run(run, average=False)
-    add_bindings(run, "train.generator_ema = 0.5")
+    add_bindings(run, "EMA.decay = 0.5")
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_refusals(tmp_path, make, checkpoint, live, error, message):
 
 def test_the_live_weights_of_a_checkpoint_without_the_average_are_still_there(tmp_path):
     generator, _ = write_run(tmp_path / "run", average=False)
-    add_bindings(tmp_path / "run", "train.generator_ema = 0.5")
+    add_bindings(tmp_path / "run", "EMA.decay = 0.5")
     expected = outputs(generator)
     restored, _ = eval_run.restore_run_generator(str(tmp_path / "run"), live=True)
     np.testing.assert_array_equal(outputs(restored.model), expected)

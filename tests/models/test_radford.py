@@ -198,8 +198,13 @@ def test_training_settings_of_the_paper(experiment):
         assert isinstance(optimizer, keras.optimizers.Adam)
         assert float(optimizer.learning_rate) == pytest.approx(2e-4)
         assert optimizer.beta_1 == 0.5
-    assert (trainer.schedule.critic_steps, trainer.schedule.generator_steps) == (1, 1)
-    assert trainer.latent.distribution == "uniform" and trainer.latent.scale == 1.0
+    assert (trainer.settings.schedule.critic_steps, trainer.settings.schedule.generator_steps) == (
+        1,
+        1,
+    )
+    assert (
+        trainer.settings.latent.distribution == "uniform" and trainer.settings.latent.scale == 1.0
+    )
 
 
 def test_cifar10_experiment_trains_on_tiny_32x32x3_synthetic_data():

@@ -69,7 +69,7 @@ def test_the_checkpoint_holds_each_part_under_its_key_and_restores_it(tmp_path, 
 def test_a_run_with_an_average_refuses_a_checkpoint_written_without_one(tmp_path):
     tiny_state().checkpoint().save(str(tmp_path / "ckpt"))
     tiny_state(average=True).refuse_checkpoints_without_average(str(tmp_path / "other"))  # none yet
-    with pytest.raises(ValueError, match="train.generator_ema = None"):
+    with pytest.raises(ValueError, match="EMA.decay = None"):
         tiny_state(average=True).refuse_checkpoints_without_average(str(tmp_path))
 
 
