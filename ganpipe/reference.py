@@ -5,9 +5,8 @@
 
 It lists every gin configurable that ``ganpipe.config`` registers, with its parameters and their
 defaults read from the signatures, and every registry's names. Registries are found by looking at
-the package: every module-level ``Registry`` of a ganpipe module is listed, and the few registries
-that are still plain mappings go through a small adapter (``_MAPPINGS``) until they become
-``Registry``s too. ``tests/test_docs.py`` fails when docs/configuration.md holds another text.
+the package: every module-level ``Registry`` of a ganpipe module is listed.
+``tests/test_docs.py`` fails when docs/configuration.md holds another text.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import importlib
 import inspect
 import pathlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from ganpipe import config
 from ganpipe.registry import Registry
@@ -52,35 +51,6 @@ def _view(where: str, registry: Registry) -> RegistryView:
     return RegistryView(
         where, registry.concept, tuple(sorted(registry.entries)), dict(registry.aliases)
     )
-
-
-def _blocks(mapping: Mapping) -> tuple[tuple[str, ...], dict[str, str]]:
-    from ganpipe.models import blocks
-
-    names = tuple(sorted(mapping))
-    aliases = {a: blocks.canonical_name(a) for a in blocks.known_blocks() if a not in mapping}
-    return names, aliases
-
-
-def _sources(mapping: Mapping) -> tuple[tuple[str, ...], dict[str, str]]:
-    from ganpipe.data import sources
-
-    return tuple(sorted(sources.available_sources())), {}
-
-
-def _evaluators(mapping: Mapping) -> tuple[tuple[str, ...], dict[str, str]]:
-    from ganpipe.eval import classifier
-
-    return tuple(sorted(mapping)), dict(classifier.DEFAULTS)
-
-
-# Registries that are plain mappings today: (module, attribute, concept, names and aliases).
-# One that has become a Registry is listed as every Registry is, and its entry here is skipped.
-_MAPPINGS: tuple[tuple[str, str, str, Callable], ...] = (
-    ("ganpipe.models.blocks", "BLOCKS", "block", _blocks),
-    ("ganpipe.data.sources", "SOURCES", "data source", _sources),
-    ("ganpipe.eval.classifier", "EVALUATORS", "evaluator", _evaluators),
-)
 
 
 def _module_names() -> list[str]:
@@ -118,19 +88,6 @@ def registries() -> list[RegistryView]:
             if isinstance(value, Registry) and id(value) not in seen:
                 seen.add(id(value))
                 views[f"{name}.{attribute}"] = _view(f"{name}.{attribute}", value)
-    for module_name, attribute, concept, adapt in _MAPPINGS:
-        value = getattr(importlib.import_module(module_name), attribute, None)
-        if isinstance(value, Registry):
-            continue
-        if not isinstance(value, Mapping):
-            raise TypeError(
-                f"{module_name}.{attribute} is neither a Registry nor a mapping; update "
-                "ganpipe.reference._MAPPINGS."
-            )
-        names, aliases = adapt(value)
-        views[f"{module_name}.{attribute}"] = RegistryView(
-            f"{module_name}.{attribute}", concept, names, aliases
-        )
     return [views[key] for key in sorted(views)]
 
 

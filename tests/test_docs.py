@@ -166,7 +166,7 @@ def test_the_reference_lists_every_train_parameter_and_registry():
     text = reference.markdown()
     params, _ = reference.parameters(config.configurables()["train"][0])
     assert all(f"| `{name}` |" in text for name, _ in params)
-    for concept in ("loss", "penalty", "constraint", "block", "data source", "evaluator"):
+    for concept in ("loss", "penalty", "constraint", "block", "data source", "pinned evaluator"):
         assert f"### {concept}: " in text, concept
 
 
