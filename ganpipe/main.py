@@ -55,10 +55,16 @@ def main(argv: list[str]) -> int:
         return 0
     if not FLAGS.gin_file:
         raise app.UsageError("Give --gin_file=FILE (--list_experiments lists the shipped ones).")
+    import keras
+
     from ganpipe import config  # Imported here so --help stays fast.
     from ganpipe.rundir import RunDirectory, RunDirectoryError
     from ganpipe.training.callbacks import NonFiniteLossError, Preempted
 
+    logging.info(
+        "Keras backend: %s (KERAS_BACKEND or ~/.keras/keras.json; recorded in the run directory).",
+        keras.backend.backend(),
+    )
     output_dir = FLAGS.output_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(FLAGS.gin_file[-1]))[0]
     )

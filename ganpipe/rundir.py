@@ -30,6 +30,7 @@ GENERATOR = "generator.keras"  # the sampling generator (the weight average when
 LIVE_GENERATOR = "generator_live.keras"  # the live weights, beside an average
 SAVED_MODEL = "generator_savedmodel"  # generator.keras's model as a SavedModel (no Keras needed)
 EVAL = "eval.json"
+BACKEND_FILE = "backend"  # the Keras backend that trains the run (checkpoints are its format)
 # The checkpoint's object keys are named in ganpipe/training/state.py.
 
 # Bindings that may change between a run and its resumption: the budgets. Raising the step or
@@ -172,12 +173,29 @@ class RunDirectory:
                     "--output_dir, or the saved config to resume this run."
                 )
             self.resuming = True
+            self._check_backend()
         elif os.path.isdir(self.path) and [n for n in os.listdir(self.path) if n != LOCK_FILE]:
             raise RunDirectoryError(
                 f"{self.path} is not empty and holds no {CONFIG_FILE}: it is not a ganpipe run "
                 "directory. Choose a new or empty --output_dir."
             )
         return self.resuming
+
+    def _check_backend(self) -> None:
+        """Refuses to resume a run under another Keras backend than the one that trained it
+        (its checkpoints are in that backend's format). A run without the record is older than
+        the JAX backend: TensorFlow trained it."""
+        import keras
+
+        current = keras.backend.backend()
+        path = self.join(BACKEND_FILE)
+        recorded = open(path).read().strip() if os.path.isfile(path) else "tensorflow"
+        if recorded != current:
+            raise RunDirectoryError(
+                f"{self.path} was trained on the {recorded} backend and this process runs on "
+                f"{current}; nothing was changed. Resume it with KERAS_BACKEND={recorded}, or "
+                f"train on {current} in another --output_dir (generator.keras loads on either)."
+            )
 
     def open(self) -> RunDirectory:
         """Checks, locks, and (for a new run) writes config.gin. Returns self."""
@@ -198,6 +216,10 @@ class RunDirectory:
         if not self.resuming:
             header = "".join(f"# {line}\n" for line in self.header)
             atomic_write(self.join(CONFIG_FILE), header + self.config_text)
+        if not os.path.isfile(self.join(BACKEND_FILE)):
+            import keras
+
+            atomic_write(self.join(BACKEND_FILE), keras.backend.backend() + "\n")
         return self
 
     def close(self) -> None:

@@ -76,10 +76,17 @@ def slerp(a, b, t):
 
 def latent_points(latent, num: int, dim: int, seed: int, interpolate: int | None):
     """(num, dim) noise: draws of the run's distribution, or walks between pairs of draws."""
+    import keras
     import numpy as np
-    import tensorflow as tf
 
-    rng = tf.random.Generator.from_seed(seed + 12345)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        rng = tf.random.Generator.from_seed(seed + 12345)
+    else:  # NumPy's numbers under another backend: other draws, the same distribution.
+        from ganpipe.training.settings import NumpyDraws
+
+        rng = NumpyDraws(seed + 12345)
     if interpolate is None:
         return np.asarray(latent.sample(rng, [num, dim]))
     walks = num // interpolate

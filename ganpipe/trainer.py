@@ -227,7 +227,7 @@ class Trainer:
         self.state.refuse_checkpoints_without_average(directory)
         if os.path.abspath(directory) != os.path.abspath(checkpointer.manager.directory):
             keep = self.settings.intervals.keep_checkpoints
-            checkpointer = writers.Checkpointer(directory, checkpointer.checkpoint, keep)
+            checkpointer = writers.checkpointer(directory, checkpointer.checkpoint, keep)
         restored = checkpointer.restore()
         start = int(self.step.numpy())
         if restored:
@@ -247,7 +247,7 @@ class Trainer:
     def _fit(self, run_dir, operative_config, restore_from: str) -> dict[str, float]:
         checkpoint = self.state.checkpoint()
         keep = self.settings.intervals.keep_checkpoints
-        checkpointer = writers.Checkpointer(run_dir.join(rundir.CHECKPOINTS), checkpoint, keep)
+        checkpointer = writers.checkpointer(run_dir.join(rundir.CHECKPOINTS), checkpoint, keep)
         start = self._restore(checkpointer, restore_from)
         parts = callbacks.standard_callbacks(
             self.settings, self.state, run_dir, checkpointer, self.scorer, operative_config, start

@@ -31,7 +31,7 @@ from ganpipe.data.scaling import to_unit_range
 from ganpipe.eval import quality
 from ganpipe.eval.classifier import Evaluator, load_evaluator
 from ganpipe.lazy_tf import tf
-from ganpipe.training import state
+from ganpipe.training import array_checkpoints, settings, state
 
 REFERENCE_SPLIT = "test"
 # The cache folder's environment variable; without it, ~/.cache/ganpipe.
@@ -65,25 +65,12 @@ def generate(
     if keras.backend.backend() == "tensorflow":
         rng = tf.random.Generator.from_seed(seed + 12345)
     else:  # Other backends draw the evaluation noise with NumPy (other numbers, same role).
-        rng = _NumpyDraws(seed + 12345)
+        rng = settings.NumpyDraws(seed + 12345)
     latent_dim = int(generator.inputs[0].shape[-1])
     labels = None if num_classes is None else class_labels(num_samples, num_classes, seed=seed)
     sizes = [min(batch_size, num_samples - start) for start in range(0, num_samples, batch_size)]
     noise = np.concatenate([np.asarray(latent.sample(rng, [n, latent_dim])) for n in sizes])
     return render(generator, noise, labels, value_range, batch_size=batch_size)
-
-
-class _NumpyDraws:
-    """``Latent.sample``'s interface (``normal``, ``uniform``) over a NumPy generator."""
-
-    def __init__(self, seed: int):
-        self._rng = np.random.default_rng(seed)
-
-    def normal(self, shape, mean=0.0, stddev=1.0):
-        return self._rng.normal(mean, stddev, size=tuple(shape)).astype(np.float32)
-
-    def uniform(self, shape, minval=0.0, maxval=1.0):
-        return self._rng.uniform(minval, maxval, size=tuple(shape)).astype(np.float32)
 
 
 def render(generator, noise, labels, value_range, *, batch_size: int = 500) -> np.ndarray:
@@ -341,24 +328,43 @@ def checkpoint_path(run_dir: str, checkpoint: str) -> str:
         folder = os.path.join(
             run_dir, rundir.CHECKPOINTS, *([rundir.BEST] if checkpoint == "best" else [])
         )
-        path = tf.train.latest_checkpoint(folder)
+        path = _latest(folder)
         if path is None:
             raise FileNotFoundError(f"No {checkpoint} checkpoint in {folder}.")
         return path
     if os.path.isdir(checkpoint):
-        path = tf.train.latest_checkpoint(checkpoint)
+        path = _latest(checkpoint)
         if path is None:
             raise FileNotFoundError(f"No checkpoint in {checkpoint}.")
         return path
+    if checkpoint.endswith(array_checkpoints.SUFFIX) and os.path.isfile(checkpoint):
+        return checkpoint
     if not os.path.isfile(checkpoint + ".index"):
         raise FileNotFoundError(f"Checkpoint {checkpoint} does not exist (no {checkpoint}.index).")
     return checkpoint
 
 
+def _latest(folder: str) -> str | None:
+    """The newest checkpoint in ``folder``: .npz arrays (the JAX backend's) or TensorFlow's."""
+    found = array_checkpoints.latest(folder)
+    if found is not None or keras.backend.backend() != "tensorflow":
+        if found is None and os.path.isfile(os.path.join(folder, "checkpoint")):
+            raise ValueError(
+                f"{folder} holds TensorFlow checkpoints, written by a run on the TensorFlow "
+                f"backend; this process runs on {keras.backend.backend()}. Evaluate with "
+                "KERAS_BACKEND=tensorflow, or use --checkpoint=final (generator.keras loads on "
+                "either backend)."
+            )
+        return found
+    return tf.train.latest_checkpoint(folder)
+
+
 def checkpoint_keys(path: str) -> set[str]:
     """The object keys of the checkpoint ``path``: the names its ``tf.train.Checkpoint`` mapped
     (a model's variables may be filed under another key, such as its optimizer's, so the
-    variable names do not tell)."""
+    variable names do not tell), or the parts of an array checkpoint."""
+    if path.endswith(array_checkpoints.SUFFIX):
+        return array_checkpoints.keys(path)
     from tensorflow.core.protobuf import trackable_object_graph_pb2
 
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
@@ -409,8 +415,8 @@ def restore_generator(
             raise FileNotFoundError(f"{path} does not exist: the run has not finished.")
         generator = setup.build()  # the saved file holds the average too, in the same layout
         _copy_weights(keras.saving.load_model(path), generator, path)
-        latest = tf.train.latest_checkpoint(os.path.join(run_dir, rundir.CHECKPOINTS))
-        step = int(latest.rsplit("-", 1)[-1]) if latest else -1
+        latest = _latest(os.path.join(run_dir, rundir.CHECKPOINTS))
+        step = int(re.sub(r"\.npz$", "", latest).rsplit("-", 1)[-1]) if latest else -1
         return RestoredGenerator(generator, path, step, weights)
     path = checkpoint_path(run_dir, checkpoint)
     key = state.GENERATOR_EMA if average else state.GENERATOR
@@ -424,6 +430,15 @@ def restore_generator(
         )
         raise ValueError(f"Checkpoint {path} holds {what}.")
     generator = setup.build(average=average)
+    if path.endswith(array_checkpoints.SUFFIX):
+        arrays = array_checkpoints.read_part(path, key)
+        if [tuple(a.shape) for a in arrays] != [tuple(v.shape) for v in generator.variables]:
+            raise ValueError(
+                f"Checkpoint {path} does not fit the generator the run's config builds."
+            )
+        for variable, value in zip(generator.variables, arrays):
+            variable.assign(value)
+        return RestoredGenerator(generator, path, array_checkpoints.step_of(path), weights)
     step = tf.Variable(0, dtype=tf.int64)
     status = tf.train.Checkpoint(**{key: generator, state.STEP: step}).restore(path)
     try:
@@ -442,6 +457,15 @@ def add_inception(
     records (and logs) why they were skipped and how to enable them."""
     from ganpipe.eval import inception
 
+    if keras.backend.backend() != "tensorflow":
+        why = (
+            f"Inception FID/KID resize and feed images through TensorFlow; under the "
+            f"{keras.backend.backend()} backend they are skipped (the pinned evaluator's "
+            "metrics are complete). Evaluate with KERAS_BACKEND=tensorflow for them."
+        )
+        logging.warning("%s", why)
+        result["inception"] = f"skipped: {why}"
+        return
     try:
         model = inception.load_inception(weights_path)
     except inception.InceptionUnavailable as error:

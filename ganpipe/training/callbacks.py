@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+import keras
+import numpy as np
 from absl import logging
 
 from ganpipe import rundir
@@ -25,6 +27,7 @@ from ganpipe.models import factories
 from ganpipe.rundir import atomic_write
 from ganpipe.timefmt import format_duration
 from ganpipe.training import plots, writers
+from ganpipe.training.settings import NumpyDraws
 from ganpipe.training.state import GANState, save_model
 
 NONFINITE_GRADIENTS = ("critic_nonfinite_grads", "generator_nonfinite_grads")
@@ -501,7 +504,21 @@ def fixed_noise(s, latent_dim: int):
     shape = [s.intervals.num_samples, latent_dim]
     if s.num_classes is not None:
         shape[0] = max(1, s.intervals.num_samples // s.num_classes)
+    if keras.backend.backend() != "tensorflow":  # NumPy's numbers: another grid, same role
+        return np.asarray(s.latent.sample(NumpyDraws(s.seed + 1), shape))
     return s.latent.sample(tf.random.Generator.from_seed(s.seed + 1), shape).numpy()
+
+
+def _exports(s) -> bool:
+    """Whether the run writes a SavedModel: asked for, and on TensorFlow (a SavedModel is a
+    TensorFlow format; other backends write generator.keras alone, and say so)."""
+    if s.outputs.saved_model and keras.backend.backend() != "tensorflow":
+        logging.info(
+            "Outputs.saved_model: no generator_savedmodel/ under the %s backend (a SavedModel "
+            "needs TensorFlow); generator.keras is written as always.", keras.backend.backend()
+        )  # fmt: skip
+        return False
+    return s.outputs.saved_model
 
 
 def standard_callbacks(s, state: GANState, run_dir, checkpointer, scorer, operative_config, start):
@@ -515,7 +532,7 @@ def standard_callbacks(s, state: GANState, run_dir, checkpointer, scorer, operat
     parts = [guard, clock, operative, Budget(s.budget, clock, signals)]
     if scorer is not None:
         best_dir = run_dir.join(rundir.CHECKPOINTS, rundir.BEST)
-        best = writers.Checkpointer(best_dir, checkpointer.checkpoint, 1)
+        best = writers.checkpointer(best_dir, checkpointer.checkpoint, 1)
         parts.append(Evaluate(scorer, s.intervals.eval_every, state, best, clock))
     images_per_step = s.batch_size * s.schedule.critic_steps / s.schedule.generator_steps
     log = writers.MetricsLog(run_dir.join(rundir.METRICS), start)
@@ -523,7 +540,7 @@ def standard_callbacks(s, state: GANState, run_dir, checkpointer, scorer, operat
     generators = (
         run_dir.join(rundir.GENERATOR),
         run_dir.join(rundir.LIVE_GENERATOR),
-        run_dir.join(rundir.SAVED_MODEL) if s.outputs.saved_model else None,
+        run_dir.join(rundir.SAVED_MODEL) if _exports(s) else None,
     )
     pictures = []
     if s.outputs.plots:

@@ -90,6 +90,20 @@ class Latent:
         return rng.uniform(shape, minval=-self.scale, maxval=self.scale)
 
 
+class NumpyDraws:
+    """``Latent.sample``'s interface (``normal``, ``uniform``) over a NumPy generator seeded with
+    ``seed``: fixed noise (sample grids, evaluation) on backends other than TensorFlow."""
+
+    def __init__(self, seed: int):
+        self._rng = np.random.default_rng(seed)
+
+    def normal(self, shape, mean=0.0, stddev=1.0):
+        return self._rng.normal(mean, stddev, size=tuple(shape)).astype(np.float32)
+
+    def uniform(self, shape, minval=0.0, maxval=1.0):
+        return self._rng.uniform(minval, maxval, size=tuple(shape)).astype(np.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class Intervals:
     """How often each side effect happens, in generator steps (gin: ``train.intervals =

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
 
 import keras
@@ -21,6 +22,7 @@ from absl import logging
 
 from ganpipe.lazy_tf import tf
 from ganpipe.models import factories
+from ganpipe.training import array_checkpoints
 
 # The checkpoint's object keys. Renaming one makes every existing checkpoint unreadable.
 GENERATOR = "generator"
@@ -78,8 +80,9 @@ class GANState:
         for variable, value in zip(self.variables(), values):
             variable.assign(value)
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        """The checkpoint's object map. A part that is off (no average, no stateful
+    def checkpoint(self):
+        """The checkpoint's object map: a ``tf.train.Checkpoint``, or under JAX an
+        ``ArrayCheckpoint`` of the same parts. A part that is off (no average, no stateful
         augmentation) is left out, so runs written without it keep their layout."""
         parts = {
             GENERATOR: self.generator,
@@ -92,6 +95,10 @@ class GANState:
         }
         if self.generator_ema is not None:
             parts[GENERATOR_EMA] = self.generator_ema
+        if keras.backend.backend() != "tensorflow":
+            if self.augment_variables:
+                parts[AUGMENT] = self.augment_variables
+            return array_checkpoints.ArrayCheckpoint(**parts)
         if self.augment_variables:
             parts[AUGMENT] = tf.train.Checkpoint(
                 **{f"v{i}": v for i, v in enumerate(self.augment_variables)}
@@ -101,19 +108,35 @@ class GANState:
     def refuse_checkpoints_without_average(self, directory: str) -> None:
         """With the weight average on, refuses to resume from a checkpoint written without it:
         a run does not switch the average on midway."""
-        latest = tf.train.latest_checkpoint(directory)
-        if self.generator_ema is None or latest is None:
+        if self.generator_ema is None:
             return
-        try:
-            names = [name for name, _ in tf.train.list_variables(latest)]
-        except (tf.errors.OpError, OSError, ValueError):
-            return  # Unreadable: the checkpointer falls back to an older one or says so.
+        names = _checkpoint_names(directory)
+        if names is None:
+            return  # None, or unreadable: the checkpointer falls back to an older one or says so.
+        latest = directory
         if not any(name.startswith(f"{GENERATOR_EMA}/") for name in names):
             raise ValueError(
                 f"Checkpoint {latest} holds no generator weight average: it was written with "
                 "EMA.decay = None, and a run does not switch the average on midway. "
                 "Train in a new --output_dir, or set EMA.decay = None to resume it."
             )
+
+
+def _checkpoint_names(directory: str) -> list[str] | None:
+    """The variable names of the newest checkpoint in ``directory`` (None: none readable)."""
+    if keras.backend.backend() != "tensorflow":
+        latest = array_checkpoints.latest(directory)
+        try:
+            return None if latest is None else [f"{k}/" for k in array_checkpoints.keys(latest)]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            return None
+    latest = tf.train.latest_checkpoint(directory)
+    if latest is None:
+        return None
+    try:
+        return [name for name, _ in tf.train.list_variables(latest)]
+    except (tf.errors.OpError, OSError, ValueError):
+        return None
 
 
 def counters(strategy) -> tuple[tf.Variable, tf.Variable, tf.Variable]:

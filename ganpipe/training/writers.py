@@ -12,12 +12,14 @@ import math
 import os
 from collections.abc import Mapping
 
+import keras
 import numpy as np
 from absl import logging
 
 from ganpipe.data.scaling import to_unit_range
 from ganpipe.lazy_tf import tf
 from ganpipe.rundir import SAMPLE_GRID, atomic_write
+from ganpipe.training import array_checkpoints
 
 
 class MetricsLog:
@@ -59,21 +61,54 @@ class TensorBoard:
     """Scalars and image grids as TensorBoard event files."""
 
     def __init__(self, logdir: str):
+        self.plain = None
+        if keras.backend.backend() != "tensorflow":
+            self.plain = _plain_writer(logdir)
+            return
         self.writer = tf.summary.create_file_writer(logdir)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        if self.plain is not None:
+            if self.plain:
+                for name, value in values.items():
+                    self.plain.add_scalar(name, float(value), step=step)
+                self.plain.flush()
+            return
         with self.writer.as_default(step=step):
             for name, value in values.items():
                 tf.summary.scalar(name, value)
         self.writer.flush()
 
     def image(self, step: int, name: str, grid: np.ndarray) -> None:
+        if self.plain is not None:
+            return  # The tensorboard package's own writer has no images; samples/ has them.
         with self.writer.as_default(step=step):
             tf.summary.image(name, grid[None], max_outputs=1)
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.plain is None:
+            self.writer.close()
+        elif self.plain:
+            self.plain.close()
+
+
+def _plain_writer(logdir: str):
+    """The tensorboard package's own event writer (scalars), or False where it is missing."""
+    try:
+        from tensorboard.summary import Writer
+    except ImportError:
+        logging.warning(
+            "The tensorboard package is not installed: no TensorBoard events under the %s "
+            "backend (metrics.jsonl and plots/ have every metric).",
+            keras.backend.backend(),
+        )
+        return False
+    logging.info(
+        "TensorBoard under %s: scalars through the tensorboard package's writer; the sample "
+        "grids are in samples/ only.", keras.backend.backend()
+    )  # fmt: skip
+    return Writer(logdir)
 
 
 def image_grid(
@@ -122,10 +157,23 @@ class SampleGrid:
         images = np.asarray(generator(inputs, training=False)).astype(np.float32)
         grid = image_grid(images, self.value_range, self.columns)
         path = os.path.join(self.directory, SAMPLE_GRID.format(step=step))
-        atomic_write(path, tf.io.encode_png(grid).numpy())
+        atomic_write(path, _png(grid))
         if tensorboard is not None:
             tensorboard.image(step, "samples", grid)
         return path
+
+
+def _png(grid: np.ndarray) -> bytes:
+    """A uint8 (h, w, c) grid as PNG bytes: TensorFlow's encoder, or Pillow's without it."""
+    if keras.backend.backend() == "tensorflow":
+        return tf.io.encode_png(grid).numpy()
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def fingerprint(variables) -> str:
@@ -137,6 +185,13 @@ def fingerprint(variables) -> str:
     for variable in variables:
         digest.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
     return digest.hexdigest()[:16]
+
+
+def checkpointer(directory: str, checkpoint, keep: int):
+    """The checkpointer of ``checkpoint``'s kind: TensorFlow's, or arrays in .npz files."""
+    if isinstance(checkpoint, array_checkpoints.ArrayCheckpoint):
+        return array_checkpoints.ArrayCheckpointer(directory, checkpoint, keep)
+    return Checkpointer(directory, checkpoint, keep)
 
 
 class Checkpointer:
