@@ -9,8 +9,8 @@ statistics, say) come out as values and are written into the outer one. The rand
 ``jax.random`` keys folded from the run's seed and the update counter, so they depend on the
 seed and the counter alone, as on TensorFlow, but they are not the same numbers.
 
-One device: ``run`` calls the update directly; data parallelism over several devices is
-``keras.distribution.DataParallel``'s sharding (``ganpipe.distribute``), which needs nothing here.
+One device: ``run`` calls the update directly (``distribute.LocalDevice``); data parallel
+training over several devices is not built on JAX yet.
 """
 
 from __future__ import annotations
@@ -67,14 +67,22 @@ def replica_sum(value):
 
 
 def _current(variables: Sequence) -> list:
+    if not _SCOPES:  # Outside a compiled update: the variables' own values.
+        return [v.value for v in variables]
     scope, _ = _SCOPES[-1]
     return [scope.get_current_value(v) for v in variables]
 
 
+def _everything(replaced: Sequence) -> list:
+    """The variables a scope maps: the compiled state's, or outside an update ``replaced``."""
+    return _SCOPES[-1][1] if _SCOPES else list(replaced)
+
+
 def _inner(fn: Callable, replaced: Sequence = (), values: Sequence = ()):
     """Runs ``fn()`` in a scope over every variable of the state (``replaced`` mapped to
-    ``values``); returns ``(fn(), the scope's values of every variable)``."""
-    _, everything = _SCOPES[-1]
+    ``values``); returns ``(fn(), the scope's values of every variable)``. Outside a compiled
+    update the scope maps ``replaced`` alone, and writes to other variables are dropped."""
+    everything = _everything(replaced)
     mapping = dict(zip(map(id, everything), _current(everything)))
     mapping.update(zip(map(id, replaced), values))
     pairs = [(v, mapping[id(v)]) for v in everything]
@@ -88,9 +96,9 @@ def _inner(fn: Callable, replaced: Sequence = (), values: Sequence = ()):
     return outputs, [scope.get_current_value(v) for v in everything]
 
 
-def _write(values: Sequence, skip: Sequence = ()) -> None:
+def _write(values: Sequence, skip: Sequence = (), everything: Sequence | None = None) -> None:
     """Writes ``values`` (one per variable of the state) into the current scope."""
-    _, everything = _SCOPES[-1]
+    everything = _everything(skip) if everything is None else everything
     skipped = set(map(id, skip))
     for variable, value in zip(everything, values):
         if id(variable) not in skipped:
@@ -118,7 +126,7 @@ def gradients(loss_fn: Callable[[], tuple], variables: Sequence, tape=None) -> t
         return scaled, (aux, state)
 
     (_, (aux, state)), grads = jax.value_and_grad(objective, has_aux=True)(_current(variables))
-    _write(state, skip=variables)
+    _write(state, skip=variables, everything=_everything(variables))
     return aux, grads
 
 
@@ -146,7 +154,7 @@ def cond(predicate, true_fn: Callable, false_fn: Callable):
     """``true_fn()`` where ``predicate`` holds, else ``false_fn()``; each branch's writes are
     carried out of ``lax.cond`` as values."""
     outputs, state = jax.lax.cond(predicate, lambda: _inner(true_fn), lambda: _inner(false_fn))
-    _write(state)
+    _write(state, everything=_everything(()))
     return outputs
 
 
