@@ -94,7 +94,7 @@ def environment(report: Report) -> None:
 def throughput(report: Report, seconds: float) -> None:
     """Generator steps per second of each experiment and batch, after compilation."""
     rows = []
-    for experiment, batches in THROUGHPUT:
+    for experiment, batches in THROUGHPUT[:1] if FLAGS.dry_run else THROUGHPUT:
         for batch in batches[:1] if FLAGS.dry_run else batches:
             started = time.perf_counter()
             trainer = build(experiment, f"BATCH_SIZE = {batch}")
