@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 
 import keras
+import numpy as np
 from absl import logging
 
 from ganpipe.lazy_tf import tf
@@ -191,35 +192,62 @@ def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
     return WorkerRole(is_chief, f"{task_type} {task_id}")
 
 
-class LocalDevice:
-    """The JAX backend's strategy: one program on this process's default device.
+class LocalDevices:
+    """The JAX backend's strategy: one program over this process's devices, data parallel.
 
-    ``num_replicas_in_sync`` is 1 and ``scope()`` does nothing: variables live on the default
-    device (a GPU where JAX has one). Data parallel training over several devices is not
-    implemented on JAX yet.
+    The program is written for the global batch (``num_replicas_in_sync`` is 1: each update's
+    noise, losses and batch statistics are over the whole batch, as on one device); ``shard``
+    places a batch's rows across ``devices`` and the state is replicated on each, so XLA runs
+    each device's rows there and all-reduces what the global sums need. ``scope()`` does nothing.
     """
 
     num_replicas_in_sync = 1
 
+    def __init__(self, devices: Sequence = ()):
+        self.devices = list(devices)
+
     def scope(self):
         return contextlib.nullcontext()
 
+    @property
+    def count(self) -> int:
+        return max(1, len(self.devices))
 
-def _jax_devices(resolved: str) -> LocalDevice:
-    if resolved not in ("auto", "default", "one_device"):
+    def check_batch(self, global_batch: int) -> None:
+        if global_batch % self.count:
+            raise ValueError(
+                f"BATCH_SIZE (the global batch) = {global_batch} is not divisible by the "
+                f"{self.count} JAX devices it is sharded over. Choose a multiple of "
+                f"{self.count}, or train on one device (train.strategy = 'one_device')."
+            )
+
+    def shardings(self):
+        """(the batch's sharding, the state's sharding), or (None, None) on one device."""
+        if self.count == 1:
+            return None, None
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.array(self.devices), ("batch",))
+        return NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+
+
+def _jax_devices(resolved: str) -> LocalDevices:
+    if resolved not in ("auto", "default", "one_device", "mirrored"):
         raise ValueError(
             f"train.strategy = {resolved!r} is a TensorFlow strategy; under KERAS_BACKEND=jax "
-            "ganpipe trains on one device (strategy 'auto'). Use KERAS_BACKEND=tensorflow for "
-            f"{resolved!r}, or leave train.strategy at 'auto'."
+            "ganpipe shards the batch over this process's devices ('auto' or 'mirrored') or "
+            f"trains on one ('one_device'). Use KERAS_BACKEND=tensorflow for {resolved!r}."
         )
     import jax
 
-    device = jax.devices()[0]
+    devices = jax.local_devices()
+    if resolved in ("default", "one_device"):
+        devices = devices[:1]
     logging.info(
-        "Using JAX on %s (%s), one device of %d (JAX does not shard the batch here yet).",
-        device.platform.upper(), device.device_kind, jax.device_count(),
+        "Using JAX on %d %s device(s) (%s)%s.", len(devices), devices[0].platform.upper(),
+        devices[0].device_kind, ", the batch sharded over them" if len(devices) > 1 else "",
     )  # fmt: skip
-    return LocalDevice()
+    return LocalDevices(devices)
 
 
 def per_replica_batch(global_batch: int, strategy_or_context=None) -> int:

@@ -9,8 +9,10 @@ statistics, say) come out as values and are written into the outer one. The rand
 ``jax.random`` keys folded from the run's seed and the update counter, so they depend on the
 seed and the counter alone, as on TensorFlow, but they are not the same numbers.
 
-One device: ``run`` calls the update directly (``distribute.LocalDevice``); data parallel
-training over several devices is not built on JAX yet.
+Several devices: ``run`` calls the update directly, written for the global batch, and
+``compile`` shards the batch's rows over the devices of ``distribute.LocalDevices`` with the state
+replicated, so XLA partitions the one program (global batch statistics, sums and penalties
+included) instead of the update being written per replica.
 """
 
 from __future__ import annotations
@@ -207,14 +209,19 @@ def _unique(variables) -> list:
     return unique
 
 
-def compile(fn: Callable, *, variables: Callable[[], list], jit_compile: bool = True):  # noqa: A001
+def compile(  # noqa: A001
+    fn: Callable, *, variables: Callable[[], list], jit_compile: bool = True, strategy=None
+):
     """``fn(*arrays) -> metrics``, which reads and writes the state's Keras variables, as one
     ``jax.jit`` program of the variables' values; the call writes the new values back.
 
     ``variables()`` lists every variable ``fn`` may touch (``GANState.variables``); a write to
-    any other variable is refused, since it would be lost.
+    any other variable is refused, since it would be lost. With ``strategy`` (a
+    ``distribute.LocalDevices`` over several devices) the arrays' leading axis is sharded over
+    the devices and the state replicated, so the same program runs data parallel.
     """
     del jit_compile  # JAX compiles every call.
+    batch_sharding, state_sharding = (None, None) if strategy is None else strategy.shardings()
 
     def pure(values, args):
         everything = _unique(variables())
@@ -240,7 +247,11 @@ def compile(fn: Callable, *, variables: Callable[[], list], jit_compile: bool = 
 
     def call(*args):
         everything = _unique(variables())
-        values, metrics = jitted([v.value for v in everything], args)
+        values = [v.value for v in everything]
+        if batch_sharding is not None:
+            values = jax.device_put(values, state_sharding)
+            args = jax.tree_util.tree_map(lambda a: jax.device_put(a, batch_sharding), args)
+        values, metrics = jitted(values, args)
         for variable, value in zip(everything, values):
             variable.assign(value)
         return metrics

@@ -140,8 +140,9 @@ class Steps:
         """The four calls on a backend that compiles pure functions (JAX): each update is one
         compiled program of the state's values and a batch; rounds are Python loops over them,
         reading the iterator outside the programs."""
+        self.strategy.check_batch(self.batch)
         update = {
-            name: backend.compile(fn, variables=self.state.variables)
+            name: backend.compile(fn, variables=self.state.variables, strategy=self.strategy)
             for name, fn in self._updates.items()
         }
         uses_real = self.loss.generator_uses_real

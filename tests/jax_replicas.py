@@ -1,0 +1,38 @@
+"""Trains tiny experiments on JAX for a few rounds and saves their metrics and weights.
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=N KERAS_BACKEND=jax \\
+        python -m tests.jax_replicas OUT.npz [BINDING ...]
+
+``tests/test_jax_backend.py`` runs it on 1, 2 and 4 host devices (the batch sharded over them,
+``train.strategy = 'auto'``) and compares the runs. TensorFlow is made unimportable first.
+"""
+
+import sys
+
+EXPERIMENTS = ("recommended", "dcgan")  # conditional batch norm and lazy R1; batch norm
+ROUNDS = 3
+
+if __name__ == "__main__":
+    sys.modules["tensorflow"] = None
+    import jax
+    import numpy as np
+
+    import gin
+    from ganpipe import config
+
+    out = {"devices": np.array(jax.device_count())}
+    for experiment in EXPERIMENTS:
+        gin.clear_config()
+        config.parse(
+            [f"gin/{experiment}.gin", "gin/testing/tiny.gin"],
+            ["BATCH_SIZE = 8", "train.strategy = 'auto'", *sys.argv[2:]],
+        )
+        trainer = config.make_trainer()
+        for r in range(ROUNDS):
+            for name, value in trainer.train_round().items():
+                out[f"{experiment}/round{r}/{name}"] = np.array(value)
+        models = (trainer.generator, trainer.critic)
+        out[f"{experiment}/weights"] = np.concatenate(
+            [np.ravel(w) for m in models for w in m.get_weights()]
+        )
+    np.savez(sys.argv[1], **out)
