@@ -44,13 +44,16 @@ def worker(case: str, seconds: float) -> dict:
     gin_file, bindings = CASES[case]
     config.parse([os.path.join(REPO, "gin", gin_file)], ["Intervals.eval_every = 0", *bindings])
     trainer = config.make_trainer()
+    # One call as training makes it: rounds_per_call rounds (gan.gin fuses 20 on TensorFlow;
+    # JAX runs them as a Python loop of compiled updates).
+    chunk = trainer.settings.schedule.generator_steps * trainer.settings.numerics.rounds_per_call
     started = time.perf_counter()
-    trainer.train_round()  # builds the compiled calls
-    trainer.train_round()
+    trainer.train_steps(chunk)  # builds the compiled calls
+    trainer.train_steps(chunk)
     warmup = time.perf_counter() - started
     first, t0 = int(trainer.step.numpy()), time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        trainer.train_round()
+        trainer.train_steps(chunk)
     steps = int(trainer.step.numpy()) - first
     elapsed = time.perf_counter() - t0
     return {

@@ -248,3 +248,12 @@ def tiny_state(average: bool = False):
     ema = state.averaged_copy(generator, strategy, "float32") if average else None
     step, elapsed, best_fd = state.counters(strategy)
     return state.GANState(generator, critic, g_opt, c_opt, step, elapsed, best_fd, ema)
+
+
+def run_jax(*args, timeout=600):
+    """Runs ``python ARGS`` from the repository root under KERAS_BACKEND=jax (on the CPU)."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=REPO,
+    )  # fmt: skip
