@@ -384,6 +384,14 @@ def _copy_weights(source: keras.Model, target: keras.Model, path: str) -> None:
         variable.assign(value)
 
 
+def _assign_arrays(generator: keras.Model, arrays: list, path: str) -> None:
+    """Loads a generator's part of an array (.npz) checkpoint into ``generator``."""
+    if [tuple(a.shape) for a in arrays] != [tuple(v.shape) for v in generator.variables]:
+        raise ValueError(f"Checkpoint {path} does not fit the generator the run's config builds.")
+    for variable, value in zip(generator.variables, arrays):
+        variable.assign(value)
+
+
 def restore_generator(
     setup: GeneratorSetup, run_dir: str, checkpoint: str = "latest", *, live: bool = False
 ) -> RestoredGenerator:
@@ -431,13 +439,7 @@ def restore_generator(
         raise ValueError(f"Checkpoint {path} holds {what}.")
     generator = setup.build(average=average)
     if path.endswith(array_checkpoints.SUFFIX):
-        arrays = array_checkpoints.read_part(path, key)
-        if [tuple(a.shape) for a in arrays] != [tuple(v.shape) for v in generator.variables]:
-            raise ValueError(
-                f"Checkpoint {path} does not fit the generator the run's config builds."
-            )
-        for variable, value in zip(generator.variables, arrays):
-            variable.assign(value)
+        _assign_arrays(generator, array_checkpoints.read_part(path, key), path)
         return RestoredGenerator(generator, path, array_checkpoints.step_of(path), weights)
     step = tf.Variable(0, dtype=tf.int64)
     status = tf.train.Checkpoint(**{key: generator, state.STEP: step}).restore(path)
