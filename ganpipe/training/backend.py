@@ -8,6 +8,8 @@ pass kept for a later gradient), ``input_gradients`` (the penalties' second orde
 (``KERAS_BACKEND`` or ``~/.keras/keras.json``); each adaptor imports only its own framework.
 """
 
+import importlib
+
 import keras
 
 from ganpipe.training.streams import (  # noqa: F401 (re-exported)
@@ -22,13 +24,20 @@ from ganpipe.training.streams import (  # noqa: F401 (re-exported)
     add,
 )
 
+# What each adaptor supplies: the one list of the interface.
+INTERFACE = (
+    "RECORDS_PASSES", "ReplicaRandom", "average_replica_copies", "compile", "copy", "cond",
+    "count_nonfinite", "gradients", "input_gradients", "is_floating", "mean_over", "record",
+    "repeat", "replica_sum", "run", "update_variables",
+)  # fmt: skip
+
 NAME = keras.backend.backend()
-if NAME == "jax":
-    from ganpipe.training.backend_jax import *  # noqa: F403
-elif NAME == "tensorflow":
-    from ganpipe.training.backend_tf import *  # noqa: F403
-else:
+if NAME not in ("jax", "tensorflow"):
     raise ImportError(
         f"ganpipe trains on the TensorFlow or JAX Keras backend; KERAS_BACKEND is {NAME!r}. "
         "Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax."
     )
+_adaptor = importlib.import_module(
+    "ganpipe.training.backend_jax" if NAME == "jax" else "ganpipe.training.backend_tf"
+)
+globals().update({name: getattr(_adaptor, name) for name in INTERFACE})

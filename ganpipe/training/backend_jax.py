@@ -23,8 +23,6 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from ganpipe.training.streams import STREAMS
-
 # The variables of the state being compiled (``compile`` sets them): every scope here maps all of
 # them, so a variable read inside an update is never the concrete value behind the trace.
 _SCOPES: list[tuple[keras.StatelessScope, list]] = []
@@ -257,24 +255,3 @@ def compile(  # noqa: A001
         return metrics
 
     return call
-
-
-__all__ = [
-    "RECORDS_PASSES",
-    "STREAMS",
-    "ReplicaRandom",
-    "average_replica_copies",
-    "compile",
-    "copy",
-    "cond",
-    "count_nonfinite",
-    "gradients",
-    "input_gradients",
-    "is_floating",
-    "mean_over",
-    "record",
-    "repeat",
-    "replica_sum",
-    "run",
-    "update_variables",
-]

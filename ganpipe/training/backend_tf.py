@@ -207,25 +207,3 @@ def update_variables(variables, fn: Callable, sources=None) -> None:
     """Assigns ``fn(v)`` (or ``fn(v, source)``) to each variable, through the strategy
     (``distribute.update_variables``)."""
     distribute.update_variables(variables, fn, sources)
-
-
-__all__ = [
-    "RECORDS_PASSES",
-    "STREAMS",
-    "ReplicaRandom",
-    "add",
-    "average_replica_copies",
-    "compile",
-    "copy",
-    "cond",
-    "count_nonfinite",
-    "gradients",
-    "input_gradients",
-    "is_floating",
-    "mean_over",
-    "record",
-    "repeat",
-    "replica_sum",
-    "run",
-    "update_variables",
-]
