@@ -39,7 +39,11 @@ class Augmentation:
     def build(self):
         """Creates the augmentation's variables (called once, under the strategy's scope)."""
 
+    def observe(self, real_scores) -> None:
+        """Called once per critic update with its scores of the augmented real images."""
+
     def metrics(self) -> dict:
+        """Values logged with the critic's metrics, the same on every replica."""
         return {}
 
     def __call__(self, images, rng):
@@ -428,14 +432,31 @@ AUGMENTATIONS = Registry(
 )
 
 
-def get(identifier):
-    """The augmentation for a name or config dict; an object is used as it is (any callable
-    ``(images, rng) -> images`` will do; None: no augmentation)."""
+class FunctionAugmentation(Augmentation):
+    """A plain function ``(images, rng) -> images`` as a stateless ``Augmentation``."""
+
+    name = "function"
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, images, rng):
+        return self.function(images, rng)
+
+    def __repr__(self) -> str:
+        return f"FunctionAugmentation({getattr(self.function, '__name__', self.function)!r})"
+
+
+def get(identifier) -> Augmentation | None:
+    """The augmentation for a name or config dict; an ``Augmentation`` is used as it is, and any
+    other callable ``(images, rng) -> images`` is wrapped in one (None: no augmentation)."""
     if identifier is None or isinstance(identifier, (str, dict)):
         return AUGMENTATIONS.get(identifier)
+    if isinstance(identifier, Augmentation):
+        return identifier
     if not callable(identifier):
         raise ValueError(
             f"train.augment must be an augmentation name ({', '.join(AUGMENTATIONS.names())}), "
             f"a gin reference such as @DiffAugment(), or None; got {identifier!r}."
         )
-    return identifier
+    return FunctionAugmentation(identifier)

@@ -28,6 +28,29 @@ FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(autouse=True, scope="session")
+def jax_compilation_cache(tmp_path_factory):
+    """One JAX persistent compilation cache for the JAX subprocesses of this test run (both
+    xdist workers): a later process that compiles the same program (a resumed run, the same tiny
+    experiment in another test) loads it instead, about half of such a process's time. The
+    compiled programs are the same, so what the tests check is unchanged."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    cache = {
+        "JAX_COMPILATION_CACHE_DIR": str(shared / "jax-compilation-cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+    previous = {name: os.environ.get(name) for name in cache}
+    os.environ.update(cache)
+    yield cache["JAX_COMPILATION_CACHE_DIR"]
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(autouse=True, scope="session")
 def evaluation_cache(tmp_path_factory):
     """Evaluation's disk cache (the reference features) in a temporary folder for the whole
     session, never in ~/.cache/ganpipe; subprocesses inherit it through the environment."""

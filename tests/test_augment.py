@@ -191,6 +191,20 @@ def test_registry_names_and_gin():
         augment.get("diffaugmnet")
 
 
+def test_a_plain_function_becomes_a_stateless_augmentation():
+    def flip(images, rng):
+        del rng
+        return images[:, :, ::-1, :]
+
+    wrapped = augment.get(flip)
+    assert isinstance(wrapped, augment.Augmentation) and wrapped.variables == ()
+    images = np.arange(8, dtype="float32").reshape(1, 2, 4, 1)
+    np.testing.assert_array_equal(np.asarray(wrapped(images, None)), images[:, :, ::-1, :])
+    assert wrapped.observe(np.zeros((1, 1))) is None and wrapped.metrics() == {}
+    with pytest.raises(ValueError, match="train.augment must be"):
+        augment.get(3)
+
+
 def _trainer(*params, experiment="recommended_unconditional"):
     parse(experiment, "NUM_STEPS = 4", "Intervals.eval_every = 0", *params)
     return config.make_trainer()
@@ -201,7 +215,9 @@ def test_the_critic_sees_real_and_fake_through_the_same_augmentation():
     trainer = _trainer("train.augment = 'diffaugment'")
     calls = []
     original = trainer.augment.__call__
-    trainer.steps.augment = lambda images, rng: calls.append(images.shape) or original(images, rng)
+    trainer.steps.augment = augment.get(
+        lambda images, rng: calls.append(images.shape) or original(images, rng)
+    )
     trainer.train_critic()
     assert len(calls) == 2 and calls[0] == calls[1]
 

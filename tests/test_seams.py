@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from ganpipe import config, losses
+from ganpipe.augment import Augmentation
 from ganpipe.training import backend
 from tests.conftest import make_trainer, parse, values
 
@@ -64,7 +65,7 @@ def test_a_lazy_penalty_runs_every_kth_critic_update_weighted_k_times():
     assert lazy[2] > 0.0  # due again (update 2)
 
 
-class Scale:
+class Scale(Augmentation):
     """A stateful, differentiable augmentation: multiplies every image by ``p`` and counts
     what it is applied to (at trace time)."""
 

@@ -3,9 +3,10 @@
 ``steps``, ``penalties`` and ``augment`` write the update math once, in ``keras.ops``, and call
 these few functions for what differs between backends: ``gradients`` (and ``record``, a forward
 pass kept for a later gradient), ``input_gradients`` (the penalties' second order), ``compile``,
-``run`` (per replica), ``repeat``, ``cond``, ``update_variables``, ``average_replica_copies``,
-``count_nonfinite`` and the random streams (``ReplicaRandom``). Keras picks the backend
-(``KERAS_BACKEND`` or ``~/.keras/keras.json``); each adaptor imports only its own framework.
+``run`` (per replica), ``apply_gradients``, ``repeat``, ``cond``, ``update_variables``,
+``average_replica_copies``, ``count_nonfinite`` and the random streams (``ReplicaRandom``).
+Keras picks the backend (``KERAS_BACKEND`` or ``~/.keras/keras.json``); each adaptor imports only
+its own framework.
 """
 
 import importlib
@@ -26,7 +27,8 @@ from ganpipe.training.streams import (  # noqa: F401 (re-exported)
 
 # What each adaptor supplies: the one list of the interface.
 INTERFACE = (
-    "RECORDS_PASSES", "ReplicaRandom", "average_replica_copies", "compile", "copy", "cond",
+    "RECORDS_PASSES", "ReplicaRandom", "apply_gradients", "average_replica_copies", "compile",
+    "copy", "cond",
     "count_nonfinite", "gradients", "input_gradients", "is_floating", "mean_over", "record",
     "repeat", "replica_sum", "run", "update_variables",
 )  # fmt: skip

@@ -150,6 +150,19 @@ def count_nonfinite(grads, optimizer=None):
     return sum(jnp.sum(~jnp.isfinite(g.astype(jnp.float32))).astype(jnp.float32) for g in grads)
 
 
+def apply_gradients(optimizer, grads, variables) -> None:
+    """One optimizer step. A LossScaleOptimizer (``mixed_float16``) steps through its stateless
+    API: its own step writes its scale inside a ``cond``, which a trace cannot carry out."""
+    variables = list(variables)
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer.apply_gradients(zip(grads, variables))
+        return
+    slots = list(optimizer.variables)
+    weights, slot_values = optimizer.stateless_apply(_current(slots), grads, _current(variables))
+    for variable, value in zip([*variables, *slots], [*weights, *slot_values]):
+        variable.assign(value)
+
+
 def cond(predicate, true_fn: Callable, false_fn: Callable):
     """``true_fn()`` where ``predicate`` holds, else ``false_fn()``; each branch's writes are
     carried out of ``lax.cond`` as values."""

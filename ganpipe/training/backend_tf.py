@@ -144,6 +144,11 @@ def count_nonfinite(grads, optimizer=None):
     return tf.cond(tf.math.is_finite(total), lambda: tf.constant(0.0), count)
 
 
+def apply_gradients(optimizer, grads, variables) -> None:
+    """One optimizer step (a LossScaleOptimizer's included)."""
+    optimizer.apply_gradients(zip(grads, variables))
+
+
 def cond(predicate, true_fn: Callable, false_fn: Callable):
     """``true_fn()`` where ``predicate`` holds, else ``false_fn()`` (in a graph: both traced)."""
     return tf.cond(predicate, true_fn, false_fn)

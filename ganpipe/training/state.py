@@ -58,7 +58,7 @@ class GANState:
 
     @property
     def augment_variables(self) -> list:
-        return list(getattr(self.augment, "variables", ()) or ())
+        return [] if self.augment is None else list(self.augment.variables)
 
     def variables(self) -> list:
         """Every variable a round can change, in a fixed order."""

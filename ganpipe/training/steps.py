@@ -79,7 +79,7 @@ class Steps:
         self.latent_dim = factories.latent_dim(state.generator)
         self.ema_decay = None if ema is None else ema.decay
         self.ema_start = 0 if ema is None else ema.start
-        self.penalty_every = int(getattr(penalty, "every", 1) or 1)
+        self.penalty_every = 1 if penalty is None else int(penalty.every)
         if state.generator_ema is not None:
             # Trainable weights are averaged after every generator update; the rest (batch-norm
             # moving statistics) are copied from the live model once per round.
@@ -279,9 +279,9 @@ class Steps:
         variables = state.critic.trainable_variables
         (loss, penalty, real_s, fake_s), grads = backend.gradients(objective, variables)
         bad_grads = backend.count_nonfinite(grads, c_opt)
-        if self.augment is not None and hasattr(self.augment, "observe"):
+        if self.augment is not None:
             self.augment.observe(real_s)
-        c_opt.apply_gradients(zip(grads, variables))
+        backend.apply_gradients(c_opt, grads, variables)
         if self.constraint is not None:
             backend.update_variables(variables, self.constraint)
         metrics = {
@@ -294,7 +294,7 @@ class Steps:
             metrics["wasserstein_estimate"] = metrics["critic_real"] - metrics["critic_fake"]
         if penalty is not None:
             metrics["gradient_penalty"] = penalty
-        if self.augment is not None and hasattr(self.augment, "metrics"):
+        if self.augment is not None:
             # Global values, the same on every replica: divided by the replicas the sum adds.
             replicas = float(self.strategy.num_replicas_in_sync)
             metrics.update({k: v / replicas for k, v in self.augment.metrics().items()})
@@ -337,7 +337,7 @@ class Steps:
         variables = state.generator.trainable_variables
         loss, grads = backend.gradients(objective, variables, tape)
         bad_grads = backend.count_nonfinite(grads, g_opt)
-        g_opt.apply_gradients(zip(grads, variables))
+        backend.apply_gradients(g_opt, grads, variables)
         self.update_ema()
         return {"generator_loss": loss, "generator_nonfinite_grads": bad_grads}
 
