@@ -202,6 +202,7 @@ def tiny_runs(tmp_path_factory):
     rows = {}
     outputs = ("Outputs.plots = True", "Outputs.saved_model = True")
     for experiment in EXPERIMENTS:
+        keras.utils.clear_session()  # collects the previous experiment's trainer first
         try:
             rows[experiment] = make_trainer(experiment, *outputs).fit(str(folder / experiment))
         except Exception as error:  # reported by the experiment's own test below
