@@ -179,8 +179,13 @@ class WorkerRole:
 def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
     """The chief is TF_CONFIG's ``chief`` task, or worker 0 where the cluster has none.
 
-    Single-machine strategies have one process, which is the chief.
+    Single-machine strategies have one process, which is the chief. Under JAX the chief is
+    process 0 of ``jax.distributed``.
     """
+    if isinstance(strategy, LocalDevices):
+        if strategy.process_count == 1:
+            return WorkerRole(True, "the only worker")
+        return WorkerRole(strategy.process_index == 0, f"process {strategy.process_index}")
     resolver = getattr(strategy, "cluster_resolver", None)
     cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
     if not cluster:
@@ -193,18 +198,24 @@ def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
 
 
 class LocalDevices:
-    """The JAX backend's strategy: one program over this process's devices, data parallel.
+    """The JAX backend's strategy: one program over the devices, data parallel.
 
     The program is written for the global batch (``num_replicas_in_sync`` is 1: each update's
     noise, losses and batch statistics are over the whole batch, as on one device); ``shard``
     places a batch's rows across ``devices`` and the state is replicated on each, so XLA runs
     each device's rows there and all-reduces what the global sums need. ``scope()`` does nothing.
+
+    With several processes (``jax.distributed``, ``train.strategy = 'multi_worker_mirrored'``)
+    ``devices`` are every process's devices: each process runs the same program on the same
+    global batch (every process reads the whole batch from the same stream, and places its own
+    rows), and process 0 is the chief that writes the run directory.
     """
 
     num_replicas_in_sync = 1
 
-    def __init__(self, devices: Sequence = ()):
+    def __init__(self, devices: Sequence = (), process_index: int = 0, process_count: int = 1):
         self.devices = list(devices)
+        self.process_index, self.process_count = int(process_index), int(process_count)
 
     def scope(self):
         return contextlib.nullcontext()
@@ -231,23 +242,69 @@ class LocalDevices:
         return NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
 
 
+# Environment variables of a JAX cluster (JAX reads the coordinator's address itself); unset, JAX
+# detects SLURM, Open MPI, Kubernetes and Cloud TPU clusters.
+JAX_CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def _start_jax_cluster():
+    """``jax.distributed.initialize`` from the environment (once per process)."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    values = {name: os.environ.get(name) for name in JAX_CLUSTER_ENV}
+    numbers = {}
+    for name in JAX_CLUSTER_ENV[1:]:
+        if values[name] is not None:
+            try:
+                numbers[name] = int(values[name])
+            except ValueError:
+                raise ValueError(f"{name} must be an integer, got {values[name]!r}.") from None
+    if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+        # CPU devices of several processes reduce through gloo (JAX sets none by default); GPUs
+        # use NCCL whatever this says.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            num_processes=numbers.get("JAX_NUM_PROCESSES"),
+            process_id=numbers.get("JAX_PROCESS_ID"),
+        )
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            "train.strategy = 'multi_worker_mirrored' under JAX starts jax.distributed, which "
+            f"failed: {error}. Set {', '.join(JAX_CLUSTER_ENV)} in every process (the "
+            "coordinator is process 0's host:port), or run under a cluster JAX detects (SLURM, "
+            "Open MPI, Kubernetes, Cloud TPU); it must start before anything runs on JAX."
+        ) from error
+
+
 def _jax_devices(resolved: str) -> LocalDevices:
-    if resolved not in ("auto", "default", "one_device", "mirrored"):
+    if resolved not in ("auto", "default", "one_device", "mirrored", "multi_worker_mirrored"):
         raise ValueError(
             f"train.strategy = {resolved!r} is a TensorFlow strategy; under KERAS_BACKEND=jax "
-            "ganpipe shards the batch over this process's devices ('auto' or 'mirrored') or "
-            f"trains on one ('one_device'). Use KERAS_BACKEND=tensorflow for {resolved!r}."
+            "ganpipe shards the batch over this process's devices ('auto' or 'mirrored'), over "
+            "every process's ('multi_worker_mirrored', through jax.distributed) or trains on one "
+            f"('one_device'). Use KERAS_BACKEND=tensorflow for {resolved!r}."
         )
     import jax
 
-    devices = jax.local_devices()
+    if resolved == "multi_worker_mirrored":
+        _start_jax_cluster()
+        devices = jax.devices()
+    else:
+        devices = jax.local_devices()
     if resolved in ("default", "one_device"):
         devices = devices[:1]
+    processes = jax.process_count() if resolved == "multi_worker_mirrored" else 1
     logging.info(
-        "Using JAX on %d %s device(s) (%s)%s.", len(devices), devices[0].platform.upper(),
-        devices[0].device_kind, ", the batch sharded over them" if len(devices) > 1 else "",
+        "Using JAX on %d %s device(s) (%s)%s%s.", len(devices), devices[0].platform.upper(),
+        devices[0].device_kind, f" in {processes} processes (this is process "
+        f"{jax.process_index()})" if processes > 1 else "",
+        ", the batch sharded over them" if len(devices) > 1 else "",
     )  # fmt: skip
-    return LocalDevices(devices)
+    index = jax.process_index() if processes > 1 else 0
+    return LocalDevices(devices, process_index=index, process_count=processes)
 
 
 def per_replica_batch(global_batch: int, strategy_or_context=None) -> int:

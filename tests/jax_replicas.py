@@ -4,7 +4,9 @@
         python -m tests.jax_replicas OUT.npz [BINDING ...]
 
 ``tests/test_jax_replicas.py`` runs it on 1, 2 and 4 host devices (the batch sharded over them,
-``train.strategy = 'auto'``) and compares the runs. TensorFlow stays importable, and the script
+``train.strategy = 'auto'``), and as 2 processes of ``jax.distributed``
+(``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``, ``train.strategy =
+'multi_worker_mirrored'``), and compares the runs. TensorFlow stays importable, and the script
 records whether anything loaded it (building, training, saving and loading a generator must not).
 """
 
@@ -23,14 +25,15 @@ if __name__ == "__main__":
     import gin
     from ganpipe import config
 
-    out = {"devices": np.array(jax.device_count())}
+    out = {}
     for experiment in EXPERIMENTS:
         gin.clear_config()
         config.parse(
             [f"gin/{experiment}.gin", "gin/testing/tiny.gin"],
             ["BATCH_SIZE = 8", "train.strategy = 'auto'", *sys.argv[2:]],
         )
-        trainer = config.make_trainer()
+        trainer = config.make_trainer()  # first: it may start jax.distributed
+        out["devices"] = np.array(jax.device_count())
         for r in range(ROUNDS):
             for name, value in trainer.train_round().items():
                 out[f"{experiment}/round{r}/{name}"] = np.array(value)

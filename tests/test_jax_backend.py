@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganpipe import rundir
+from ganpipe import distribute, rundir
 from ganpipe.data import batches
 from ganpipe.data.core import ImageArray
 from ganpipe.training import array_checkpoints
@@ -115,3 +115,13 @@ def test_array_checkpoints_round_trip_keep_the_newest_and_skip_a_broken_one(tmp_
     with pytest.raises(ValueError, match="does not fit"):
         other.assign(np.load(tmp_path / "ckpt-2.npz"), "ckpt-2.npz")
     assert zipfile.is_zipfile(tmp_path / "ckpt-2.npz")
+
+
+def test_jax_process_zero_is_the_chief_and_a_bad_cluster_setting_is_named(monkeypatch):
+    assert distribute.worker_role(distribute.LocalDevices(["cpu:0"])).is_chief
+    assert distribute.worker_role(distribute.LocalDevices(["a", "b"], 0, 2)).is_chief
+    other = distribute.worker_role(distribute.LocalDevices(["a", "b"], 1, 2))
+    assert not other.is_chief and other.name == "process 1"
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES must be an integer, got 'two'"):
+        distribute._start_jax_cluster()

@@ -1,10 +1,12 @@
 """KERAS_BACKEND=jax data parallel: the batch sharded over 2 and 4 host devices trains what one
-device trains (tests/jax_replicas.py runs each), and none of these processes loads TensorFlow,
-although it is installed."""
+device trains, two jax.distributed processes train exactly what one process on two devices does
+(tests/jax_replicas.py runs each), and none of these processes loads TensorFlow, although it is
+installed."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -14,22 +16,58 @@ import pytest
 from tests.conftest import REPO
 
 
-def _replicas(tmp_path, devices: int, *bindings) -> dict:
-    out = tmp_path / f"replicas_{devices}_{len(bindings)}.npz"
-    env_flags = f"--xla_force_host_platform_device_count={devices}"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": env_flags,
-           "PYTHONPATH": str(REPO)}  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.jax_replicas", str(out), *bindings],
-        capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:]
+def _env(devices: int, **extra) -> dict:
+    flags = f"--xla_force_host_platform_device_count={devices}"
+    return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags,
+            "PYTHONPATH": str(REPO), **extra}  # fmt: skip
+
+
+def _load(out, devices: int) -> dict:
     with np.load(out) as loaded:
         arrays = {k: loaded[k] for k in loaded.files}
     assert int(arrays.pop("devices")) == devices
     # Keras imports TensorFlow, where installed, to ask whether it is (ganpipe.lazy_tf).
     assert not arrays.pop("tensorflow_loaded"), "TensorFlow was imported under JAX"
     return arrays
+
+
+def _replicas(tmp_path, devices: int, *bindings) -> dict:
+    out = tmp_path / f"replicas_{devices}_{len(bindings)}.npz"
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.jax_replicas", str(out), *bindings],
+        capture_output=True, text=True, timeout=600, env=_env(devices), cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return _load(out, devices)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def _processes(tmp_path, count: int) -> list[dict]:
+    """The same run as ``count`` jax.distributed processes of one CPU device each."""
+    cluster = {"JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}",
+               "JAX_NUM_PROCESSES": str(count)}  # fmt: skip
+    command = [sys.executable, "-m", "tests.jax_replicas"]
+    binding = "train.strategy = 'multi_worker_mirrored'"
+    started = [
+        subprocess.Popen(
+            [*command, str(tmp_path / f"process{i}.npz"), binding],
+            cwd=REPO,
+            text=True,
+            env=_env(1, **cluster, JAX_PROCESS_ID=str(i)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(count)
+    ]
+    for process in started:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-4000:]
+    return [_load(tmp_path / f"process{i}.npz", count) for i in range(count)]
 
 
 def _agree(one: dict, other: dict) -> bool:
@@ -50,8 +88,14 @@ def _agree(one: dict, other: dict) -> bool:
 
 @pytest.mark.slow
 def test_data_parallel_on_2_and_4_devices_trains_as_one_device(tmp_path):
-    one = _replicas(tmp_path, 1)
-    assert _agree(one, _replicas(tmp_path, 2))
+    one, two = _replicas(tmp_path, 1), _replicas(tmp_path, 2)
+    assert _agree(one, two)
     assert _agree(one, _replicas(tmp_path, 4))
+    # Two processes (jax.distributed) of one device each run the program that one process runs
+    # on two devices: the same numbers, bit for bit, in both processes.
+    for process in _processes(tmp_path, 2):
+        assert process.keys() == two.keys()
+        for key in two:
+            np.testing.assert_array_equal(process[key], two[key], err_msg=key)
     # The tolerance catches a real difference: the same run on other data (another seed).
     assert not _agree(one, _replicas(tmp_path, 1, "train.seed = 1"))
