@@ -7,7 +7,8 @@ critic's R1 second derivative, timed on TensorFlow (oneDNN) and on JAX (XLA:CPU)
 Each variant is a worker process (a Keras backend is chosen once per process, XLA reads its
 flags once) that builds the experiment's generator and critic from the gin file and times, at
 the training batch size, for every convolution, transposed convolution and dense layer: the
-forward pass, and the forward pass with both gradients (input and kernel, what an update needs).
+forward pass, the gradient with respect to its input and with respect to its weights (each with
+its forward pass; an update needs both).
 Then the whole critic on real images: its gradient (a critic update without the penalty) and
 the gradient of the R1 term (a gradient of a gradient). Each timing is the median of 5 blocks
 of calls of at least 0.2 s, after 3 calls that compile. The driver alternates the variants
@@ -85,14 +86,17 @@ def _tf_calls(layer):
     def forward(x):
         return layer(x)
 
-    @tf.function
-    def both_gradients(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(tf.square(layer(x)))
-        return tape.gradient(loss, [x, *layer.trainable_variables])
+    def gradient_of(wrt_input: bool):
+        @tf.function
+        def gradient(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.square(layer(x)))
+            return tape.gradient(loss, x if wrt_input else layer.trainable_variables[0])
 
-    return forward, both_gradients
+        return gradient
+
+    return forward, gradient_of(True), gradient_of(False)
 
 
 def _tf_critic_calls(critic, gamma):
@@ -112,8 +116,8 @@ def _tf_critic_calls(critic, gamma):
         with tf.GradientTape() as outer:
             with tf.GradientTape() as inner:
                 inner.watch(images)
-                scores = critic([images, labels] if labels is not None else images)
-            grads = inner.gradient(tf.reduce_sum(scores), images)
+                total = tf.reduce_sum(critic([images, labels] if labels is not None else images))
+            grads = inner.gradient(total, images)
             loss = gamma / 2 * tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
         return outer.gradient(loss, weights)
 
@@ -127,13 +131,16 @@ def _jax_calls(layer):
     weights = [v.value for v in layer.trainable_variables]
     others = [v.value for v in layer.non_trainable_variables]
 
-    def apply(w, x):
-        return layer.stateless_call(w, others, x)[0]
+    def loss(x, w):
+        return jnp.sum(jnp.square(layer.stateless_call(w, others, x)[0]))
 
-    forward = jax.jit(lambda x: apply(weights, x))
-    grad = jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.square(apply(w, x))), argnums=(0, 1)))
+    forward = jax.jit(lambda x: layer.stateless_call(weights, others, x)[0])
+    to_input = jax.jit(jax.grad(loss, 0))
+    # The kernel alone, as on TensorFlow (the bias's gradient is a sum).
+    to_kernel = jax.jit(jax.grad(lambda x, kernel: loss(x, [kernel, *weights[1:]]), 1))
     return (lambda x: jax.block_until_ready(forward(x)),
-            lambda x: jax.block_until_ready(grad(x, weights)))  # fmt: skip
+            lambda x: jax.block_until_ready(to_input(x, weights)),
+            lambda x: jax.block_until_ready(to_kernel(x, weights[0])))  # fmt: skip
 
 
 def _jax_critic_calls(critic, gamma):
@@ -169,9 +176,9 @@ def worker(gin_file: str, gamma: float = 0.5) -> dict:
     times = {}
     for name, layer, shape in _kernel_layers(generator) + _kernel_layers(critic):
         x = keras.ops.convert_to_tensor(rng.standard_normal((batch, *shape)).astype("float32"))
-        forward, both = _tf_calls(layer) if backend == "tensorflow" else _jax_calls(layer)
-        times[f"{name} {shape} forward"] = _median_ms(forward, x)
-        times[f"{name} {shape} forward + both gradients"] = _median_ms(both, x)
+        calls = _tf_calls(layer) if backend == "tensorflow" else _jax_calls(layer)
+        for what, call in zip(("forward", "input gradient", "kernel gradient"), calls):
+            times[f"{name} {shape}: {what}"] = _median_ms(call, x)
     image_shape = tuple(critic.inputs[0].shape[1:])
     images = keras.ops.convert_to_tensor(
         rng.uniform(-1, 1, (batch, *image_shape)).astype("float32"))  # fmt: skip
