@@ -247,7 +247,7 @@ class LocalDevices:
 JAX_CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
-def _start_jax_cluster():
+def start_jax_cluster():
     """``jax.distributed.initialize`` from the environment (once per process)."""
     import jax
 
@@ -290,7 +290,7 @@ def _jax_devices(resolved: str) -> LocalDevices:
     import jax
 
     if resolved == "multi_worker_mirrored":
-        _start_jax_cluster()
+        start_jax_cluster()
         devices = jax.devices()
     else:
         devices = jax.local_devices()

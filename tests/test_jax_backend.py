@@ -124,4 +124,4 @@ def test_jax_process_zero_is_the_chief_and_a_bad_cluster_setting_is_named(monkey
     assert not other.is_chief and other.name == "process 1"
     monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
     with pytest.raises(ValueError, match="JAX_NUM_PROCESSES must be an integer, got 'two'"):
-        distribute._start_jax_cluster()
+        distribute.start_jax_cluster()
