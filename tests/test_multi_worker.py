@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -81,13 +82,21 @@ def _finish(processes, timeout):
     return outputs
 
 
-def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
-    run, scratch = tmp_path / "run", tmp_path / "scratch"
+@pytest.fixture(scope="module")
+def two_worker_run(tmp_path_factory):
+    """One two-worker run of STEPS steps, shared by the tests below (each launch of two
+    TensorFlow processes costs about 20 s here): (run, scratch, processes, logs, wall)."""
+    folder = tmp_path_factory.mktemp("two_workers")
+    run, scratch = folder / "run", folder / "scratch"
     scratch.mkdir()
     started = time.time()
     processes = _start_workers(run, scratch, STEPS)
-    chief_log, worker_log = _finish(processes, timeout=400)
-    wall = time.time() - started
+    logs = _finish(processes, timeout=400)
+    return run, scratch, processes, logs, time.time() - started
+
+
+def test_two_workers_train_one_model_and_only_the_chief_writes(two_worker_run):
+    run, scratch, processes, (chief_log, worker_log), wall = two_worker_run
     for process, log in zip(processes, (chief_log, worker_log)):
         assert process.returncode == 0, log[-4000:]
     assert "Using strategy multi_worker_mirrored" in chief_log
@@ -116,15 +125,17 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     print(f"two-worker run of {STEPS} steps: {wall:.1f} s wall")
 
 
-def test_a_stopped_multi_worker_run_resumes_from_the_chiefs_checkpoints(tmp_path):
+def test_a_stopped_multi_worker_run_resumes_from_the_chiefs_checkpoints(two_worker_run, tmp_path):
+    # The shared run stopped at STEPS; a copy of it is resumed to STEPS + 2.
+    first, _, processes, logs, _ = two_worker_run
+    assert all(p.returncode == 0 for p in processes), logs[1][-3000:]
     run, scratch = tmp_path / "run", tmp_path / "scratch"
+    shutil.copytree(first, run)
     scratch.mkdir()
-    first = _finish(_start_workers(run, scratch, 2), timeout=400)
-    assert all("Weights fingerprint at step 2" in log for log in first), first[1][-3000:]
-    second = _finish(_start_workers(run, scratch, 4), timeout=400)
+    second = _finish(_start_workers(run, scratch, STEPS + 2), timeout=400)
     for log in second:
-        assert "Resuming from" in log and "at step 2 " in log, log[-3000:]
+        assert "Resuming from" in log and f"at step {STEPS} " in log, log[-3000:]
     prints = [FINGERPRINT.findall(log) for log in second]
-    assert prints[0] == prints[1] and prints[0][-1][0] == "4"
+    assert prints[0] == prints[1] and prints[0][-1][0] == str(STEPS + 2)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in rows] == [1, 2, 3, 4]
+    assert [row["step"] for row in rows] == list(range(1, STEPS + 3))

@@ -446,3 +446,9 @@ def test_function_local_package_and_relative_imports_are_edges():
 def test_the_private_name_finder(source, expected):
     known = {"ganpipe", "ganpipe.trainer", "ganpipe.eval", "ganpipe.eval.quality"}
     assert [what for _, what in private_uses(source, "tests.test_x", known)] == expected
+
+
+def test_the_modules_run_first_exist():
+    from tests.conftest import FIRST, REPO
+
+    assert [path for path in FIRST if not (REPO / path).is_file()] == []
