@@ -197,7 +197,12 @@ def _ensure_sweep_registered() -> None:
 def markdown() -> str:
     """The generated reference (without the markers)."""
     _ensure_sweep_registered()
-    table = config.configurables()
+    # ganpipe's own configurables only: a program (or a test) may register its own in this
+    # process, and the page documents what ganpipe ships.
+    table = {
+        name: entry for name, entry in config.configurables().items()
+        if entry[1] != "ganpipe" or getattr(entry[0], "__module__", "").startswith("ganpipe")
+    }  # fmt: skip
     ours = sorted(
         (n for n, (_, m, _) in table.items() if m == "ganpipe"), key=lambda n: n != "train"
     )

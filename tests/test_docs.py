@@ -4,6 +4,7 @@ their size."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import itertools
 import re
@@ -188,3 +189,17 @@ def test_every_measured_result_file_is_linked_or_named():
     results = {str(p.relative_to(REPO)) for p in (DOCS / "results").iterdir()}
     unnamed = sorted(results - covered_files(PAGES))
     assert not unnamed, f"docs/results.md should link or name {unnamed}"
+
+
+@dataclasses.dataclass
+class _Probe:
+    size: int = 1
+
+
+def test_the_reference_lists_ganpipes_configurables_not_ones_a_program_registers():
+    # A configurable registered in this process (tests/test_config.py registers one) is not part
+    # of what ganpipe ships, whichever test ran first.
+    before = reference.markdown()
+    config.register_configurable("DocsProbe", _Probe)
+    assert reference.markdown() == before
+    assert "DocsProbe" not in before and "### `train`" in before
