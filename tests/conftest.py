@@ -63,32 +63,22 @@ def jax_compilation_cache(tmp_path_factory):
     compiled programs are the same, so what the tests check is unchanged."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    cache = {
-        "JAX_COMPILATION_CACHE_DIR": str(shared / "jax-compilation-cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
-    previous = {name: os.environ.get(name) for name in cache}
-    os.environ.update(cache)
-    yield cache["JAX_COMPILATION_CACHE_DIR"]
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    cache = str(shared / "jax-compilation-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", cache)
+        patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        patch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+        yield cache
 
 
 @pytest.fixture(autouse=True, scope="session")
 def evaluation_cache(tmp_path_factory):
     """Evaluation's disk cache (the reference features) in a temporary folder for the whole
     session, never in ~/.cache/ganpipe; subprocesses inherit it through the environment."""
-    previous = os.environ.get(CACHE_DIR_ENV)
-    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("ganpipe-cache"))
-    yield os.environ[CACHE_DIR_ENV]
-    if previous is None:
-        os.environ.pop(CACHE_DIR_ENV, None)
-    else:
-        os.environ[CACHE_DIR_ENV] = previous
+    folder = str(tmp_path_factory.mktemp("ganpipe-cache"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_DIR_ENV, folder)
+        yield folder
 
 
 @pytest.fixture(autouse=True, scope="session")
