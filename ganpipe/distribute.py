@@ -291,19 +291,17 @@ def _jax_devices(resolved: str) -> LocalDevices:
 
     if resolved == "multi_worker_mirrored":
         start_jax_cluster()
-        devices = jax.devices()
+        devices, index, processes = jax.devices(), jax.process_index(), jax.process_count()
     else:
-        devices = jax.local_devices()
+        devices, index, processes = jax.local_devices(), 0, 1
     if resolved in ("default", "one_device"):
         devices = devices[:1]
-    processes = jax.process_count() if resolved == "multi_worker_mirrored" else 1
     logging.info(
         "Using JAX on %d %s device(s) (%s)%s%s.", len(devices), devices[0].platform.upper(),
-        devices[0].device_kind, f" in {processes} processes (this is process "
-        f"{jax.process_index()})" if processes > 1 else "",
+        devices[0].device_kind,
+        f" in {processes} processes (this is process {index})" if processes > 1 else "",
         ", the batch sharded over them" if len(devices) > 1 else "",
     )  # fmt: skip
-    index = jax.process_index() if processes > 1 else 0
     return LocalDevices(devices, process_index=index, process_count=processes)
 
 

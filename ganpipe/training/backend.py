@@ -28,9 +28,8 @@ from ganpipe.training.streams import (  # noqa: F401 (re-exported)
 # What each adaptor supplies: the one list of the interface.
 INTERFACE = (
     "RECORDS_PASSES", "ReplicaRandom", "apply_gradients", "average_replica_copies", "compile",
-    "copy", "cond",
-    "count_nonfinite", "gradients", "input_gradients", "is_floating", "mean_over", "record",
-    "repeat", "replica_sum", "run", "update_variables",
+    "copy", "cond", "count_nonfinite", "gradients", "input_gradients", "is_floating", "mean_over",
+    "record", "repeat", "replica_sum", "run", "update_variables",
 )  # fmt: skip
 
 NAME = keras.backend.backend()
