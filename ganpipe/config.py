@@ -39,7 +39,7 @@ _SYMBOLS = {
     "Numerics": (settings.Numerics, "ganpipe", None),
     "EMA": (settings.EMA, "ganpipe", None),
     "Outputs": (settings.Outputs, "ganpipe", None),
-    "build_generator": (factories.build_generator, "ganpipe", ["num_classes"]),
+    "build_generator": (factories.build_generator, "ganpipe", ["num_classes", "output_shape"]),
     "build_critic": (factories.build_critic, "ganpipe", ["input_shape", "num_classes"]),
     "load_images": (data_lib.load_images, "ganpipe", None),
     "make_strategy": (distribute.make_strategy, "ganpipe", None),

@@ -31,6 +31,7 @@ from ganpipe.data.scaling import to_unit_range
 from ganpipe.eval import quality
 from ganpipe.eval.classifier import Evaluator, load_evaluator
 from ganpipe.lazy_tf import tf
+from ganpipe.models import factories
 from ganpipe.training import array_checkpoints, settings, state
 
 REFERENCE_SPLIT = "test"
@@ -274,6 +275,8 @@ class GeneratorSetup:
         num_classes: A class-conditional run's classes, else None.
         precision: The Keras dtype policy the run built its models under.
         generator_ema: The decay of the run's generator weight average; None without one.
+        image_shape: The images' (height, width, channels), from the run directory's
+            ``data.json``; a model family's generator is built for it (None: older runs).
     """
 
     factory: Callable[..., keras.Model]
@@ -282,6 +285,7 @@ class GeneratorSetup:
     num_classes: int | None = None
     precision: str = "float32"
     generator_ema: float | None = None
+    image_shape: tuple[int, int, int] | None = None
 
     @property
     def has_average(self) -> bool:
@@ -294,8 +298,9 @@ class GeneratorSetup:
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.precision)
         try:
-            classes = {} if self.num_classes is None else {"num_classes": self.num_classes}
-            generator = self.factory(**classes)
+            generator = self.factory(
+                **factories.generator_arguments(self.factory, self.image_shape, self.num_classes)
+            )
             if average:
                 generator = keras.models.clone_model(generator)
                 generator.trainable = False

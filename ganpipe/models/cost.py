@@ -5,6 +5,7 @@ compute; normalization, activations and pooling are left out (each is a few oper
 activation). One training step of a GAN costs roughly 3x the forward MACs per image for each
 network it runs forward and backward.
 
+  python -m ganpipe.models.cost                 # every model family at 32, 64, 128, 256 pixels
   python -m ganpipe.models.cost --gin_file=gin/recommended.gin [--image_shape=28,28,1]
 """
 
@@ -77,6 +78,39 @@ def experiment_costs(image_shape: tuple[int, ...]) -> tuple[Cost, Cost]:
     return cost(generator), cost(critic)
 
 
+# The sizes the family table shows (square, pixels a side).
+TABLE_SIDES = (32, 64, 128, 256)
+
+
+def family_costs(family: str, shape: tuple[int, int, int]) -> tuple[Cost, Cost]:
+    """An unconditional family pair's costs at ``shape`` (latent 128, as the shipped files)."""
+    from ganpipe.models import factories
+
+    generator = factories.build_generator(latent_dim=128, family=family, output_shape=shape)
+    critic = factories.build_critic(input_shape=shape, family=family)
+    return cost(generator), cost(critic)
+
+
+def family_table(sides=TABLE_SIDES, channels: int = 3) -> str:
+    """A Markdown table: each family's parameters and multiply-adds per image at each size."""
+    from ganpipe.models import families
+
+    rows = [
+        "| family | size | generator parameters | generator MACs | critic parameters "
+        "| critic MACs |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in families.FAMILIES.names():
+        for side in sides:
+            generator, critic = family_costs(name, (side, side, channels))
+            rows.append(
+                f"| {name} | {side}x{side}x{channels} | {generator.parameters:,} | "
+                f"{generator.multiply_adds / 1e6:.1f}M | {critic.parameters:,} | "
+                f"{critic.multiply_adds / 1e6:.1f}M |"
+            )
+    return "\n".join(rows)
+
+
 def main(argv) -> None:
     from absl import flags
 
@@ -84,8 +118,14 @@ def main(argv) -> None:
 
     del argv
     values = flags.FLAGS
+    if not values.gin_file:
+        channels = int(values.image_shape.split(",")[-1]) if values.image_shape else 3
+        print(f"Per image, forward pass, unconditional, latent 128, {channels} channel(s):")
+        print(family_table(channels=channels))
+        return
     config.parse(values.gin_file, values.gin_param)
-    generator, critic = experiment_costs(tuple(int(v) for v in values.image_shape.split(",")))
+    shape = values.image_shape or "28,28,1"
+    generator, critic = experiment_costs(tuple(int(v) for v in shape.split(",")))
     print(f"generator: {generator} per image")
     print(f"critic:    {critic} per image")
 
@@ -93,8 +133,12 @@ def main(argv) -> None:
 if __name__ == "__main__":
     from absl import app, flags
 
-    flags.DEFINE_multi_string("gin_file", None, "Experiment file(s).")
+    flags.DEFINE_multi_string(
+        "gin_file", None, "Experiment file(s); without one, the model families' table."
+    )
     flags.DEFINE_multi_string("gin_param", [], "Extra bindings.")
-    flags.DEFINE_string("image_shape", "28,28,1", "The data's image shape, H,W,C.")
-    flags.mark_flag_as_required("gin_file")
+    flags.DEFINE_string(
+        "image_shape", None,
+        "The data's image shape, H,W,C (default 28,28,1 with --gin_file; the table takes its C).",
+    )  # fmt: skip
     app.run(main)

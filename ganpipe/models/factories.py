@@ -15,6 +15,7 @@ import keras
 from ganpipe import validate
 from ganpipe.models import blocks as blocks_lib
 from ganpipe.models import conditioning as conditioning_lib
+from ganpipe.models import families as families_lib
 
 InitializerLike = str | dict | Callable[[], Any] | keras.initializers.Initializer
 
@@ -126,10 +127,32 @@ def _spectral(spec):
     return {"spectral_norm": True, **spec}
 
 
+def _family_or_blocks(owner: str, family, blocks, shape, role: str):
+    """The block specs: ``blocks`` as given, or the family's for ``shape``; exactly one of the
+    two must be set."""
+    if (family is None) == (blocks is None):
+        set_both = family is not None
+        raise ValueError(
+            f"{owner} needs either `blocks` (a list of block specs) or `family` (one of "
+            f"{families_lib.FAMILIES.names()}), "
+            + ("not both: set the other to None." if set_both else "and has neither.")
+        )
+    if family is None:
+        return blocks
+    chosen = families_lib.FAMILIES.get(family)
+    if shape is None:
+        raise ValueError(
+            f"{owner}.family = {family!r} needs the image shape; the trainer passes the data's."
+        )
+    return chosen.generator_blocks(shape) if role == "generator" else chosen.critic_blocks(shape)
+
+
 def build_generator(
     *,
     latent_dim: int,
-    blocks: Sequence[blocks_lib.BlockSpec],
+    blocks: Sequence[blocks_lib.BlockSpec] | None = None,
+    family: str | None = None,
+    output_shape: Sequence[int] | None = None,
     kernel_initializer: InitializerLike = "glorot_uniform",
     bias_initializer: InitializerLike = "zeros",
     sync_batch_norm: bool = False,
@@ -141,7 +164,11 @@ def build_generator(
 
     Args:
         latent_dim: Size of the latent (noise) vector.
-        blocks: Block specs, applied in order (see ``ganpipe.models.blocks``).
+        blocks: Block specs, applied in order (see ``ganpipe.models.blocks``); or None with
+            ``family``.
+        family: A ``FAMILIES`` name (``'lean'``, ``'resnet'``, ``'r3gan'``): the blocks follow
+            from ``output_shape`` (see ``ganpipe.models.families``). Set it or ``blocks``.
+        output_shape: The images' ``(height, width, channels)``; the trainer passes the data's.
         kernel_initializer: Default kernel initializer of weighted blocks.
         bias_initializer: Default bias initializer of weighted blocks.
         sync_batch_norm: Under a multi-replica strategy, batch-norm layers normalise with the
@@ -163,6 +190,7 @@ def build_generator(
     conditioner = _conditioning(
         "build_generator", conditioning_lib.GENERATOR_CONDITIONINGS, conditioning, num_classes
     )
+    blocks = _family_or_blocks("build_generator", family, blocks, output_shape, "generator")
     layers, kernel_factory = _block_layers(
         name, blocks, kernel_initializer, bias_initializer, sync_batch_norm
     )
@@ -174,7 +202,8 @@ def build_generator(
 def build_critic(
     *,
     input_shape: Sequence[int],
-    blocks: Sequence[blocks_lib.BlockSpec],
+    blocks: Sequence[blocks_lib.BlockSpec] | None = None,
+    family: str | None = None,
     kernel_initializer: InitializerLike = "glorot_uniform",
     bias_initializer: InitializerLike = "zeros",
     sync_batch_norm: bool = False,
@@ -192,7 +221,9 @@ def build_critic(
 
     Args:
         input_shape: Image shape ``(height, width, channels)``; the trainer passes the data's.
-        blocks: Block specs, applied in order.
+        blocks: Block specs, applied in order; or None with ``family``.
+        family: A ``FAMILIES`` name: the blocks follow from ``input_shape``. Set it or
+            ``blocks``.
         kernel_initializer: Default kernel initializer of weighted blocks.
         bias_initializer: Default bias initializer of weighted blocks.
         sync_batch_norm: Under a multi-replica strategy, batch-norm layers normalise with the
@@ -221,6 +252,7 @@ def build_critic(
     Returns:
         A functional ``keras.Model``.
     """
+    blocks = _family_or_blocks("build_critic", family, blocks, input_shape, "critic")
     blocks = _critic_blocks(blocks, output_activation, spectral_norm)
     conditioner = _conditioning(
         "build_critic", conditioning_lib.CRITIC_CONDITIONINGS, conditioning, num_classes
@@ -261,6 +293,25 @@ def _check_one_score(critic: keras.Model) -> None:
             f"The critic must output one score per image, shape (batch, 1), but its blocks give "
             f"{tuple(critic.output_shape)}. End the critic with {{'block': 'dense', 'units': 1}}."
         )
+
+
+def generator_arguments(
+    factory: Callable[..., keras.Model], image_shape: Sequence[int] | None, num_classes
+) -> dict:
+    """What the trainer (and evaluation) passes a generator factory: ``num_classes`` for a
+    conditional run, and the data's ``output_shape`` where the factory takes one (a family
+    follows it)."""
+    import inspect
+
+    arguments = {} if num_classes is None else {"num_classes": num_classes}
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a callable without a signature: pass nothing more
+        return arguments
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if image_shape is not None and ("output_shape" in parameters or takes_any):
+        arguments["output_shape"] = tuple(int(v) for v in image_shape)
+    return arguments
 
 
 def final_activation(model: keras.Model) -> str | None:

@@ -171,7 +171,9 @@ def build_models(
         with strategy.scope():
             # A conditional run passes the class count to both factories.
             classes = {} if num_classes is None else {"num_classes": num_classes}
-            built_generator = generator(**classes)
+            built_generator = generator(
+                **factories.generator_arguments(generator, image_shape, num_classes)
+            )
             built_critic = critic(input_shape=tuple(image_shape), **classes)
     finally:
         keras.config.set_dtype_policy(previous_policy)

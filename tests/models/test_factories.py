@@ -12,7 +12,7 @@ from tests.conftest import parse
 
 def _models(experiment):
     parse(experiment, tiny=False)
-    generator = config.CONFIGURABLES["build_generator"]()
+    generator = config.CONFIGURABLES["build_generator"](output_shape=(28, 28, 1))
     critic = config.CONFIGURABLES["build_critic"](input_shape=(28, 28, 1))
     return generator, critic
 

@@ -12,7 +12,7 @@ from tests.conftest import parse
 
 def _models(experiment, *params):
     parse(experiment, *params, tiny=False)
-    generator = config.CONFIGURABLES["build_generator"]()
+    generator = config.CONFIGURABLES["build_generator"](output_shape=(28, 28, 1))
     critic = config.CONFIGURABLES["build_critic"](input_shape=(28, 28, 1))
     return generator, critic
 
@@ -113,3 +113,71 @@ def test_class_batch_norm_starts_as_batch_norm_and_learns_per_class_scales():
 def test_class_batch_norm_needs_batch_norm_blocks():
     with pytest.raises(ValueError, match="needs batch-norm blocks"):
         _generator(HEAD, conditioning="class_batch_norm", num_classes=3)
+
+
+# The model families at any size (ganpipe/models/families.py).
+
+
+@pytest.mark.parametrize("family", ["lean", "resnet", "r3gan"])
+def test_each_family_at_28x28_is_exactly_its_28_file(family):
+    import gin
+    from ganpipe.models import families
+
+    gin.clear_config()
+    config.parse([f"gin/models/{family}_28.gin"])
+    chosen = families.FAMILIES.get(family)
+    assert chosen.generator_blocks((28, 28, 1)) == list(
+        gin.query_parameter("build_generator.blocks")
+    )
+    assert chosen.critic_blocks((28, 28, 1)) == list(gin.query_parameter("build_critic.blocks"))
+
+
+@pytest.mark.parametrize("family", ["lean", "resnet", "r3gan"])
+@pytest.mark.parametrize("shape", [(16, 16, 1), (48, 64, 3), (64, 64, 3), (128, 96, 1)])
+def test_each_family_builds_a_pair_for_the_size_it_is_given(family, shape):
+    generator = factories.build_generator(latent_dim=16, family=family, output_shape=shape)
+    critic = factories.build_critic(input_shape=shape, family=family)
+    assert generator.output_shape == (None, *shape)
+    assert critic.output_shape == (None, 1)
+    assert factories.final_activation(generator) == "tanh"
+
+
+def test_depth_and_width_follow_the_size():
+    from ganpipe.models import families
+
+    assert families.levels(64, 64) == [(8, 8), (16, 16), (32, 32), (64, 64)]
+    assert families.levels(48, 64) == [(6, 8), (12, 16), (24, 32), (48, 64)]
+    lean = families.FAMILIES.get("lean")
+    # channels x longer side = 896, between 16 and 256.
+    assert lean.widths(64, 64)[1] == [112, 56, 28, 16]
+    assert lean.widths(256, 256)[1] == [112, 56, 28, 16, 16, 16]
+    # Each level costs about the same, so 64x64 costs about twice 28x28, not 5x (its pixels).
+    small = [c.multiply_adds for c in cost.family_costs("lean", (28, 28, 1))]
+    large = [c.multiply_adds for c in cost.family_costs("lean", (64, 64, 1))]
+    assert all(1.5 < b / a < 2.5 for a, b in zip(small, large))
+
+
+def test_a_size_no_family_can_build_is_refused_with_the_nearest_sizes():
+    from ganpipe.models import families
+
+    with pytest.raises(families.SizeError, match=r"100x100.*divide by 16.*96x96"):
+        factories.build_critic(input_shape=(100, 100, 3), family="lean")
+    with pytest.raises(families.SizeError, match=r"between 16 and 256.*256x256"):
+        families.check_shape((300, 300, 3))
+    with pytest.raises(families.SizeError, match="1 \\(grayscale\\) or 3"):
+        families.check_shape((64, 64, 2))
+
+
+def test_blocks_and_family_are_one_or_the_other():
+    with pytest.raises(ValueError, match="not both"):
+        factories.build_critic(input_shape=(28, 28, 1), family="lean", blocks=HEAD)
+    with pytest.raises(ValueError, match="has neither"):
+        factories.build_critic(input_shape=(28, 28, 1))
+    with pytest.raises(ValueError, match="unknown|Unknown|not a known"):
+        factories.build_critic(input_shape=(28, 28, 1), family="leen")
+
+
+def test_the_cost_table_lists_every_family_at_32_to_256():
+    table = cost.family_table(sides=(32, 256), channels=1)
+    for name in ("lean", "resnet", "r3gan"):
+        assert f"| {name} | 32x32x1 |" in table and f"| {name} | 256x256x1 |" in table
