@@ -31,6 +31,7 @@ LIVE_GENERATOR = "generator_live.keras"  # the live weights, beside an average
 SAVED_MODEL = "generator_savedmodel"  # generator.keras's model as a SavedModel (no Keras needed)
 EVAL = "eval.json"
 BACKEND_FILE = "backend"  # the Keras backend that trains the run (checkpoints are its format)
+DATA_FILE = "data.json"  # the training data's image shape, classes, source and fingerprint
 # The checkpoint's object keys are named in ganpipe/training/state.py.
 
 # Bindings that may change between a run and its resumption: the budgets. Raising the step or
@@ -57,6 +58,21 @@ def read_metrics(path: str) -> list[dict]:
                 except json.JSONDecodeError:
                     continue
     return rows
+
+
+def write_data_record(directory: str, record: dict) -> None:
+    """Writes ``data.json``: what evaluation and sampling need to know of the training data
+    (a model family's generator is built for its image shape)."""
+    atomic_write(os.path.join(directory, DATA_FILE), json.dumps(record, indent=2) + "\n")
+
+
+def read_data_record(directory: str) -> dict | None:
+    """The run's ``data.json``, or None for a run trained before it was written."""
+    path = os.path.join(directory, DATA_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def atomic_write(path: str, data: str | bytes) -> None:

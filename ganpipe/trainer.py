@@ -23,6 +23,7 @@ from ganpipe import constraints, distribute, losses, optimizers, penalties, rund
 from ganpipe import data as data_module
 from ganpipe.lazy_tf import tf
 from ganpipe.training import callbacks, loop, state, writers
+from ganpipe.training import settings as settings_module
 from ganpipe.training.inputs import InputStream
 from ganpipe.training.settings import (
     EMA,
@@ -80,7 +81,6 @@ class Trainer:
             schedule=schedule, latent=latent, intervals=intervals, numerics=numerics, ema=ema,
             budget=Budget(num_steps, max_train_seconds), evaluator=evaluator, outputs=outputs,
         )  # fmt: skip
-        self.scorer = self._pinned_scorer(s)
         distribute.split_global_batch(s.batch_size, self.strategy)
         self.loss = losses.get(loss)
         self.constraint = constraints.get_constraint(critic_constraint)
@@ -94,13 +94,15 @@ class Trainer:
         keras.utils.set_random_seed(s.seed)
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
+        self.settings = s = self._resolved_classes(s)
         if s.num_classes is not None:
             data_module.check_labels(self.images, s.num_classes)
+        self.scorer = self._pinned_scorer(s, self.images)
         self.state = state.build_state(
             s, self.strategy, generator=generator, critic=critic, loss=self.loss,
             generator_optimizer=generator_optimizer, critic_optimizer=critic_optimizer,
             image_shape=self.images.images.shape[1:], resolve_optimizer=optimizers.get,
-            augment=augment,
+            augment=augment, unconditional=self._unconditional,
         )  # fmt: skip
         self.steps = Steps(
             state=self.state, strategy=self.strategy, loss=self.loss,
@@ -114,19 +116,42 @@ class Trainer:
         self._start_batch = 0
         self._iterator = self.inputs.iterator(0)
 
+    def _resolved_classes(self, s: RunSettings) -> RunSettings:
+        """``train.num_classes = 'auto'`` becomes the data's classes; without labels the run is
+        unconditional and the factories' conditioning is left out (logged)."""
+        self._unconditional = False
+        if s.num_classes != settings_module.AUTO_CLASSES:
+            return s
+        classes = settings_module.resolve_classes("auto", self.images.labels,
+                                                  self.images.class_names)  # fmt: skip
+        if classes is None:
+            self._unconditional = True
+            logging.info(
+                "train.num_classes = 'auto' and the data has no labels: the run is "
+                "unconditional (the models' conditioning settings are left out)."
+            )
+        else:
+            logging.info("train.num_classes = 'auto': the data's %d classes.", classes)
+        return dataclasses.replace(s, num_classes=classes)
+
     @staticmethod
-    def _pinned_scorer(s: RunSettings) -> callbacks.Scorer | None:
-        """The evaluator's scorer when the run evaluates, loaded now: a missing evaluator or
-        test split stops the run before anything is built."""
+    def _pinned_scorer(s: RunSettings, images) -> callbacks.Scorer | None:
+        """The evaluator's scorer when the run evaluates, loaded now: a missing evaluator, an
+        evaluator of other data or a missing test split stops the run before any model is
+        built."""
         if s.intervals.eval_every and not s.evaluator:
             logging.warning(
-                "Intervals.eval_every is set but train.evaluator is None: no evaluation."
+                "Intervals.eval_every is set but train.evaluator is None: no evaluation. For "
+                "your own prepared data, train one (python -m ganpipe.eval.train_classifier "
+                "--data=<prepared> --output=<folder>) and set train.evaluator (EVALUATOR with "
+                "gin/data/prepared.gin) to its folder."
             )
         if not s.evaluates:
             return None
         return callbacks.Scorer(
             s.evaluator, latent=s.latent, value_range=s.value_range,
             num_samples=s.intervals.eval_samples, seed=s.seed, num_classes=s.num_classes,
+            data_fingerprint=images.fingerprint,
         )  # fmt: skip
 
     # The parts by role, as tests, benchmarks and sweeps read them; the settings are in
@@ -245,6 +270,10 @@ class Trainer:
         return metrics, int(self.step.numpy())
 
     def _fit(self, run_dir, operative_config, restore_from: str) -> dict[str, float]:
+        rundir.write_data_record(
+            run_dir.path,
+            {**data_module.record(self.images), "num_classes": self.settings.num_classes},
+        )
         checkpoint = self.state.checkpoint()
         keep = self.settings.intervals.keep_checkpoints
         checkpointer = writers.checkpointer(run_dir.join(rundir.CHECKPOINTS), checkpoint, keep)

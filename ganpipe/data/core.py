@@ -23,11 +23,16 @@ class ImageArray:
         images: uint8 array of shape (N, H, W, C); C is 1 for grayscale.
         labels: int64 array of shape (N,), or None when the source has no labels.
         source: Human-readable description of where the data came from.
+        class_names: The classes' names in label order, where the source has them.
+        fingerprint: The SHA-256 of a prepared data set's pixels (``ganpipe.prepare``), which
+            an evaluator trained on it is pinned to; None for other sources.
     """
 
     images: np.ndarray
     labels: np.ndarray | None
     source: str
+    class_names: tuple[str, ...] = ()
+    fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -49,6 +54,18 @@ class ImageArray:
         """The (H, W, C) shape of a single image."""
         height, width, channels = self.images.shape[1:]
         return int(height), int(width), int(channels)
+
+
+def record(images: ImageArray) -> dict:
+    """What a run directory keeps of its training data (``data.json``)."""
+    return {
+        "image_shape": list(images.image_shape),
+        "count": len(images),
+        "labelled": images.labels is not None,
+        "class_names": list(images.class_names),
+        "source": images.source,
+        "fingerprint": images.fingerprint,
+    }
 
 
 def describe(images: ImageArray) -> str:

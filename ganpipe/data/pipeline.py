@@ -253,16 +253,39 @@ def _gather_and_scale(
     """A map function from an index batch to its scaled images (and labels, if given).
 
     The images stay in one in-memory uint8 tensor; each batch is gathered and scaled in one
-    vectorized step.
+    vectorized step. A memory-mapped array (a prepared data set) is not copied into a tensor:
+    each batch's rows are read from the map (NumPy, in tf.data's threads), so the process holds
+    only the batches in flight and the pages the kernel keeps cached.
     """
-    data = tf.constant(array)
+    data = _rows_of(array)
     label_data = None if label_array is None else tf.constant(label_array)
 
     def gather_and_scale(index):
-        scaled = scale_uint8(tf.gather(data, index), value_range)
+        scaled = scale_uint8(data(index), value_range)
         if label_data is None:
             return scaled
         # The same indices: each label stays with its image, whatever the replica split.
         return scaled, tf.gather(label_data, index)
 
     return gather_and_scale
+
+
+def _rows_of(array: np.ndarray):
+    """A function from an index batch to those rows of ``array`` as a uint8 tensor."""
+    if not isinstance(array, np.memmap):
+        data = tf.constant(array)
+        return lambda index: tf.gather(data, index)
+    row_shape = tuple(int(v) for v in array.shape[1:])
+
+    def read(index):
+        # Rows in ascending order read the file forwards; put back in the batch's order.
+        order = np.argsort(index, kind="stable")
+        rows = np.empty((len(index), *row_shape), np.uint8)
+        rows[order] = array[index[order]]
+        return rows
+
+    def gather(index):
+        rows = tf.numpy_function(read, [index], tf.uint8, stateful=False)
+        return tf.ensure_shape(rows, (None, *row_shape))
+
+    return gather

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 from collections.abc import Callable
 
 import keras
@@ -13,6 +14,7 @@ from absl import logging
 
 from ganpipe.data import folder as folder_lib
 from ganpipe.data import idx as idx_lib
+from ganpipe.data import prepared as prepared_lib
 from ganpipe.data import synthetic as synthetic_lib
 from ganpipe.data import tfds_source, transforms
 from ganpipe.data.core import DatasetNotFoundError, ImageArray
@@ -78,11 +80,14 @@ class Loaded:
         images: uint8 images, ``(n, height, width, channels)``.
         labels: Integer class labels ``(n,)``, or None.
         source: Where the images came from, in words (logged, and kept in ``ImageArray``).
+        class_names, fingerprint: As ``ImageArray``'s.
     """
 
     images: np.ndarray
     labels: np.ndarray | None
     source: str
+    class_names: tuple[str, ...] = ()
+    fingerprint: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +265,9 @@ def _load_tfds_source(request: Request) -> Loaded:
     return loaded
 
 
+# Decoding a folder for longer than this (seconds) logs that a prepared data set would be faster.
+PREPARE_HINT_SECONDS = 10.0
+
 # Class names listed in the source description, at most.
 _LISTED_CLASSES = 10
 
@@ -272,9 +280,19 @@ def _load_folder_source(request: Request) -> Loaded:
             "with gin/data/folder.gin)."
         )
     directory = os.path.expanduser(request.data_dir)
+    started = time.monotonic()
     loaded = folder_lib.load_folder(
         directory, image_size=request.image_size, channels=request.channels, limit=request.limit
     )
+    seconds = time.monotonic() - started
+    if seconds > PREPARE_HINT_SECONDS:
+        logging.warning(
+            "Decoding the %d image files in %s took %.0f s, and every run decodes them again. "
+            "`python -m ganpipe.prepare --source=%s --output=<folder>` decodes them once (on "
+            "every core); then train with gin/data/prepared.gin and DATA='<folder>', which "
+            "memory-maps the images and starts at once.",
+            len(loaded.images), directory, seconds, directory,
+        )  # fmt: skip
     source = f"{len(loaded.images)} image files in {directory}"
     if loaded.labels is not None:
         names = ", ".join(
@@ -285,7 +303,24 @@ def _load_folder_source(request: Request) -> Loaded:
     else:
         source += ", no labels (no class subfolders)"
     logging.info("Loading folder: using %s", source)
-    return Loaded(loaded.images, loaded.labels, source)
+    return Loaded(loaded.images, loaded.labels, source, class_names=loaded.class_names)
+
+
+def _load_prepared_source(request: Request) -> Loaded:
+    if not request.data_dir:
+        raise ValueError(
+            "source='prepared' needs data_dir, the prepared data set's folder (made by "
+            "`python -m ganpipe.prepare`). With gin/data/prepared.gin: "
+            "--gin_param=\"DATA='/path/to/prepared'\"."
+        )
+    data = prepared_lib.open_prepared(
+        request.data_dir,
+        image_size=request.image_size,
+        channels=request.channels,
+        limit=request.limit,
+    )
+    logging.info("Loading prepared: using %s", data.source)
+    return Loaded(data.images, data.labels, data.source, data.class_names, data.fingerprint)
 
 
 def _load_synthetic_source(request: Request) -> Loaded:
@@ -312,6 +347,7 @@ SOURCES = Registry(
         "idx": Source(_load_idx_source),
         "tfds": Source(_load_tfds_source, argument="<TFDS name>"),
         "folder": Source(_load_folder_source),
+        "prepared": Source(_load_prepared_source),
         "synthetic": Source(_load_synthetic_source),
     },
     base=Source,
@@ -344,7 +380,9 @@ def load_images(
         source: One of available_sources(): "fashion_mnist" and "mnist" (TFDS if prepared, else
             IDX files, else a TFDS download), "idx" (IDX files in data_dir), "tfds:<name>" (any
             TFDS image data set), "folder" (image files under data_dir; labelled by class
-            subfolder when every image lies in one, see ganpipe.data.folder) or "synthetic".
+            subfolder when every image lies in one, see ganpipe.data.folder), "prepared" (a data
+            set ``python -m ganpipe.prepare`` made in data_dir: memory-mapped, not loaded) or
+            "synthetic".
         split: "train" or "test" (any TFDS split string for "tfds:<name>").
         data_dir: Folder for the "idx" and "folder" sources; also searched first by
             "fashion_mnist"/"mnist" (as TFDS data dir and IDX folder) and used by TFDS.
@@ -413,9 +451,15 @@ def _to_image_array(
 ) -> ImageArray:
     """Applies ``limit``, then resizing and channel conversion, to what a source loaded."""
     images, labels = loaded.images, loaded.labels
-    if limit is not None and limit < len(images):
+    if limit is not None and limit < len(images) and not isinstance(images, np.memmap):
         # Copies so the rest of a large data set can be freed.
         images = images[:limit].copy()
         labels = labels[:limit].copy() if labels is not None else None
-    images = transforms.finish(images, image_size=image_size, channels=channels)
-    return ImageArray(images=np.ascontiguousarray(images), labels=labels, source=loaded.source)
+    if not isinstance(images, np.memmap):  # a prepared set stays mapped (it matches already)
+        images = np.ascontiguousarray(
+            transforms.finish(images, image_size=image_size, channels=channels)
+        )
+    return ImageArray(
+        images=images, labels=labels, source=loaded.source, class_names=loaded.class_names,
+        fingerprint=loaded.fingerprint,
+    )  # fmt: skip

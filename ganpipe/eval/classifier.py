@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 
 import keras
@@ -47,15 +48,43 @@ class EvaluatorSpec:
     input_shape: tuple[int, int, int] = (28, 28, 1)
     num_classes: int = 10
     negative_class: bool = False
+    kind: str = "classifier"
+    working_size: tuple[int, int] | None = None
+    folder: str | None = None
+    data_fingerprint: str | None = None
+    class_names: tuple[str, ...] = ()
+
+    # kind: "classifier" (it predicts the data's classes, plus "not an image of this set" with
+    # ``negative_class``), or "self_supervised" (trained without labels to tell which of
+    # SELF_SUPERVISED_TRANSFORMS was applied; its features serve FD, KID and precision/recall,
+    # and it has no class metrics). working_size: the (height, width) images are resized to
+    # (antialiased) before the network; None: their own. folder: an evaluator trained on the
+    # user's prepared data (``python -m ganpipe.eval.train_classifier --data``): its weights,
+    # card and real reference features live there, and it scores only the data whose
+    # fingerprint (``data_fingerprint``) it was trained on.
+
+    @property
+    def labelled(self) -> bool:
+        """Its classes are the data's (class metrics make sense)."""
+        return self.kind == "classifier"
 
     @property
     def data_classes(self) -> int:
-        """The data set's own classes (the negative class left out)."""
+        """The data set's own classes (the negative class left out); 0 when self-supervised."""
+        if not self.labelled:
+            return 0
         return self.num_classes - int(self.negative_class)
 
     @property
     def name(self) -> str:
-        return f"{self.data_set}-v{self.version}"
+        return self.folder or f"{self.data_set}-v{self.version}"
+
+    @property
+    def network_shape(self) -> tuple[int, int, int]:
+        """The shape the network itself takes (after resizing to ``working_size``)."""
+        if self.working_size is None:
+            return tuple(self.input_shape)
+        return (*self.working_size, self.input_shape[-1])
 
 
 def build_classifier(
@@ -87,6 +116,18 @@ def build_classifier(
         logits
     )
     return keras.Model(inputs, probabilities, name="evaluator")
+
+
+def compiled_classifier(input_shape, *, num_classes: int, steps: int, learning_rate: float):
+    """``build_classifier``, compiled with Adam on a cosine decay to 0 over ``steps``."""
+    model = build_classifier(input_shape=input_shape, num_classes=num_classes)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
 
 
 def sha256_of(path: str) -> str:
@@ -144,7 +185,8 @@ class Evaluator:
     """
 
     def __init__(self, spec: EvaluatorSpec, weights_path: str | None = None):
-        path = weights_path or os.path.join(WEIGHTS_DIR, spec.weights_file)
+        folder = spec.folder or WEIGHTS_DIR
+        path = weights_path or os.path.join(folder, spec.weights_file)
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"Evaluator weights {path} are missing. Reinstall ganpipe, or retrain them with "
@@ -158,7 +200,7 @@ class Evaluator:
                 "would not be comparable. Reinstall ganpipe."
             )
         self.spec = spec
-        self.model = build_classifier(input_shape=spec.input_shape, num_classes=spec.num_classes)
+        self.model = build_classifier(input_shape=spec.network_shape, num_classes=spec.num_classes)
         self.model.load_weights(path)
         self._both = keras.Model(
             self.model.input,
@@ -178,15 +220,76 @@ class Evaluator:
             )
         features, probabilities = [], []
         for start in range(0, len(images), batch_size):
-            f, p = self._both(images[start : start + batch_size], training=False)
+            batch = to_working_size(images[start : start + batch_size], self.spec.working_size)
+            f, p = self._both(batch, training=False)
             features.append(np.asarray(f, dtype=np.float64))
             probabilities.append(np.asarray(p, dtype=np.float64))
         return np.concatenate(features), np.concatenate(probabilities)
 
 
+def to_working_size(images, working_size: tuple[int, int] | None):
+    """Images resized (bilinear, antialiased) to ``working_size``; unchanged where it is None
+    or theirs. Training and scoring both go through here, so they see the same pixels."""
+    if working_size is None or tuple(images.shape[1:3]) == tuple(working_size):
+        return images
+    resized = keras.ops.image.resize(
+        images, tuple(working_size), interpolation="bilinear", antialias=True
+    )
+    return np.asarray(keras.ops.convert_to_numpy(resized), np.float32)
+
+
+# An evaluator trained on the user's prepared data lives in a folder (ganpipe/eval/own_data.py):
+# its card, its weights, and its real reference (own_data.REFERENCE).
+CARD, WEIGHTS, FORMAT = "evaluator.json", "evaluator.weights.h5", "ganpipe-evaluator"
+
+
+def is_evaluator_path(name: str) -> bool:
+    """Whether ``name`` names an evaluator folder rather than a shipped evaluator."""
+    return os.sep in name or name.startswith(".") or os.path.isdir(name)
+
+
+def read_card(folder: str):
+    """The ``EvaluatorSpec`` of an evaluator folder.
+
+    Raises:
+        FileNotFoundError: no evaluator card there.
+        ValueError: a card of another format.
+    """
+    folder = os.path.abspath(os.path.expanduser(folder))
+    path = os.path.join(folder, CARD)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{folder} is not an evaluator folder (it has no {CARD}). Train one on a prepared "
+            f"data set with `python -m ganpipe.eval.train_classifier --data=<prepared> "
+            f"--output={folder}`."
+        )
+    with open(path) as f:
+        card = json.load(f)
+    if card.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} card; train the evaluator again.")
+    return EvaluatorSpec(
+        data_set=card["data"],
+        version=int(card["version"]),
+        weights_file=WEIGHTS,
+        sha256=card["sha256"],
+        test_accuracy=float(card["accuracy"]),
+        input_shape=tuple(card["input_shape"]),
+        num_classes=int(card["num_classes"]),
+        negative_class=bool(card["negative_class"]),
+        kind=card["kind"],
+        working_size=None if card["working_size"] is None else tuple(card["working_size"]),
+        folder=folder,
+        data_fingerprint=card["data_fingerprint"],
+        class_names=tuple(card.get("class_names") or ()),
+    )
+
+
 def spec_for(name: str) -> EvaluatorSpec:
-    """The spec for an evaluator name (``fashion_mnist-v1``) or a data set's name (its newest
-    evaluator); raises ValueError naming the ones that exist."""
+    """The spec for an evaluator name (``fashion_mnist-v1``), a data set's name (its newest
+    evaluator) or the folder of an evaluator trained on prepared data; raises ValueError naming
+    the ones that exist."""
+    if is_evaluator_path(name):
+        return read_card(name)
     try:
         return EVALUATORS[name]
     except ValueError as error:

@@ -95,6 +95,12 @@ def conditional_labels(evaluator: Evaluator, num_classes: int | None, num_sample
     unconditional run, or an evaluator whose classes are not the run's."""
     if num_classes is None:
         return None
+    if not evaluator.spec.labelled:
+        logging.info(
+            "No conditional accuracy: the %s evaluator is self-supervised (it knows no classes).",
+            evaluator.spec.name,
+        )
+        return None
     if num_classes != evaluator.spec.data_classes:
         logging.warning(
             "No conditional accuracy: the run has %d classes, the %s evaluator %d.",
@@ -233,7 +239,14 @@ def real_reference(
 ) -> quality.Reference:
     """The evaluator's view of the data set's ``split`` (the test split): kept per process and,
     across processes, on disk (``cached_reference``). The images are loaded every time (a
-    fraction of a second), so that a changed data source or content is never served stale."""
+    fraction of a second), so that a changed data source or content is never served stale.
+    An evaluator trained on prepared data carries its reference in its folder."""
+    if evaluator.spec.folder is not None:
+        from ganpipe.eval import own_data
+
+        if evaluator.spec.folder not in _REFERENCES:
+            _REFERENCES[evaluator.spec.folder] = own_data.load_reference(evaluator.spec)
+        return _REFERENCES[evaluator.spec.folder]
     real = load_images(source=data_set, split=split)
     key = reference_key(evaluator, real.images, data_set=data_set, split=split, source=real.source)
     memo = json.dumps(key, sort_keys=True)
@@ -277,6 +290,8 @@ class GeneratorSetup:
         generator_ema: The decay of the run's generator weight average; None without one.
         image_shape: The images' (height, width, channels), from the run directory's
             ``data.json``; a model family's generator is built for it (None: older runs).
+        unconditional: The run resolved ``train.num_classes = 'auto'`` to no classes: the
+            factory's conditioning is left out, as in training.
     """
 
     factory: Callable[..., keras.Model]
@@ -286,6 +301,7 @@ class GeneratorSetup:
     precision: str = "float32"
     generator_ema: float | None = None
     image_shape: tuple[int, int, int] | None = None
+    unconditional: bool = False
 
     @property
     def has_average(self) -> bool:
@@ -299,7 +315,8 @@ class GeneratorSetup:
         keras.config.set_dtype_policy(self.precision)
         try:
             generator = self.factory(
-                **factories.generator_arguments(self.factory, self.image_shape, self.num_classes)
+                **factories.generator_arguments(self.factory, self.image_shape, self.num_classes),
+                **({"conditioning": None} if self.unconditional else {}),
             )
             if average:
                 generator = keras.models.clone_model(generator)

@@ -1,13 +1,14 @@
 """Synthetic "not a garment" images: the extra class that evaluator v2 is trained with, so that
 images a generator should never produce land away from the real data in its feature space.
 
-Every kind is made from a seeded NumPy generator, in [0, 1], shape (n, H, W, 1):
+Every kind is made from a seeded NumPy generator, in [0, 1], shape (n, H, W, C) (any size; the
+patch and blur scales below are for 28x28 and grow with the image):
 
 - ``uniform``, ``gaussian``, ``binary``: pixel noise (uniform; normal around a random level with a
   random spread; Bernoulli with a random density);
 - ``blobs``: low-frequency noise (a 3x3 to 7x7 grid of random levels, smoothly upsampled);
 - ``blurred``: real images under a strong Gaussian blur (sigma 1.5 to 4 pixels);
-- ``shuffled``: real images cut into 7x7 patches, put back in a random order;
+- ``shuffled``: real images cut into patches of a quarter side (7x7), put back in a random order;
 - ``blend``: two real images of different classes mixed with a weight in [0.35, 0.65];
 - ``noisy``: real images with heavy added noise (a mix weight of noise in [0.5, 0.9]).
 """
@@ -73,7 +74,7 @@ def shuffle_patches(images: np.ndarray, patch: int, rng: np.random.Generator) ->
 
 def make(kind: str, n: int, real: np.ndarray, labels: np.ndarray | None,
          rng: np.random.Generator) -> np.ndarray:  # fmt: skip
-    """``n`` negatives of one kind; ``real`` are real images in [0, 1] (n_real, H, W, 1)."""
+    """``n`` negatives of one kind; ``real`` are real images in [0, 1] (n_real, H, W, C)."""
     shape = (n, *real.shape[1:])
     level = rng.uniform(0.0, 1.0, (n, 1, 1, 1))
     if kind == "uniform":
@@ -84,14 +85,20 @@ def make(kind: str, n: int, real: np.ndarray, labels: np.ndarray | None,
         out = (rng.random(shape) < rng.uniform(0.05, 0.95, (n, 1, 1, 1))).astype(np.float64)
     elif kind == "blobs":
         cells = int(rng.integers(3, 8))
-        out = _upsample(rng.random((n, cells, cells)), shape[1:3])[..., None]
+        channels = shape[-1]  # one grid per channel: colour blobs in colour
+        grids = _upsample(rng.random((n * channels, cells, cells)), shape[1:3])
+        out = grids.reshape(n, channels, *shape[1:3]).transpose(0, 2, 3, 1)
     else:
         pick = rng.integers(0, len(real), n)
         base = real[pick].astype(np.float64)
+        # Scales in pixels were chosen at 28x28; larger images scale them with their side.
+        scale = min(shape[1:3]) / 28
         if kind == "blurred":
-            out = blur(base, float(rng.uniform(1.5, 4.0)))
+            out = blur(base, float(rng.uniform(1.5, 4.0)) * scale)
         elif kind == "shuffled":
-            out = shuffle_patches(base, 7, rng)
+            out = base.copy()  # a side that the patches do not fill keeps its pixels
+            shuffled = shuffle_patches(base, max(2, min(shape[1:3]) // 4), rng)
+            out[:, : shuffled.shape[1], : shuffled.shape[2]] = shuffled
         elif kind == "blend":
             other = rng.integers(0, len(real), n)
             if labels is not None:  # a partner of another class

@@ -83,18 +83,23 @@ def score(
     Returns:
         A flat dict of plain floats/ints, ready for JSON: ``fd``, ``kid``, ``kid_std``,
         ``classifier_score``, ``classifier_score_std``, ``classes_covered``,
-        ``class_kl``, ``precision``, ``recall``, ``num_samples``.
+        ``class_kl``, ``precision``, ``recall``, ``num_samples``; a self-supervised
+        evaluator (no classes) gives ``fd``, ``kid``, ``kid_std``, ``precision``, ``recall`` and
+        ``num_samples`` only.
     """
     features, probabilities = evaluator(images01)
     fd, kid, kid_std = _feature_distances(
         features, reference, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed
     )
-    splits = 10 if len(probabilities) >= 1000 else 1
-    is_mean, is_std = metrics.classifier_score(probabilities, splits=splits)
-    coverage = _coverage(evaluator, probabilities, reference)
     precision, recall = metrics.precision_recall(
         reference.features, features, k=k, real_manifold=reference.manifold(k)
     )
+    if not evaluator.spec.labelled:  # self-supervised: no classes, so no class metrics
+        return {"fd": fd, "kid": kid, "kid_std": kid_std, "precision": precision,
+                "recall": recall, "num_samples": int(len(images01))}  # fmt: skip
+    splits = 10 if len(probabilities) >= 1000 else 1
+    is_mean, is_std = metrics.classifier_score(probabilities, splits=splits)
+    coverage = _coverage(evaluator, probabilities, reference)
     result = {
         "fd": fd,
         "kid": kid,

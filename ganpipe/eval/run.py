@@ -30,11 +30,34 @@ def parse_run_config(run_dir: str) -> str:
     return config.parse([path])
 
 
-def generator_setup() -> evaluation.GeneratorSetup:
+def image_shape(run_dir: str | None) -> tuple[int, int, int] | None:
+    """The run's image shape: from its ``data.json``, else from ``load_images.image_size`` and
+    ``channels`` where the config binds both (a run trained before data.json), else None."""
+    record = rundir.read_data_record(run_dir) if run_dir else None
+    if record is not None:
+        return tuple(int(v) for v in record["image_shape"])
+    size = config.setting("load_images", "image_size")
+    channels = config.setting("load_images", "channels")
+    if size is not None and channels is not None:
+        return (*(int(v) for v in size), int(channels))
+    return None
+
+
+def generator_setup(run_dir: str | None = None) -> evaluation.GeneratorSetup:
     """How the parsed config builds and samples the generator: ``train``'s ``generator``,
     ``latent``, ``value_range`` and ``num_classes``, ``Numerics.precision`` and ``EMA.decay``,
-    bound or at their defaults."""
+    bound or at their defaults, and the run's image shape (``image_shape``)."""
     num_classes = config.train_setting("num_classes")
+    unconditional = False
+    if num_classes == "auto":  # the data's classes, as training resolved them
+        record = rundir.read_data_record(run_dir) if run_dir else None
+        if record is None:
+            raise FileNotFoundError(
+                f"The run trained with train.num_classes = 'auto', but {run_dir} has no "
+                f"{rundir.DATA_FILE} saying how many classes its data had."
+            )
+        num_classes = record.get("num_classes")
+        unconditional = num_classes is None
     return evaluation.GeneratorSetup(
         factory=config.train_setting("generator"),
         latent=config.train_setting("latent"),
@@ -42,6 +65,8 @@ def generator_setup() -> evaluation.GeneratorSetup:
         num_classes=None if num_classes is None else int(num_classes),
         precision=config.train_setting("Numerics.precision"),
         generator_ema=config.train_setting("EMA.decay"),
+        image_shape=image_shape(run_dir),
+        unconditional=unconditional,
     )
 
 
@@ -51,14 +76,26 @@ def restore_run_generator(
     """Parses the run's config and restores its generator (``evaluation.restore_generator``);
     returns it with the setup it was built from (for its latent, value range and classes)."""
     parse_run_config(run_dir)
-    setup = generator_setup()
+    setup = generator_setup(run_dir)
     return evaluation.restore_generator(setup, run_dir, checkpoint, live=live), setup
 
 
-def run_evaluator(name: str | None, data_set: str):
-    """The evaluator ``name`` (default: the data set's newest), refused if it is for another data
-    set: a run it cannot score stops before any model is built."""
+def run_evaluator(name: str | None, data_set: str, run_dir: str | None = None):
+    """The evaluator ``name`` (default: the run's ``train.evaluator`` where it names an
+    evaluator folder, else the data set's newest), refused if it is for another data set (a
+    folder evaluator: other data than the run's ``data.json`` fingerprint): a run it cannot
+    score stops before any model is built."""
+    from ganpipe.eval import own_data
+
+    trained_with = config.train_setting("evaluator") if run_dir else None
+    if name is None and trained_with and own_data.is_evaluator_path(str(trained_with)):
+        name = str(trained_with)
     evaluator = load_evaluator(name or data_set)
+    if evaluator.spec.folder is not None:
+        record = rundir.read_data_record(run_dir) if run_dir else None
+        fingerprint = None if record is None else record.get("fingerprint")
+        own_data.check_data(evaluator.spec, fingerprint, f"{run_dir}'s data")
+        return evaluator
     if evaluator.spec.data_set != data_set:
         raise ValueError(
             f"The {evaluator.spec.name} evaluator is for {evaluator.spec.data_set}, but the run "
@@ -92,8 +129,8 @@ def evaluate_run(
     """
     parse_run_config(run_dir)
     data_set = config.setting("load_images", "source")
-    evaluator = run_evaluator(evaluator, data_set)  # before any model
-    setup = generator_setup()
+    evaluator = run_evaluator(evaluator, data_set, run_dir)  # before any model
+    setup = generator_setup(run_dir)
     restored = evaluation.restore_generator(setup, run_dir, checkpoint, live=live)
     logging.info(
         "Evaluating %s (step %d, %s) on %d samples.",

@@ -1,6 +1,17 @@
-"""Trains a pinned evaluator classifier and prints what to pin.
+"""Trains an evaluator: a shipped one to pin (--data_set), or one for the user's prepared data
+(--data, --output).
 
+    python -m ganpipe.eval.train_classifier --data=PATH --output=EVALUATOR_FOLDER
     python -m ganpipe.eval.train_classifier --data_set=fashion_mnist
+
+With --data (a folder ``python -m ganpipe.prepare`` made), a labelled set trains a classifier
+of its classes plus one class of synthetic "not an image of this set" negatives (as evaluator
+fashion_mnist-v2); an unlabelled one (or --labels=none) trains it self-supervised, to tell which
+of 8 rotations and flips was applied to an image (``ganpipe.eval.own_data``). Images larger than
+--working_size a side are resized to it (antialiased) inside the evaluator. A held-out share
+(--holdout, by a seeded draw) measures its accuracy and is the real reference every FD of this
+data is taken against; the folder gets the weights, that reference and a card with both files'
+SHA-256, the accuracy and the data's fingerprint (``ganpipe.eval.own_data``).
 
 Trains ``build_classifier`` on the train split (seeded, Adam, a fixed number of epochs), measures
 accuracy on the full test split, writes ``<data_set>-v<version>.weights.h5`` into --output_dir
@@ -32,11 +43,25 @@ flags.DEFINE_float(
     "of the train split (evaluator v2: 0.2); 0 trains on the data set's classes alone.",
 )  # fmt: skip
 flags.DEFINE_string("output_dir", None, "Where to write the weights (default: package weights/).")
+flags.DEFINE_string("data", None, "A prepared data set to train on (python -m ganpipe.prepare).")
+flags.DEFINE_string("output", None, "With --data: the evaluator folder to write (must not exist).")
+flags.DEFINE_enum(
+    "labels", "auto", ["auto", "none"],
+    "With --data: auto trains a classifier when the data has labels and a self-supervised "
+    "evaluator when it has none; none ignores the labels (self-supervised).",
+)  # fmt: skip
+flags.DEFINE_integer("working_size", 32, "With --data: largest side the network sees.")
+flags.DEFINE_float("holdout", 0.1, "With --data: share held out for accuracy and the reference.")
+flags.DEFINE_integer("limit", None, "With --data: train on at most this many images.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    if FLAGS.data is not None:
+        from ganpipe.eval import own_training
+
+        return own_training.train(FLAGS)
     import keras
     import tensorflow as tf
 
@@ -45,7 +70,7 @@ def main(argv):
     keras.utils.set_random_seed(FLAGS.seed)
     train, test = _labelled_splits(FLAGS.data_set)
     (x_train, y_train), (x_test, y_test), held_out, num_classes = _prepared(train, test)
-    model = _compiled_classifier(
+    model = classifier.compiled_classifier(
         x_train.shape[1:],
         num_classes=num_classes,
         steps=FLAGS.epochs * (len(x_train) // FLAGS.batch_size),
@@ -127,22 +152,6 @@ def _labelled_splits(data_set: str):
     if train.labels is None or test.labels is None:
         raise app.UsageError(f"{data_set} has no labels; an evaluator needs them.")
     return train, test
-
-
-def _compiled_classifier(input_shape, *, num_classes: int, steps: int, learning_rate: float):
-    """``build_classifier``, compiled with Adam on a cosine decay to 0 over ``steps``."""
-    import keras
-
-    from ganpipe.eval import classifier
-
-    model = classifier.build_classifier(input_shape=input_shape, num_classes=num_classes)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
 
 
 def _training_data(images, labels, *, batch_size: int, seed: int):

@@ -142,7 +142,8 @@ def _family_or_blocks(owner: str, family, blocks, shape, role: str):
     chosen = families_lib.FAMILIES.get(family)
     if shape is None:
         raise ValueError(
-            f"{owner}.family = {family!r} needs the image shape; the trainer passes the data's."
+            f"{owner}.family = {family!r} needs the image shape; the trainer passes the data's "
+            "(a run directory keeps it in data.json)."
         )
     return chosen.generator_blocks(shape) if role == "generator" else chosen.critic_blocks(shape)
 
@@ -164,10 +165,9 @@ def build_generator(
 
     Args:
         latent_dim: Size of the latent (noise) vector.
-        blocks: Block specs, applied in order (see ``ganpipe.models.blocks``); or None with
-            ``family``.
-        family: A ``FAMILIES`` name (``'lean'``, ``'resnet'``, ``'r3gan'``): the blocks follow
-            from ``output_shape`` (see ``ganpipe.models.families``). Set it or ``blocks``.
+        blocks, family: Block specs, applied in order (``ganpipe.models.blocks``); or a
+            ``FAMILIES`` name (``'lean'``, ``'resnet'``, ``'r3gan'``) whose blocks follow from
+            ``output_shape`` (``ganpipe.models.families``). Set one.
         output_shape: The images' ``(height, width, channels)``; the trainer passes the data's.
         kernel_initializer: Default kernel initializer of weighted blocks.
         bias_initializer: Default bias initializer of weighted blocks.
@@ -221,16 +221,11 @@ def build_critic(
 
     Args:
         input_shape: Image shape ``(height, width, channels)``; the trainer passes the data's.
-        blocks: Block specs, applied in order; or None with ``family``.
-        family: A ``FAMILIES`` name: the blocks follow from ``input_shape``. Set it or
-            ``blocks``.
+        blocks, family: Block specs, applied in order; or a ``FAMILIES`` name, whose blocks
+            follow from ``input_shape``. Set one.
         kernel_initializer: Default kernel initializer of weighted blocks.
         bias_initializer: Default bias initializer of weighted blocks.
-        sync_batch_norm: Under a multi-replica strategy, batch-norm layers normalise with the
-            statistics of the whole global batch (all-reduced every call) instead of each
-            replica's share (Keras ``BatchNormalization(synchronized=True)``). Applies to every
-            block that takes ``synchronized`` (``batch_norm``, ``res_up``) and does not set it
-            itself. No effect on one replica.
+        sync_batch_norm: As ``build_generator``'s.
         spectral_norm: Wrap every weighted block (``Block.weighted``: dense, conv,
             conv_transpose, the residual blocks) that does not set ``spectral_norm`` itself in
             ``keras.layers.SpectralNormalization`` (Miyato et al., 2018; SNGAN). Keras' wrapper

@@ -461,7 +461,8 @@ class Scorer:
     Loaded when the run starts, so a missing evaluator or test split stops it before training.
 
     Args:
-        data_set: Which evaluator and test split (``load_images`` source name).
+        data_set: Which evaluator and test split (``load_images`` source name), or the folder
+            of an evaluator trained on prepared data (``ganpipe.eval.own_data``).
         latent: The run's noise distribution.
         value_range: The generator's output range, mapped to [0, 1] for the evaluator.
         num_samples: Images generated per evaluation (from fixed noise).
@@ -469,12 +470,16 @@ class Scorer:
         num_classes: A class-conditional run's classes: images are generated with labels
             uniform over them, and ``conditional_accuracy`` is added where the evaluator has the
             same classes.
+        data_fingerprint: The training data's fingerprint (a prepared set's); an evaluator
+            trained on other data is refused.
     """
 
-    def __init__(self, data_set, *, latent, value_range, num_samples, seed, num_classes=None):
-        from ganpipe.eval import classifier, evaluation
+    def __init__(self, data_set, *, latent, value_range, num_samples, seed, num_classes=None,
+                 data_fingerprint=None):  # fmt: skip
+        from ganpipe.eval import classifier, evaluation, own_data
 
         self.evaluator = classifier.load_evaluator(data_set)
+        own_data.check_data(self.evaluator.spec, data_fingerprint, "the training data")
         self.reference = evaluation.real_reference(self.evaluator, self.evaluator.spec.data_set)
         self.latent, self.value_range = latent, value_range
         self.num_samples, self.seed, self.num_classes = num_samples, seed, num_classes

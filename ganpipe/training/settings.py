@@ -24,6 +24,28 @@ NON_FINITE_POLICIES = ("stop", "skip")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 
+# train.num_classes = 'auto': the data's classes (its class names, or its largest label + 1),
+# or an unconditional run where the data has no labels (gin/data/prepared.gin sets it).
+AUTO_CLASSES = "auto"
+
+
+def _unknown_classes(value: str):
+    raise ValueError(
+        f"train.num_classes must be a positive integer, None (unconditional) or "
+        f"'{AUTO_CLASSES}' (the data's classes), got {value!r}."
+    )
+
+
+def resolve_classes(num_classes, labels, class_names) -> int | None:
+    """``train.num_classes`` with ``'auto'`` replaced by the data's class count (None without
+    labels)."""
+    if num_classes != AUTO_CLASSES:
+        return num_classes
+    if labels is None:
+        return None
+    return len(class_names) if class_names else int(labels.max()) + 1
+
+
 def positive_int(name: str, value: Any) -> int:
     """``value`` as an int, or a ValueError naming ``name`` if it is not an integer >= 1."""
     return validate.at_least(name, value, 1)
@@ -269,7 +291,7 @@ class RunSettings:
     batch_size: int
     seed: int
     value_range: tuple[float, float]
-    num_classes: int | None
+    num_classes: int | str | None
     schedule: Schedule
     latent: Latent
     intervals: Intervals
@@ -290,7 +312,9 @@ class RunSettings:
                     f"train.{name} must be @{kind.__name__}() (a settings.{kind.__name__}), "
                     f"got {value!r}."
                 )
-        if self.num_classes is not None:
+        if isinstance(self.num_classes, str) and self.num_classes != AUTO_CLASSES:
+            _unknown_classes(self.num_classes)
+        if self.num_classes is not None and self.num_classes != AUTO_CLASSES:
             positive_int("train.num_classes", self.num_classes)
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))

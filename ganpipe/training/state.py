@@ -163,16 +163,22 @@ def build_models(
     num_classes: int | None,
     precision: str,
     strategy,
+    unconditional: bool = False,
 ) -> tuple[keras.Model, keras.Model]:
-    """Both models, built under the strategy's scope and the dtype policy ``precision``."""
+    """Both models, built under the strategy's scope and the dtype policy ``precision``;
+    ``unconditional`` leaves out the factories' conditioning (``train.num_classes = 'auto'``
+    on data without labels)."""
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
         with strategy.scope():
             # A conditional run passes the class count to both factories.
             classes = {} if num_classes is None else {"num_classes": num_classes}
+            if unconditional:
+                classes = {"conditioning": None}
             built_generator = generator(
-                **factories.generator_arguments(generator, image_shape, num_classes)
+                **factories.generator_arguments(generator, image_shape, num_classes),
+                **({"conditioning": None} if unconditional else {}),
             )
             built_critic = critic(input_shape=tuple(image_shape), **classes)
     finally:
@@ -297,14 +303,14 @@ def check_compatible(generator, critic, loss, image_shape, value_range) -> None:
 
 def build_state(
     settings, strategy, *, generator, critic, generator_optimizer, critic_optimizer, loss,
-    image_shape, resolve_optimizer, augment=None,
+    image_shape, resolve_optimizer, augment=None, unconditional=False,
 ) -> GANState:  # fmt: skip
     """Builds every part of the state (``settings``: RunSettings), checking that the models fit
     the data and the loss. The order is fixed: the initial weights depend on it."""
     precision = settings.numerics.precision
     g, c = build_models(
         generator, critic, image_shape=image_shape, num_classes=settings.num_classes,
-        precision=precision, strategy=strategy,
+        precision=precision, strategy=strategy, unconditional=unconditional,
     )  # fmt: skip
     # Built last, so the live models' initial weights do not depend on the switch.
     ema = averaged_copy(g, strategy, precision) if settings.ema.enabled else None
