@@ -249,7 +249,7 @@ def _write(source, output, files, labels, class_names, settings, pool, unreadabl
     ``unreadable`` are the (path, why) skipped already (their headers did not read)."""
     import numpy as np
 
-    from ganpipe.data import packing, prepared
+    from ganpipe.data import prepared
 
     partial = f"{output}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -270,31 +270,8 @@ def _write(source, output, files, labels, class_names, settings, pool, unreadabl
                             "; ".join(f"{p}: {why}" for p, why in skipped[:8]))  # fmt: skip
         if labels is not None:
             np.save(os.path.join(partial, prepared.LABELS), labels[kept].astype(np.int32))
-        index = {
-            "format": prepared.FORMAT,
-            "version": prepared.VERSION,
-            "count": count,
-            "image_shape": [*settings.size, settings.channels],
-            "labelled": labels is not None,
-            "class_names": list(class_names),
-            "images_sha256": digest,
-            "source": {
-                "path": source,
-                "files": len(files),
-                "fingerprint": packing.source_fingerprint(files),
-            },  # fmt: skip
-            "settings": {
-                "size": list(settings.size),
-                "channels": settings.channels,
-                "resize": settings.resize,
-                "labels": FLAGS.labels,
-                "upscale": settings.upscale,
-            },  # fmt: skip
-            "skipped": len(skipped),
-            "skipped_files": [os.path.relpath(p, source) for p, _ in skipped[:100]],
-            "seconds": round(seconds, 1),
-            "images_per_second": round(rate, 1),
-        }
+        index = _index(source, files, count, class_names, labels, settings, digest, skipped)
+        index.update(seconds=round(seconds, 1), images_per_second=round(rate, 1))
         with open(os.path.join(partial, prepared.INDEX), "w") as f:
             json.dump(index, f, indent=2)
         _move_into_place(partial, output)
@@ -306,6 +283,35 @@ def _write(source, output, files, labels, class_names, settings, pool, unreadabl
         + (f", {len(class_names)} classes" if labels is not None else ", no labels")
         + f", {len(skipped)} skipped, in {seconds:.1f} s ({rate:.0f} images/s)"
     )
+
+
+def _index(source, files, count, class_names, labels, settings, digest, skipped) -> dict:
+    """index.json's contents (``ganpipe.data.prepared``)."""
+    from ganpipe.data import packing, prepared
+
+    return {
+        "format": prepared.FORMAT,
+        "version": prepared.VERSION,
+        "count": count,
+        "image_shape": [*settings.size, settings.channels],
+        "labelled": labels is not None,
+        "class_names": list(class_names),
+        "images_sha256": digest,
+        "source": {
+            "path": source,
+            "files": len(files),
+            "fingerprint": packing.source_fingerprint(files),
+        },
+        "settings": {
+            "size": list(settings.size),
+            "channels": settings.channels,
+            "resize": settings.resize,
+            "labels": FLAGS.labels,
+            "upscale": settings.upscale,
+        },
+        "skipped": len(skipped),
+        "skipped_files": [os.path.relpath(p, source) for p, _ in skipped[:100]],
+    }
 
 
 def _fill(images, files, pool):
