@@ -203,3 +203,39 @@ def test_the_reference_lists_ganpipes_configurables_not_ones_a_program_registers
     config.register_configurable("DocsProbe", _Probe)
     assert reference.markdown() == before
     assert "DocsProbe" not in before and "### `train`" in before
+
+
+# A gin comment that points into the docs: `README ("Title")`, `docs/results.md ("Title")` or
+# `docs/results.md, "Title"`.
+SECTION_POINTER = re.compile(r"(README|docs/\w+\.md)(?: \(|, )\"([^\"]+)\"")
+
+
+def section_pointers(gin_text: str) -> list[tuple[str, str]]:
+    """(page, heading) of every pointer in a gin file's comments, comment lines joined."""
+    comments = " ".join(
+        line.split("#", 1)[1].strip() for line in gin_text.splitlines() if "#" in line
+    )
+    return SECTION_POINTER.findall(comments)
+
+
+def headings(page) -> set[str]:
+    return {line.lstrip("#").strip() for line in _prose(page.read_text()).splitlines()
+            if line.startswith("#")}  # fmt: skip
+
+
+def test_gin_comments_point_at_sections_that_exist():
+    missing = []
+    for path in sorted((REPO / "gin").rglob("*.gin")):
+        for page, heading in section_pointers(path.read_text()):
+            target = README if page == "README" else REPO / page
+            if not target.is_file() or heading not in headings(target):
+                missing.append(f"{path.relative_to(REPO)}: {page} ({heading!r})")
+    assert not missing, f"gin comments name sections that do not exist: {missing}"
+
+
+def test_section_pointers_are_found_across_comment_lines():
+    text = '# see README ("What the\n# recipe reaches") and\nx = 1  # (docs/results.md, "Speed")\n'
+    assert section_pointers(text) == [
+        ("README", "What the recipe reaches"),
+        ("docs/results.md", "Speed"),
+    ]
