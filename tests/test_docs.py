@@ -4,6 +4,7 @@ their size."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import glob
 import itertools
@@ -239,3 +240,34 @@ def test_section_pointers_are_found_across_comment_lines():
         ("README", "What the recipe reaches"),
         ("docs/results.md", "Speed"),
     ]
+
+
+def defined_flags(module_path) -> list[str]:
+    """The names of the absl flags a command module defines (``flags.DEFINE_*("name", ...)``)."""
+    names = []
+    for node in ast.walk(ast.parse(module_path.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.startswith("DEFINE_")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names.append(node.args[0].value)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("command", "pages"),
+    [
+        ("main", ["configuration.md", "experiments.md"]),
+        ("evaluate", ["evaluation.md"]),
+        ("sample", ["evaluation.md"]),
+    ],
+)
+def test_every_flag_of_a_command_is_named_in_its_docs(command, pages):
+    flags = defined_flags(REPO / "ganpipe" / f"{command}.py")
+    assert len(flags) >= 3, flags  # the parse finds the flags
+    text = "".join((DOCS / page).read_text() for page in pages)
+    unnamed = [f for f in flags if not re.search(rf"--{f}\b", text)]
+    assert not unnamed, f"ganpipe.{command}'s flags {unnamed} are not named in {pages}"
