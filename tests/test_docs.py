@@ -74,6 +74,46 @@ def linked_paths(page_text: str) -> list[str]:
     return [t for t in targets if t and not re.match(r"[a-z]+:", t)]
 
 
+def slug(heading: str) -> str:
+    """The anchor a Markdown heading gets on GitHub: lower case, punctuation dropped, spaces to
+    hyphens."""
+    kept = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return kept.replace(" ", "-")
+
+
+def missing_anchors(page) -> list[str]:
+    """Links ``page.md#anchor`` (or ``#anchor``) whose page has no heading with that anchor."""
+    missing = []
+    for target in LINK.findall(page.read_text()):
+        path, _, anchor = target.partition("#")
+        if not anchor or re.match(r"[a-z]+:", path) or not (path or "x.md").endswith(".md"):
+            continue
+        linked = (page.parent / path) if path else page
+        if not linked.is_file():
+            continue  # reported by the file check
+        anchors = {slug(line.lstrip("#")) for line in _prose(linked.read_text()).splitlines()
+                   if line.startswith("#")}  # fmt: skip
+        if anchor not in anchors:
+            missing.append(target)
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_anchor_a_page_links_exists(page):
+    missing = missing_anchors(page)
+    assert not missing, f"{page.name} links headings that do not exist: {missing}"
+
+
+def test_the_anchor_check_can_fail(tmp_path):
+    (tmp_path / "other.md").write_text("# Other\n\n## On a GPU (JAX, one H200)\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n## Where JAX's time goes\n\n[a](other.md#on-a-gpu-jax-one-h200) "
+        "[b](other.md#nope) [c](#where-jaxs-time-goes) [d](#gone) [e](https://x.org/#y)\n"
+    )
+    assert missing_anchors(page) == ["other.md#nope", "#gone"]
+
+
 def missing_files(page) -> list[str]:
     text = page.read_text()
     missing = [t for t in linked_paths(text) if not (page.parent / t).exists()]
