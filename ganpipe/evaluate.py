@@ -1,7 +1,9 @@
 """Scores a trained generator with the pinned evaluator, or computes the real-data floor.
 
     python -m ganpipe.evaluate --run_dir=runs/wgan [--checkpoint=best|latest|final|PATH]
-                               [--num_samples=10000] [--live_generator]
+                               [--num_samples=10000] [--live_generator] [--seed=0]
+                               [--evaluator=NAME] [--output_json=PATH]
+                               [--inception [--inception_weights=PATH]]
     python -m ganpipe.evaluate --reference --data_set=fashion_mnist
 
 The first form rebuilds the run's generator from its config.gin, restores the chosen weights, draws
@@ -10,6 +12,12 @@ table and writes eval.json into the run directory. A run trained with ``EMA.deca
 scored on its generator weight average unless ``--live_generator`` is given. The second
 compares a sample of real training images with the test split: what a perfect generator would
 score.
+
+Inception FID/KID (the FID of papers) are off by default: ``--inception`` runs InceptionV3 at
+299x299 over the samples and as many real test images, which takes minutes on a CPU, and needs
+Keras' ImageNet weights for it (about 90 MB, downloaded into ~/.keras/models unless they are
+there or ``--inception_weights`` names the file). Without them, or under the JAX backend, the two
+metrics are skipped with a message saying why.
 """
 
 from __future__ import annotations
@@ -48,11 +56,19 @@ flags.DEFINE_string(
 flags.DEFINE_string("output_json", None, "Also write the result here.")
 flags.DEFINE_bool(
     "inception",
-    True,
-    "Also compute Inception FID/KID (Lucic et al., 2018) when "
-    "InceptionV3 ImageNet weights are available; skipped with a message otherwise.",
+    False,
+    "Also compute Inception FID/KID (Lucic et al., 2018), the FID of papers: InceptionV3 at "
+    "299x299 over the samples and as many real test images (minutes on a CPU), with Keras' "
+    "ImageNet weights, downloaded (about 90 MB) into ~/.keras/models unless they are there or "
+    "--inception_weights names them. TensorFlow backend only; skipped with a message where the "
+    "weights or TensorFlow are missing.",
 )
-flags.DEFINE_string("inception_weights", None, "Local InceptionV3 no-top weights file.")
+flags.DEFINE_string(
+    "inception_weights",
+    None,
+    "With --inception: a local InceptionV3 no-top weights file (Keras' "
+    "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5), so nothing is downloaded.",
+)
 FLAGS = flags.FLAGS
 
 ORDER = (
@@ -96,6 +112,11 @@ def main(argv) -> int:
 
     try:
         check_count("--num_samples", FLAGS.num_samples, quality.MIN_SAMPLES)
+        if FLAGS.inception_weights and not FLAGS.inception:
+            raise ValueError(
+                "--inception_weights is read only with --inception: add --inception to compute "
+                "Inception FID/KID, or leave --inception_weights out."
+            )
         if FLAGS.reference:
             result = evaluation.reference_floor(
                 FLAGS.evaluator or FLAGS.data_set, num_samples=FLAGS.num_samples, seed=FLAGS.seed

@@ -33,8 +33,9 @@ flags.DEFINE_multi_string(
 flags.DEFINE_string(
     "output_dir",
     None,
-    "Run directory (default: runs/<stem of the last --gin_file>). An existing "
-    "one with the same config is resumed; one with another config is refused.",
+    "Run directory (default: runs/<stem of the first --gin_file that is not a shared part in "
+    "gin's data/, models/, losses/ or testing/ folders>). An existing one with the same config "
+    "is resumed; one with another config is refused.",
 )
 
 
@@ -58,16 +59,17 @@ def main(argv: list[str]) -> int:
     import keras
 
     from ganpipe import config  # Imported here so --help stays fast.
-    from ganpipe.rundir import RunDirectory, RunDirectoryError
+    from ganpipe.rundir import RunDirectory, RunDirectoryError, default_output_dir
     from ganpipe.training.callbacks import NonFiniteLossError, Preempted
 
     logging.info(
         "Keras backend: %s (KERAS_BACKEND or ~/.keras/keras.json; recorded in the run directory).",
         keras.backend.backend(),
     )
-    output_dir = FLAGS.output_dir or os.path.join(
-        "runs", os.path.splitext(os.path.basename(FLAGS.gin_file[-1]))[0]
-    )
+    output_dir = FLAGS.output_dir
+    if not output_dir:
+        output_dir, why = default_output_dir(FLAGS.gin_file)
+        logging.info("No --output_dir: the run directory is %s, %s.", output_dir, why)
     try:
         config_text = config.parse(FLAGS.gin_file, FLAGS.gin_param)
         import gin

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ganpipe.training import settings
 
@@ -41,6 +41,38 @@ _RESUMABLE_CHANGES = (
     re.compile(r"^train\.num_steps\s*="),
     re.compile(r"^train\.max_train_seconds\s*="),
 )
+
+
+# gin/'s folders of shared parts and overrides (data sets, models, losses, test sizes): a file in
+# one of them is layered onto an experiment, so it does not name the run.
+SHARED_PART_FOLDERS = ("data", "models", "losses", "testing")
+RUNS = "runs"  # where a run goes without --output_dir: runs/<experiment>
+
+
+def default_output_dir(gin_files: Sequence[str]) -> tuple[str, str]:
+    """The run directory of a command without ``--output_dir``, and why: ``runs/<stem>`` of the
+    first gin file outside the shared-part folders (``SHARED_PART_FOLDERS``), so that layering
+    ``gin/data/folder.gin`` or ``gin/testing/tiny.gin`` after an experiment keeps the
+    experiment's name. When every file is a shared part, the first one names the run.
+
+    Raises:
+        ValueError: ``gin_files`` is empty.
+    """
+    if not gin_files:
+        raise ValueError("Give at least one --gin_file, e.g. --gin_file=gin/wgan.gin.")
+    folders = ", ".join(f"{d}/" for d in SHARED_PART_FOLDERS)
+
+    def shared(path: str) -> bool:
+        return os.path.basename(os.path.dirname(os.path.normpath(path))) in SHARED_PART_FOLDERS
+
+    experiment = next((f for f in gin_files if not shared(f)), None)
+    if experiment is None:
+        experiment = gin_files[0]
+        why = f"named after the first --gin_file, {experiment} (every file is in {folders})"
+    else:
+        why = f"named after {experiment}, the first --gin_file outside gin's {folders}"
+    stem = os.path.splitext(os.path.basename(experiment))[0]
+    return os.path.join(RUNS, stem), why
 
 
 class RunDirectoryError(RuntimeError):

@@ -3,13 +3,22 @@
 Usage:
   python -m ganpipe.sample --run_dir=runs/recommended [--checkpoint=final|best|latest|PATH]
       [--num=64] [--seed=S] [--grid=out.png] [--npz=out.npz] [--class=K] [--interpolate=STEPS]
+      [--columns=C] [--live_generator]
 
-Reads the run's config.gin and its generator only (no training data, no critic); writes nothing
-into the run directory. Without --grid and --npz it writes samples.png in the current directory.
-A run trained with a weight average samples from the average (--live_generator for the live
-weights). --class=K draws every image in class K (class-conditional runs only). --interpolate=N
-draws --num // N rows, each a walk of N images between two random latent points (spherical for
-normal noise, straight for uniform noise).
+Reads the run's config.gin and its generator only (no training data, no critic) and writes
+nothing into the run directory: a --grid or --npz path inside it is refused. Where it writes:
+--grid=PATH writes one PNG grid, --npz=PATH the images (uint8, NHWC), their noise and (in a
+class-conditional run) their labels; with neither, it writes a grid to samples.png in the current
+directory. Relative paths are relative to the current directory.
+
+Flags: --run_dir (required) names the run; --checkpoint picks the weights (final:
+generator.keras, the default; best: the lowest FD during training; latest; or a checkpoint path);
+--num images (64) from noise seeded by --seed (0); --class=K draws every image in class K
+(class-conditional runs only; otherwise the classes are drawn at random); --interpolate=N draws
+--num // N rows, each a walk of N images between two random latent points (spherical for normal
+noise, straight for uniform noise); --columns sets the grid's width (8, or the walk's length). A
+run trained with a weight average samples from the average; --live_generator samples the live
+weights instead.
 """
 
 from __future__ import annotations
@@ -27,8 +36,16 @@ flags.DEFINE_string("run_dir", None, "Run directory to sample from.")
 flags.DEFINE_string("checkpoint", "final", "final (generator.keras), best, latest or a path.")
 flags.DEFINE_integer("num", 64, "Images to draw (>= 1).")
 flags.DEFINE_integer("seed", 0, "Seed of the noise (and of random classes).")
-flags.DEFINE_string("grid", None, "Write the images as one PNG grid here.")
-flags.DEFINE_string("npz", None, "Write the images (uint8, NHWC) and their noise here.")
+flags.DEFINE_string(
+    "grid", None,
+    "Write the images as one PNG grid here (outside the run directory). Without --grid and "
+    "--npz the grid goes to samples.png in the current directory.",
+)  # fmt: skip
+flags.DEFINE_string(
+    "npz", None,
+    "Write the images (uint8, NHWC), their noise and any labels here, as a compressed .npz "
+    "(outside the run directory).",
+)  # fmt: skip
 flags.DEFINE_integer("class", None, "Draw every image in this class (conditional runs).")
 flags.DEFINE_integer("interpolate", None, "Images per latent walk (>= 2).")
 flags.DEFINE_integer("columns", None, "Grid columns (default 8, or the walk's length).")

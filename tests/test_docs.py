@@ -4,14 +4,17 @@ their size."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import glob
+import inspect
 import itertools
 import re
 
 import pytest
 
 from ganpipe import config, reference, shipped
+from ganpipe.training import settings
 from tests.conftest import REPO
 
 README = REPO / "README.md"
@@ -69,6 +72,46 @@ def linked_paths(page_text: str) -> list[str]:
     """Relative link targets of a page (anchors dropped; web links skipped)."""
     targets = [t.split("#")[0] for t in LINK.findall(page_text)]
     return [t for t in targets if t and not re.match(r"[a-z]+:", t)]
+
+
+def slug(heading: str) -> str:
+    """The anchor a Markdown heading gets on GitHub: lower case, punctuation dropped, spaces to
+    hyphens."""
+    kept = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return kept.replace(" ", "-")
+
+
+def missing_anchors(page) -> list[str]:
+    """Links ``page.md#anchor`` (or ``#anchor``) whose page has no heading with that anchor."""
+    missing = []
+    for target in LINK.findall(page.read_text()):
+        path, _, anchor = target.partition("#")
+        if not anchor or re.match(r"[a-z]+:", path) or not (path or "x.md").endswith(".md"):
+            continue
+        linked = (page.parent / path) if path else page
+        if not linked.is_file():
+            continue  # reported by the file check
+        anchors = {slug(line.lstrip("#")) for line in _prose(linked.read_text()).splitlines()
+                   if line.startswith("#")}  # fmt: skip
+        if anchor not in anchors:
+            missing.append(target)
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_anchor_a_page_links_exists(page):
+    missing = missing_anchors(page)
+    assert not missing, f"{page.name} links headings that do not exist: {missing}"
+
+
+def test_the_anchor_check_can_fail(tmp_path):
+    (tmp_path / "other.md").write_text("# Other\n\n## On a GPU (JAX, one H200)\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n## Where JAX's time goes\n\n[a](other.md#on-a-gpu-jax-one-h200) "
+        "[b](other.md#nope) [c](#where-jaxs-time-goes) [d](#gone) [e](https://x.org/#y)\n"
+    )
+    assert missing_anchors(page) == ["other.md#nope", "#gone"]
 
 
 def missing_files(page) -> list[str]:
@@ -203,3 +246,168 @@ def test_the_reference_lists_ganpipes_configurables_not_ones_a_program_registers
     config.register_configurable("DocsProbe", _Probe)
     assert reference.markdown() == before
     assert "DocsProbe" not in before and "### `train`" in before
+
+
+# A gin comment that points into the docs: `README ("Title")`, `docs/results.md ("Title")` or
+# `docs/results.md, "Title"`.
+SECTION_POINTER = re.compile(r"(README|docs/\w+\.md)(?: \(|, )\"([^\"]+)\"")
+
+
+def section_pointers(gin_text: str) -> list[tuple[str, str]]:
+    """(page, heading) of every pointer in a gin file's comments, comment lines joined."""
+    comments = " ".join(
+        line.split("#", 1)[1].strip() for line in gin_text.splitlines() if "#" in line
+    )
+    return SECTION_POINTER.findall(comments)
+
+
+def headings(page) -> set[str]:
+    return {line.lstrip("#").strip() for line in _prose(page.read_text()).splitlines()
+            if line.startswith("#")}  # fmt: skip
+
+
+def test_gin_comments_point_at_sections_that_exist():
+    missing = []
+    for path in sorted((REPO / "gin").rglob("*.gin")):
+        for page, heading in section_pointers(path.read_text()):
+            target = README if page == "README" else REPO / page
+            if not target.is_file() or heading not in headings(target):
+                missing.append(f"{path.relative_to(REPO)}: {page} ({heading!r})")
+    assert not missing, f"gin comments name sections that do not exist: {missing}"
+
+
+def test_section_pointers_are_found_across_comment_lines():
+    text = '# see README ("What the\n# recipe reaches") and\nx = 1  # (docs/results.md, "Speed")\n'
+    assert section_pointers(text) == [
+        ("README", "What the recipe reaches"),
+        ("docs/results.md", "Speed"),
+    ]
+
+
+def defined_flags(module_path) -> list[str]:
+    """The names of the absl flags a command module defines (``flags.DEFINE_*("name", ...)``)."""
+    names = []
+    for node in ast.walk(ast.parse(module_path.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.startswith("DEFINE_")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names.append(node.args[0].value)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("command", "pages"),
+    [
+        ("main", ["configuration.md", "experiments.md"]),
+        ("evaluate", ["evaluation.md"]),
+        ("sample", ["evaluation.md"]),
+    ],
+)
+def test_every_flag_of_a_command_is_named_in_its_docs(command, pages):
+    flags = defined_flags(REPO / "ganpipe" / f"{command}.py")
+    assert len(flags) >= 3, flags  # the parse finds the flags
+    text = "".join((DOCS / page).read_text() for page in pages)
+    unnamed = [f for f in flags if not re.search(rf"--{f}\b", text)]
+    assert not unnamed, f"ganpipe.{command}'s flags {unnamed} are not named in {pages}"
+
+
+# A gin binding's name: optional scopes, optional module, configurable, parameter
+# (`critic/Adam.learning_rate`, `train.loss`). A name without a dot (`NUM_STEPS`) is a macro's,
+# so it never matches.
+BINDING_NAME = r"(?:[A-Za-z_][\w.]*/)*[A-Za-z_][\w.]*\.[A-Za-z_]\w*"
+GIN_PARAM = re.compile(rf"--(?:gin_param|recipe_param)=[\"']?({BINDING_NAME})\s*=")
+GIN_LINE = re.compile(rf"^\s*({BINDING_NAME})\s*=", re.M)
+SPAN_BINDING = re.compile(rf"^({BINDING_NAME})(?:\s*=.*)?$")
+CODE_FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.S | re.M)
+# A code span `name.ext` names a file, not a binding.
+FILE_SUFFIXES = {"py", "gin", "md", "json", "jsonl", "csv", "png", "log", "txt", "toml", "keras"}
+
+
+def named_bindings(page_text: str) -> list[str]:
+    """Every gin binding name a page gives: ``--gin_param=`` values (and the time-to-quality
+    benchmark's ``--recipe_param=``) in prose and commands, lines ``X.y = ...`` in gin or plain
+    fenced blocks, and code spans ``X.y = ...`` or ``X.y`` whose ``X`` is a configurable (so
+    `keras.ops` or `tf.function` are not read as bindings)."""
+    found = GIN_PARAM.findall(page_text)
+    for lang, block in CODE_FENCE.findall(page_text):
+        if lang.strip() in ("", "gin"):
+            found += GIN_LINE.findall(block)
+    configurables = set(config.configurables())
+    for span in SPAN.findall(_prose(page_text)):
+        match = SPAN_BINDING.match(span.strip())
+        if not match:
+            continue
+        owner, _, param = match[1].split("/")[-1].rpartition(".")
+        if param not in FILE_SUFFIXES and ("=" in span or owner in configurables):
+            found.append(match[1])  # a bare span names a binding only as `Configurable.param`
+    return found
+
+
+def bindable_parameters(obj, denied) -> set[str]:
+    """The parameters gin may bind on ``obj``: its signature's, and for a class those of every
+    class it derives from (a Keras optimizer passes ``**kwargs`` on), less the denied ones."""
+    targets = [obj.__init__] if inspect.isclass(obj) else [obj]
+    if inspect.isclass(obj):
+        targets += [base.__init__ for base in obj.__mro__[1:] if base is not object]
+    names = set()
+    for target in targets:
+        try:
+            params = inspect.signature(target).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return names - {"self"} - set(denied)
+
+
+def unknown_bindings(page_text: str) -> list[str]:
+    """The bindings a page names that the code does not have. A page's own example (extending.md
+    adds a penalty, an augmentation and a setting) counts when the page's Python or diff blocks
+    define the class (or the configurable exists) and the parameter."""
+    from ganpipe import sweeps
+
+    config.register_configurable("sweep", sweeps.make_sweep)  # as the reference lists it
+    table = config.configurables()
+    own_code = "\n".join(
+        block
+        for lang, block in CODE_FENCE.findall(page_text)
+        if lang.strip() in ("python", "py", "diff")
+    )
+    unknown = []
+    for name in named_bindings(page_text):
+        owner, _, param = name.split("/")[-1].rpartition(".")
+        owner = owner.split(".")[-1]  # a gin module before the configurable's name is left out
+        if owner in table and param in bindable_parameters(table[owner][0], table[owner][2]):
+            continue
+        if owner == "train" and param in settings.MOVED:
+            continue  # an earlier flat name, read as its new one (config.parse)
+        defines_owner = owner in table or re.search(rf"^\+?\s*class {owner}\b", own_code, re.M)
+        if defines_owner and re.search(rf"\b{param}\s*[:=]", own_code):
+            continue
+        unknown.append(name)
+    return sorted(set(unknown))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_gin_binding_a_page_names_exists(page):
+    unknown = unknown_bindings(page.read_text())
+    assert not unknown, f"{page.name} names bindings the code does not have: {unknown}"
+
+
+def test_the_binding_check_can_fail():
+    page = (
+        "Run `--gin_param=Intervals.eval_every=10` or `Intervals.evil_every = 10`; "
+        "`NUM_STEPS = 5`, `keras.ops`, `ganpipe/sweep.py` and `critic/Adam.learning_rate` are "
+        "fine, and `train.loss`, `train.log_every` (moved) and `tf.train.Checkpoint`.\n"
+        "```\npython -m ganpipe.main --gin_param='critic/Adam.learnig_rate=1e-4'\n```\n"
+        "```gin\nbuild_critic.blocks = []\nNoSuch.thing = 1\nEMA.deacy = 0.9\n```\n"
+    )
+    assert unknown_bindings(page) == [
+        "EMA.deacy",
+        "Intervals.evil_every",
+        "NoSuch.thing",
+        "critic/Adam.learnig_rate",
+    ]

@@ -72,3 +72,25 @@ def test_a_sample_grid_name_is_read_back_with_its_step():
     assert name == "step_001234.png"
     assert int(rundir.SAMPLE_GRID_NAME.match(name).group(1)) == 1234
     assert rundir.SAMPLE_GRID_NAME.match(rundir.TIMELINE) is None
+
+
+@pytest.mark.parametrize(
+    ("gin_files", "expected"),
+    [
+        (["gin/recommended.gin"], "recommended"),
+        (["gin/recommended.gin", "gin/data/folder.gin"], "recommended"),
+        (["gin/wgan_gp.gin", "gin/testing/tiny.gin"], "wgan_gp"),
+        (["models/mlp.gin", "gin/losses/non_saturating.gin", "my_gan.gin"], "my_gan"),
+        (["gin/wgan.gin", "overrides/lr.gin"], "wgan"),  # the first experiment, not the last
+        (["gin/models/mlp.gin", "gin/data/mnist.gin"], "mlp"),  # only shared parts: the first
+    ],
+)
+def test_the_default_run_directory_is_named_after_the_experiment(gin_files, expected):
+    path, why = rundir.default_output_dir(gin_files)
+    assert path == os.path.join("runs", expected)
+    assert f"{expected}.gin" in why
+
+
+def test_the_default_run_directory_needs_a_gin_file():
+    with pytest.raises(ValueError, match="--gin_file"):
+        rundir.default_output_dir([])

@@ -5,7 +5,7 @@ resized to 299x299 bilinearly, scaled to [-1, 1] as InceptionV3 expects, and emb
 2048-d global-average-pool features; FD and KID are then computed on those features with the same
 formulas as the domain evaluator's (``ganpipe.eval.metrics``).
 
-The ImageNet weights come from a local file (``weights_path``, e.g. bound in gin or given to
+The ImageNet weights come from a local file (``weights_path``, given to
 ``ganpipe.evaluate --inception_weights``), or from Keras' own download where there is a network.
 Without either, ``load_inception`` raises ``InceptionUnavailable`` with a message saying how to
 enable it, and callers skip these two metrics.
@@ -75,8 +75,7 @@ def _how_to_enable() -> str:
     return (
         "Inception FID/KID skipped: no InceptionV3 ImageNet weights. Put Keras' "
         f"{KERAS_WEIGHTS_FILE} in ~/.keras/models (it downloads there on a machine with a "
-        "network), or pass its path with --inception_weights=PATH (gin: "
-        "`inception_weights = 'PATH'` for evaluation during training)."
+        "network), or pass its path with --inception_weights=PATH."
     )
 
 

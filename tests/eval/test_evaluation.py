@@ -116,6 +116,22 @@ def test_evaluate_command_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert "not a run directory" in result.stderr
 
 
+def test_evaluate_command_leaves_inception_off_unless_asked_and_says_what_it_costs():
+    # A subprocess: ganpipe.evaluate and ganpipe.sample define flags of the same names.
+    result = run_module("ganpipe.evaluate", "--help")
+    help_text = " ".join(result.stdout.split())
+    start = help_text.index("--[no]inception:")
+    inception = help_text[start : help_text.index("--inception_weights:", start)]
+    assert inception.strip().endswith("(default: 'false')")
+    assert "about 90 MB" in help_text and "299x299" in help_text
+
+
+def test_evaluate_command_refuses_inception_weights_without_inception(tmp_path):
+    result = run_main_evaluate(tmp_path, f"--inception_weights={tmp_path / 'w.h5'}")
+    assert result.returncode == 2
+    assert "--inception_weights is read only with --inception" in result.stderr
+
+
 @pytest.mark.parametrize("count", [0, -1, 3])
 def test_evaluate_command_refuses_too_few_samples_naming_the_flag(tmp_path, count):
     result = run_main_evaluate(tmp_path, f"--num_samples={count}")
