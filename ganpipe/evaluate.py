@@ -71,32 +71,12 @@ flags.DEFINE_string(
 )
 FLAGS = flags.FLAGS
 
-ORDER = (
-    "fd",
-    "kid",
-    "kid_std",
-    "classifier_score",
-    "classifier_score_std",
-    "classes_covered",
-    "class_kl",
-    "precision",
-    "recall",
-    "conditional_accuracy",
-    "inception_fid",
-    "inception_kid",
-    "num_samples",
-)
-
 
 def table(result: dict) -> str:
-    """A two-column text table of a result's metrics."""
-    rows = [(name, result["metrics"][name]) for name in ORDER if name in result["metrics"]]
-    width = max(len(name) for name, _ in rows)
-    lines = [
-        f"{name:<{width}}  {value:.4g}" if isinstance(value, float) else f"{name:<{width}}  {value}"
-        for name, value in rows
-    ]
-    return "\n".join(lines)
+    """A two-column text table of a result's metrics, in the metric table's order and formats."""
+    from ganpipe.eval import metric_table
+
+    return metric_table.text_table(result["metrics"])
 
 
 def check_count(flag: str, value: int, minimum: int) -> None:

@@ -13,14 +13,22 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 
+from ganpipe.eval import metric_table
+
 FOLDER = "hparams"
-# Final metrics shown per run, in the HParams table's order.
-METRICS = (
-    "fd", "kid", "classifier_score", "classes_covered", "class_kl", "precision", "recall",
-    "steps", "train_seconds",
-)  # fmt: skip
+# Training numbers shown per run after the metric table's sweep metrics.
+TRAINING_METRICS = ("steps", "train_seconds")
+# Result columns that are neither a metric nor a hyperparameter.
 _NOT_HPARAMS = {"cell", "label", "run_dir", "status", "wall_seconds", "w_estimate_first",
-                "w_estimate_last", *METRICS}  # fmt: skip
+                "w_estimate_last", *TRAINING_METRICS}  # fmt: skip
+
+
+def metrics() -> tuple[tuple[str, str], ...]:
+    """(name, description) of the final metrics shown per run, in the HParams table's order:
+    the metric table's sweep metrics (the description says which way is better), then
+    ``TRAINING_METRICS``."""
+    scores = tuple((m.name, m.hint) for m in metric_table.sweep_metrics())
+    return (*scores, *((name, "") for name in TRAINING_METRICS))
 
 
 def _value(text):
@@ -35,7 +43,8 @@ def _value(text):
 
 def hyperparameters(row: Mapping) -> dict:
     """The row's coordinates (every key that is not a result) and its seed."""
-    return {key: _value(value) for key, value in row.items() if key not in _NOT_HPARAMS}
+    results = _NOT_HPARAMS | set(metric_table.names())
+    return {key: _value(value) for key, value in row.items() if key not in results}
 
 
 def write(output_dir: str, rows: Sequence[Mapping]) -> str:
@@ -57,11 +66,11 @@ def write(output_dir: str, rows: Sequence[Mapping]) -> str:
         for name in names
     }
     params = {name: hp.HParam(name) for name in names}
-    present = [m for m in METRICS if any(m in r for r in rows)]
+    present = [(m, hint) for m, hint in metrics() if any(m in r for r in rows)]
     with tf.summary.create_file_writer(folder).as_default():
         hp.hparams_config(
             hparams=list(params.values()),
-            metrics=[hp.Metric(m, display_name=m) for m in present],
+            metrics=[hp.Metric(m, display_name=m, description=hint) for m, hint in present],
         )
     for row, values in zip(rows, table):
         values = {params[k]: (v if numeric[k] else str(v)) for k, v in values.items()}
@@ -69,7 +78,7 @@ def write(output_dir: str, rows: Sequence[Mapping]) -> str:
         with tf.summary.create_file_writer(os.path.join(folder, trial)).as_default():
             hp.hparams(values, trial_id=trial)
             step = int(row.get("steps") or 0)
-            for metric in present:
+            for metric, _ in present:
                 if isinstance(row.get(metric), (int, float)):
                     tf.summary.scalar(metric, float(row[metric]), step=step)
     return folder

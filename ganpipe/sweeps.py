@@ -27,34 +27,33 @@ from collections.abc import Mapping, Sequence
 from absl import logging
 
 from ganpipe import hparams, rundir, shipped
+from ganpipe.eval import metric_table
 from ganpipe.timefmt import format_duration
 from ganpipe.training import settings
 from ganpipe.validate import at_least
 
 RESULT = "result.json"
 STATUS_DONE, STATUS_NON_FINITE = "done", "non_finite"
-# Columns of results.csv taken from each run's eval.json, in order.
-METRICS = (
-    "fd",
-    "kid",
-    "classifier_score",
-    "classes_covered",
-    "class_kl",
-    "precision",
-    "recall",
-)
-# Columns of results.md: (column title, results.csv key, format).
-TABLE = (
-    ("steps", "steps", "{:.0f}"),
-    ("FD", "fd", "{:.2f}"),
-    ("KID", "kid", "{:.3f}"),
-    ("classes", "classes_covered", "{:.1f}"),
-    ("class KL", "class_kl", "{:.2f}"),
-    ("precision", "precision", "{:.3f}"),
-    ("recall", "recall", "{:.3f}"),
+# results.md's columns around the metric table's report columns: (title, results.csv key, format).
+TRAINING_COLUMNS = (("steps", "steps", "{:.0f}"),)
+ESTIMATE_COLUMNS = (
     ("W est. first", "w_estimate_first", "{:.3g}"),
     ("W est. last", "w_estimate_last", "{:.3g}"),
 )
+
+
+def metric_columns(metrics: Mapping) -> dict:
+    """The columns of results.csv taken from a run's eval.json metrics: the metric table's sweep
+    metrics, in its order."""
+    return {m.name: metrics[m.name] for m in metric_table.sweep_metrics() if m.name in metrics}
+
+
+def report_columns() -> tuple[tuple[str, str, str], ...]:
+    """results.md's columns: (title, results.csv key, format of the mean and the std)."""
+    reported = tuple(
+        (m.label, m.name, m.report_fmt) for m in metric_table.sweep_metrics() if m.report_fmt
+    )
+    return (*TRAINING_COLUMNS, *reported, *ESTIMATE_COLUMNS)
 
 
 class SweepError(ValueError):
@@ -470,7 +469,7 @@ class Runner:
                 )
             with open(os.path.join(run_dir, rundir.EVAL)) as f:
                 metrics = json.load(f)["metrics"]
-            row.update({name: metrics[name] for name in METRICS if name in metrics})
+            row.update(metric_columns(metrics))
             row["status"] = STATUS_DONE
         row["wall_seconds"] = round(time.monotonic() - started, 1)
         rundir.atomic_write(os.path.join(run_dir, RESULT), json.dumps(row, indent=2) + "\n")
@@ -490,6 +489,7 @@ class Runner:
             self.parallel,
         )
         started, completed = time.monotonic(), 0
+        fd = metric_table.get("fd")
 
         def one(job):
             cell, seed = job
@@ -504,7 +504,6 @@ class Runner:
                     completed += 1
                     elapsed = time.monotonic() - started
                     left = elapsed / completed * (len(todo) - completed)
-                    fd = row.get("fd")
                     logging.info(
                         "[%d/%d] %s, seed %d: %s, %s steps%s. Elapsed %s, about %s left.",
                         completed,
@@ -513,7 +512,7 @@ class Runner:
                         seed,
                         row["status"],
                         row.get("steps"),
-                        f", FD {fd:.2f}" if fd is not None else "",
+                        f", {fd.label} {fd.report_fmt.format(row['fd'])}" if "fd" in row else "",
                         format_duration(elapsed),
                         format_duration(left),
                     )
@@ -532,8 +531,9 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def aggregate(rows: Sequence[Mapping], cell_list: Sequence[Cell]) -> list[dict]:
-    """Per cell: runs, finished runs, and mean/std over the finished seeds of every column."""
-    summary = []
+    """Per cell: runs, finished runs, and mean/std of every results.md column: a metric over the
+    finished seeds, a training column over every run."""
+    summary, columns, scores = [], report_columns(), set(metric_table.names())
     for cell in cell_list:
         mine = [r for r in rows if r and r["cell"] == cell.name]
         ok = [r for r in mine if r["status"] == STATUS_DONE]
@@ -544,8 +544,8 @@ def aggregate(rows: Sequence[Mapping], cell_list: Sequence[Cell]) -> list[dict]:
             "done": len(ok),
             "non_finite": sum(r["status"] == STATUS_NON_FINITE for r in mine),
         }
-        for _, key, _ in TABLE:
-            values = [float(r[key]) for r in (ok if key in METRICS else mine) if key in r]
+        for _, key, _ in columns:
+            values = [float(r[key]) for r in (ok if key in scores else mine) if key in r]
             if values:
                 entry[key] = _mean_std(values)
         summary.append(entry)
@@ -574,13 +574,14 @@ def _cell_text(value: tuple[float, float] | None, fmt: str) -> str:
 
 def markdown_table(summary: Sequence[Mapping]) -> str:
     """One row per cell: mean ± std over seeds (sample std, n - 1)."""
-    header = ["cell", "runs ok", *[title for title, _, _ in TABLE]]
+    columns = report_columns()
+    header = ["cell", "runs ok", *[title for title, _, _ in columns]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for entry in summary:
         ok = f"{entry['done']}/{entry['runs']}"
         if entry["non_finite"]:
             ok += f" ({entry['non_finite']} NaN)"
-        cells_text = [_cell_text(entry.get(key), fmt) for _, key, fmt in TABLE]
+        cells_text = [_cell_text(entry.get(key), fmt) for _, key, fmt in columns]
         lines.append("| " + " | ".join([entry["label"], ok, *cells_text]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -609,8 +610,9 @@ def plot(path: str, rows: Sequence[Mapping], cell_list: Sequence[Cell], metric: 
         axes.scatter([index + 0.12] * len(values), values, color="C1", s=14, zorder=3)
     axes.set_xticks(range(len(cell_list)))
     axes.set_xticklabels([c.label for c in cell_list], rotation=30, ha="right", fontsize=8)
-    axes.set_ylabel(f"{metric.upper()} (lower is better)" if metric == "fd" else metric)
-    axes.set_title(f"{metric.upper()} per cell: mean ± std over seeds (squares), each seed (dots)")
+    shown = metric_table.get(metric)
+    axes.set_ylabel(f"{shown.label} ({shown.hint})" if shown.hint else shown.label)
+    axes.set_title(f"{shown.label} per cell: mean ± std over seeds (squares), each seed (dots)")
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     temporary = path + ".tmp.png"

@@ -411,3 +411,12 @@ def test_the_binding_check_can_fail():
         "NoSuch.thing",
         "critic/Adam.learnig_rate",
     ]
+
+
+def test_the_evaluation_page_says_what_every_metric_of_the_metric_table_says():
+    from ganpipe.eval import metric_table
+
+    rows = [line for line in (DOCS / "evaluation.md").read_text().splitlines() if line[:3] == "| `"]
+    described = {name for row in rows for name in SPAN.findall(row.split(" | ")[0])}
+    scores = {m.name for m in metric_table.METRICS if m.direction}
+    assert scores - described == set(), "docs/evaluation.md's metric table lacks them"

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import gin
-from ganpipe import config, losses
+from ganpipe import config, hparams, losses, sweeps
 from ganpipe.data import sources
+from ganpipe.eval import metric_table, quality
 from ganpipe.models import blocks
 from tests.conftest import REPO
 
@@ -61,7 +62,7 @@ def run_page_tests(namespace: dict, tmp_path) -> list[str]:
 
 def test_every_kind_of_part_has_a_section():
     for heading in ("Registries", "A loss", "A penalty", "A block", "An augmentation",
-                    "A data source", "A callback", "An evaluator"):  # fmt: skip
+                    "A data source", "A callback", "An evaluator", "A metric"):  # fmt: skip
         assert section(heading).strip()
 
 
@@ -196,3 +197,22 @@ def test_the_data_source_example_passes_its_test(tmp_path):
             sources.load_images(source="npz")  # the path is required
     finally:
         sources.SOURCES.unregister("npz")
+
+
+# -- the metric --------------------------------------------------------------------------------
+
+
+def test_the_metric_example_is_one_entry_and_its_function(monkeypatch, tmp_path):
+    (diff,) = fences("A metric", "diff")
+    (added,) = [line[1:].strip() for line in diff.splitlines() if line.startswith("+")]
+    entry = eval(added.rstrip(","), vars(metric_table))
+    monkeypatch.setattr(metric_table, "METRICS", (*metric_table.METRICS, entry))
+    monkeypatch.setattr(quality, "METRIC_FUNCTIONS", list(quality.METRIC_FUNCTIONS))
+    namespace = run_examples("A metric")
+    assert quality.METRIC_FUNCTIONS[-1] is namespace["_confidence"]
+    assert run_page_tests(namespace, tmp_path) == [
+        "test_confidence_reads_the_top_class_probability"
+    ]
+    assert sweeps.metric_columns({"fd": 1.0, "confidence": 0.8}) == {"fd": 1.0, "confidence": 0.8}
+    assert ("confidence", "higher is better") in hparams.metrics()
+    assert "confidence" in sweeps.markdown_table([])

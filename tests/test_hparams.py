@@ -44,6 +44,8 @@ def test_each_run_holds_its_hyperparameters_and_final_metrics(tmp_path):
         "critic/Adam.learning_rate", "rung", "seed",
     }  # fmt: skip
     assert {m.name.tag for m in config.experiment.metric_infos} == {"fd", "steps", "train_seconds"}
+    hints = {m.name.tag: m.description for m in config.experiment.metric_infos}
+    assert hints["fd"] == "lower is better"  # the metric table's direction
     for row in ROWS:
         (start,), scalars = _plugin_data(f"{folder}/{row['cell']}/seed{row['seed']}")
         values = start.session_start_info.hparams

@@ -22,6 +22,7 @@ import numpy as np
 from absl import logging
 
 from ganpipe import rundir
+from ganpipe.eval import metric_table
 from ganpipe.lazy_tf import tf
 from ganpipe.models import factories
 from ganpipe.rundir import atomic_write
@@ -284,14 +285,17 @@ class Evaluate(Callback):
             return None
         started = time.perf_counter()
         r.evaluated = self.scorer(self.state.sampling_generator)
-        if r.evaluated["eval_fd"] < float(self.state.best_fd.numpy()):
-            self.state.best_fd.assign(r.evaluated["eval_fd"])
+        prefix = metric_table.TRAINING_PREFIX
+        fd = r.evaluated[prefix + "fd"]
+        if metric_table.better("fd", fd, float(self.state.best_fd.numpy())):
+            self.state.best_fd.assign(fd)
             self.best.save(r.step)
         self.clock.exclude(time.perf_counter() - started)
+        scores = {k.removeprefix(prefix): v for k, v in r.evaluated.items()}
         logging.info(
             "eval at step %d: %s",
             r.step,
-            ", ".join(f"{k[5:]} {v:.4g}" for k, v in r.evaluated.items()),
+            ", ".join(f"{k} {metric_table.format_value(k, v)}" for k, v in scores.items()),
         )
         return None
 
@@ -500,7 +504,7 @@ class Scorer:
             self.evaluator, images, self.reference, seed=self.seed, labels=self.labels
         )
         scores.pop("num_samples")
-        return {f"eval_{name}": float(value) for name, value in scores.items()}
+        return {metric_table.TRAINING_PREFIX + name: float(value) for name, value in scores.items()}
 
 
 def fixed_noise(s, latent_dim: int):

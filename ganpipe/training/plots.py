@@ -15,19 +15,35 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ganpipe.eval import metric_table
 from ganpipe.rundir import SAMPLE_GRID_NAME, atomic_write
 
-# Panels of metrics.png: (title, metrics, log scale). Metrics not named here get a panel each.
+# Panels of metrics.png: (title, metrics, log scale). Then one panel per metric of the metric
+# table (eval_<name>, on its plot scale), then one per other metric.
 PANELS = (
     ("losses", ("critic_loss", "generator_loss"), False),
     ("critic scores on real and fake, and their gap", (
         "critic_real", "critic_fake", "wasserstein_estimate", "real_minus_fake"), False),
-    ("Fréchet distance (evaluator)", ("eval_fd",), True),
-    ("KID (evaluator)", ("eval_kid",), True),
 )  # fmt: skip
-_SKIP = {"step", "elapsed_seconds", "images_per_second", "eval_kid_std",
-         "eval_classifier_score_std"}  # fmt: skip
-_LOG = re.compile(r"^eval_(fd|kid)|penalty|^r1|^r2")
+_SKIP = {"step", "elapsed_seconds", "images_per_second"}
+# The training metrics drawn on a log scale (the evaluation's are the metric table's).
+_LOG = re.compile(r"penalty|^r1|^r2")
+
+
+def evaluation_panels() -> tuple[tuple[str, tuple[str, ...], bool], ...]:
+    """A panel per drawn metric of the metric table, in its order."""
+    prefix = metric_table.TRAINING_PREFIX
+    return tuple(
+        (f"{m.title or m.label} (evaluator)", (prefix + m.name,), m.plot_scale == metric_table.LOG)
+        for m in metric_table.METRICS
+        if m.plot_scale is not None
+    )
+
+
+def _skipped() -> set[str]:
+    """What metrics.png never draws: counters, and the table's metrics without a plot scale."""
+    prefix = metric_table.TRAINING_PREFIX
+    return _SKIP | {prefix + m.name for m in metric_table.METRICS if m.plot_scale is None}
 
 
 def series(rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -35,23 +51,25 @@ def series(rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     and the loss logs no Wasserstein estimate, adds their gap (real minus fake) as
     ``real_minus_fake``."""
     out: dict[str, list] = {}
+    skipped = _skipped()
     for row in rows:
         step = row.get("step")
         values = dict(row)
         if "critic_real" in row and "critic_fake" in row and "wasserstein_estimate" not in row:
             values["real_minus_fake"] = row["critic_real"] - row["critic_fake"]
         for name, value in values.items():
-            if name in _SKIP or not isinstance(value, (int, float)) or isinstance(value, bool):
+            if name in skipped or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
             out.setdefault(name, []).append((step, float(value)))
     return {k: (np.array([s for s, _ in v]), np.array([x for _, x in v])) for k, v in out.items()}
 
 
 def panels(names) -> list[tuple[str, tuple[str, ...], bool]]:
-    """The panels for the metrics present: the fixed ones first, then one per other metric."""
+    """The panels for the metrics present: the fixed ones first, the metric table's next, then
+    one per other metric."""
     names = set(names)
     chosen, placed = [], set()
-    for title, members, log in PANELS:
+    for title, members, log in (*PANELS, *evaluation_panels()):
         present = tuple(m for m in members if m in names)
         if present:
             chosen.append((title, present, log))
