@@ -3,6 +3,24 @@ wgan.gin to the end of its schedule. One prepared run for a GPU machine that has
 
     python benchmarks/gpu/run.py --out=DIR            # the real run (about 8 minutes)
     python benchmarks/gpu/run.py --out=DIR --dry_run  # the same steps, tiny, on a CPU (CI)
+    python benchmarks/gpu/run.py --out=DIR --parts=resolution,fmnist64 [--cpu_fd_64=FD]
+
+The default parts (throughput, recommended, wgan) fill the whole --budget, so two more are asked
+for by name, alone or with others: the parts share one --budget (450 s: about 8 minutes with
+start-up), resolution and fmnist64 each taking an even share of what is left to them and the
+later parts asked for:
+  resolution  the recipe (lean family) on synthetic 3-channel images at 32, 64, 128 and 256
+              pixels a side: parameters and multiply-adds per image (ganpipe.models.cost) and
+              images per second at global batch 64 and 256, through the trainer's train_steps
+              after a warm-up (benchmarks/resolution.py on the GPU); sizes that no longer fit
+              its share are listed as skipped.
+  fmnist64    Fashion-MNIST's train split stretched to 64x64 (Lanczos) as a prepared data set,
+              an evaluator trained on it (train_classifier --data, --fmnist64_epochs epochs),
+              then the recipe with gin/data/prepared.gin, FD every 500 steps: the FD curve
+              against training time, and the first time FD is at or below --cpu_fd_64 (the FD
+              the CPU reaches in 600 s of training), where training stops. That FD is only
+              comparable when the CPU's evaluator was trained the same way (same images,
+              `--epochs=<--fmnist64_epochs>`, seed 0); its weights still differ a little.
 
 It sets KERAS_BACKEND=jax and makes `import tensorflow` fail, so it proves the JAX path needs no
 TensorFlow. Keras and gin-config may come as wheels (see docs/backends.md). Fashion-MNIST's IDX
@@ -13,10 +31,15 @@ sample grids, so a run stopped at its limit still leaves what it finished.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
 import json
 import os
 import sys
+import tempfile
 import time
+import types
 
 os.environ["KERAS_BACKEND"] = "jax"
 sys.modules["tensorflow"] = None  # `import tensorflow` raises ImportError from here on.
@@ -27,6 +50,7 @@ if "GANPIPE_IDX_DIR" not in os.environ and os.path.isdir(os.path.join(REPO, ".gp
 
 import jax  # noqa: E402
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from ganpipe import config  # noqa: E402
@@ -35,12 +59,29 @@ from ganpipe.training import callbacks, writers  # noqa: E402
 flags.DEFINE_string("out", None, "Folder for gpu_results.json, gpu_log.txt and the grids.")
 flags.DEFINE_bool("dry_run", False, "Tiny models and counts, for a CPU: checks every step.")
 flags.DEFINE_float("budget", 450.0, "Seconds for the whole run; each part gets its share.")
-flags.DEFINE_list("parts", ["throughput", "recommended", "wgan"], "Which parts to run.")
+flags.DEFINE_list(
+    "parts", ["throughput", "recommended", "wgan"],
+    "Which parts to run, of throughput, resolution, recommended, fmnist64 and wgan.",
+)  # fmt: skip
+flags.DEFINE_float(
+    "cpu_fd_64", None,
+    "fmnist64: the FD the recipe reaches on a CPU in 600 s of training at 64x64; the part reports "
+    "when FD first falls to it or below and stops there. None: the FD curve alone.",
+)  # fmt: skip
+flags.DEFINE_integer("fmnist64_epochs", 3, "fmnist64: epochs of its evaluator's training.")
 FLAGS = flags.FLAGS
+
+# In the order they run. The parts after throughput train to the budget and share it.
+PARTS = ("throughput", "resolution", "recommended", "fmnist64", "wgan")
 
 # (experiment, global batch sizes) timed for throughput.
 THROUGHPUT = (("recommended", (64, 512)), ("dcgan", (50,)), ("wgan", (50, 256)))
 FD_THRESHOLDS = (20.0, 5.0, 2.0, 1.0)
+# (square sides, global batches) of the resolution part, and under --dry_run.
+RESOLUTION = ((32, 64, 128, 256), (64, 256))
+RESOLUTION_DRY = ((16, 32), (8,))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")  # fmt: skip
 
 
 class Report:
@@ -67,9 +108,10 @@ class Report:
         return FLAGS.budget - (time.perf_counter() - self.start)
 
 
-def build(experiment: str, *params: str):
-    """A trainer for gin/<experiment>.gin (tiny under --dry_run) with ``params``."""
-    files = [os.path.join(REPO, "gin", f"{experiment}.gin")]
+def build(experiment: str, *params: str, layers: tuple[str, ...] = ()):
+    """A trainer for gin/<experiment>.gin, then gin/<layer>.gin for each of ``layers`` (tiny
+    under --dry_run), with ``params``."""
+    files = [os.path.join(REPO, "gin", f"{name}.gin") for name in (experiment, *layers)]
     if FLAGS.dry_run:
         files.append(os.path.join(REPO, "gin", "testing", "tiny.gin"))
     config.parse(files, params)
@@ -120,11 +162,144 @@ def throughput(report: Report, seconds: float) -> None:
             )
 
 
-def scorer(trainer, num_samples: int):
+def share(report: Report, part: str, margin: float = 30.0) -> float:
+    """Seconds for ``part``: what is left less ``margin``, split evenly between it and the later
+    parts asked for that train to the budget."""
+    later = [p for p in PARTS[PARTS.index(part) + 1 :] if p in FLAGS.parts]
+    return max(10.0, (report.left() - margin) / (1 + len(later)))
+
+
+def at_side(side: int, batch: int) -> tuple[str, ...]:
+    """Bindings of the recipe at side x side x 3 on synthetic data (benchmarks/resolution.py's)."""
+    return (
+        "build_generator.family = 'lean'", "build_critic.family = 'lean'",
+        "load_images.source = 'synthetic'", f"load_images.image_size = ({side}, {side})",
+        "load_images.channels = 3", f"load_images.num_synthetic = {64 if FLAGS.dry_run else 2048}",
+        "train.num_classes = 'auto'", "train.evaluator = None", "Intervals.eval_every = 0",
+        f"BATCH_SIZE = {batch}",
+    )  # fmt: skip
+
+
+def time_at(side: int, batch: int, seconds: float) -> dict:
+    """The recipe's costs at ``side`` and its generator steps per second at ``batch``: calls of
+    ``Numerics.rounds_per_call`` rounds, as training makes them, after two untimed ones."""
+    from ganpipe.models import cost
+
+    keras.utils.clear_session()
+    gc.collect()  # the last size's models and optimizer state leave the device
+    started = time.perf_counter()
+    trainer = build("recommended", *at_side(side, batch))
+    generator, critic = cost.cost(trainer.generator), cost.cost(trainer.critic)
+    chunk = 2 if FLAGS.dry_run else trainer.settings.numerics.rounds_per_call
+    trainer.train_steps(2 * chunk)  # compiles the call
+    compile_s = time.perf_counter() - started
+    first, steps, t0 = int(trainer.step.numpy()), 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or steps == 0:
+        trainer.train_steps(chunk)
+        steps = int(trainer.step.numpy()) - first
+    elapsed = time.perf_counter() - t0
+    return {
+        "side": side, "channels": 3, "batch": batch,
+        "generator_parameters": generator.parameters, "generator_macs": generator.multiply_adds,
+        "critic_parameters": critic.parameters, "critic_macs": critic.multiply_adds,
+        "generator_steps": steps, "seconds": round(elapsed, 3),
+        "steps_per_s": round(steps / elapsed, 2), "images_per_s": round(steps * batch / elapsed, 1),
+        "build_and_compile_s": round(compile_s, 1),
+    }  # fmt: skip
+
+
+def resolution(report: Report, seconds: float, budget: float) -> None:
+    """``time_at`` every size and batch, smallest first, while the next (costed as the last one
+    was) still fits in ``budget`` seconds; the rest are listed as skipped."""
+    sides, batches = RESOLUTION_DRY if FLAGS.dry_run else RESOLUTION
+    rows, skipped, start, last = [], [], time.perf_counter(), 0.0
+    for side in sides:
+        for batch in batches:
+            if rows and time.perf_counter() - start + last > budget:
+                skipped.append({"side": side, "batch": batch})
+                report.put("resolution_skipped", skipped)
+                report.say(f"resolution {side}x{side} batch {batch}: skipped (out of its share)")
+                continue
+            t0 = time.perf_counter()
+            rows.append(time_at(side, batch, seconds))
+            last = time.perf_counter() - t0
+            row = rows[-1]
+            report.put("resolution", rows)
+            report.say(
+                f"resolution {side}x{side}x3 batch {batch}: {row['steps_per_s']} steps/s "
+                f"({row['images_per_s']} images/s); generator {row['generator_parameters']:,} "
+                f"parameters, {row['generator_macs'] / 1e6:.1f}M MACs; critic "
+                f"{row['critic_parameters']:,}, {row['critic_macs'] / 1e6:.1f}M; build and "
+                f"compile {row['build_and_compile_s']} s"
+            )
+
+
+def fashion_at(side: int, folder: str, limit: int | None) -> str:
+    """Fashion-MNIST's train split stretched to side x side (Lanczos, as ganpipe.prepare),
+    written as a prepared data set in ``folder``; returns its path."""
+    from PIL import Image
+
+    from ganpipe.data import load_images, prepared
+
+    data = load_images(source="fashion_mnist", split="train", limit=limit)
+    images = np.empty((len(data.images), side, side, 1), np.uint8)
+    for i, image in enumerate(data.images):
+        stretched = Image.fromarray(image[..., 0]).resize((side, side), Image.Resampling.LANCZOS)
+        images[i, ..., 0] = np.asarray(stretched)
+    path = os.path.join(folder, f"fashion_mnist_{side}")
+    prepared.write(path, images, data.labels, FASHION_CLASSES,
+                   source=f"{data.source}, stretched to {side}x{side}")  # fmt: skip
+    return path
+
+
+def train_evaluator(data: str, output: str) -> dict:
+    """``train_classifier --data=data --output=output`` with --fmnist64_epochs; its card."""
+    from ganpipe.eval import own_data, own_training
+
+    args = types.SimpleNamespace(
+        data=data, output=output, labels="auto", working_size=32, holdout=0.1, limit=None,
+        epochs=1 if FLAGS.dry_run else FLAGS.fmnist64_epochs, batch_size=128,
+        learning_rate=2e-3, seed=0,
+    )  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):  # the card, printed; it is returned instead
+        own_training.train(args)
+    with open(os.path.join(output, own_data.CARD)) as f:
+        return json.load(f)
+
+
+def fmnist64(report: Report, seconds: float) -> None:
+    """The recipe on Fashion-MNIST at 64x64 with its own evaluator, in ``seconds`` all told."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ganpipe-fmnist64-") as folder:
+        data = fashion_at(64, folder, 400 if FLAGS.dry_run else None)
+        prepared_s = time.perf_counter() - start
+        evaluator = os.path.join(folder, "evaluator")
+        card = train_evaluator(data, evaluator)
+        setup = {
+            "prepare_s": round(prepared_s, 1),
+            "evaluator_s": round(time.perf_counter() - start - prepared_s, 1),
+            "evaluator": {k: card[k] for k in ("kind", "accuracy", "negatives_accuracy",
+                          "train_images", "held_out_images", "epochs", "parameters")},
+        }  # fmt: skip
+        report.put("fmnist64_setup", setup)
+        report.say(f"fmnist64: data {setup['prepare_s']} s, evaluator {setup['evaluator_s']} s "
+                   f"(held-out accuracy {card['accuracy']})")  # fmt: skip
+        params = [f"DATA = '{data}'", f"EVALUATOR = '{evaluator}'"]
+        if FLAGS.dry_run:  # tiny.gin's synthetic source back to the prepared set
+            params += ["load_images.source = 'prepared'", "NUM_STEPS = 4"]
+        trainer = build("recommended", *params, layers=("data/prepared",))
+        # Training and its scoring stop 30 s before the share ends, for the final score.
+        wall = 1.0 if FLAGS.dry_run else max(30.0, seconds - (time.perf_counter() - start) - 30)
+        chunk, every = (2, 2) if FLAGS.dry_run else (500, 500)
+        train_and_score(report, "fmnist64", trainer, wall, chunk, every, evaluator=evaluator,
+                        target=FLAGS.cpu_fd_64, wall=wall)  # fmt: skip
+
+
+def scorer(trainer, num_samples: int, evaluator: str = "fashion_mnist"):
     s = trainer.settings
     return callbacks.Scorer(
-        "fashion_mnist", latent=s.latent, value_range=s.value_range,
-        num_samples=num_samples, seed=0, num_classes=s.num_classes,
+        evaluator, latent=s.latent, value_range=s.value_range, num_samples=num_samples, seed=0,
+        num_classes=s.num_classes, data_fingerprint=trainer.images.fingerprint,
     )  # fmt: skip
 
 
@@ -142,29 +317,53 @@ def save_grid(trainer, path: str, count: int = 100) -> None:
     Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
 
 
-def train_and_score(report: Report, name: str, trainer, seconds: float, chunk: int, every: int):
-    """Trains in chunks of ``chunk`` generator steps for up to ``seconds`` (or to num_steps),
-    scoring FD on 2,000 samples every ``every`` steps; then FD on 10,000 samples and a grid."""
-    small = scorer(trainer, 200 if FLAGS.dry_run else 2000)
-    curve, train_s, last_scored = [], 0.0, 0
-    limit = trainer.settings.budget.num_steps
+def train_curve(report: Report, name: str, trainer, small, seconds: float, chunk: int,
+                every: int, target: float | None, wall: float | None) -> list[dict]:  # fmt: skip
+    """Trains in chunks of ``chunk`` generator steps for up to ``seconds`` of training and
+    ``wall`` seconds all told (or to num_steps, or to FD <= ``target``), scoring with ``small``
+    every ``every`` steps; each point has the training time (scoring left out) and the wall time
+    since the first step."""
+    curve, train_s, last_scored, start = [], 0.0, 0, time.perf_counter()
+    limit, wall = trainer.settings.budget.num_steps, float("inf") if wall is None else wall
     while train_s < seconds and int(trainer.step.numpy()) < limit:
         t0 = time.perf_counter()
         trainer.train_steps(min(chunk, limit - int(trainer.step.numpy())))
         train_s += time.perf_counter() - t0
         step = int(trainer.step.numpy())
-        if step - last_scored >= every or step >= limit or train_s >= seconds:
+        over = train_s >= seconds or time.perf_counter() - start >= wall
+        if step - last_scored >= every or step >= limit or over:
             fd = small(trainer.state.sampling_generator)["eval_fd"]
-            curve.append({"step": step, "train_s": round(train_s, 2), "fd_2000": round(fd, 3)})
+            curve.append({"step": step, "train_s": round(train_s, 2),
+                          "wall_s": round(time.perf_counter() - start, 2),
+                          "fd_2000": round(fd, 3)})  # fmt: skip
             last_scored = step
             report.put(f"{name}_curve", curve)
             report.say(f"{name}: step {step}, {train_s:.1f} s of training, FD {fd:.3f}")
-    final = scorer(trainer, 200 if FLAGS.dry_run else 10000)(trainer.state.sampling_generator)
-    reached = {
-        str(t): next((p["train_s"] for p in curve if p["fd_2000"] < t), None) for t in FD_THRESHOLDS
-    }
-    summary = {"steps": int(trainer.step.numpy()), "train_s": round(train_s, 2),
-               "seconds_to_fd_below": reached}  # fmt: skip
+            if over or (target is not None and fd <= target):
+                break
+    return curve
+
+
+def train_and_score(report: Report, name: str, trainer, seconds: float, chunk: int, every: int,
+                    evaluator: str = "fashion_mnist", target: float | None = None,
+                    wall: float | None = None):  # fmt: skip
+    """``train_curve`` with FD on 2,000 samples of ``evaluator``, then FD on 10,000 samples and
+    a grid. With the pinned evaluator, the training time to each of FD_THRESHOLDS; with
+    ``target``, the first point at or below it (None where none was)."""
+    small = scorer(trainer, 200 if FLAGS.dry_run else 2000, evaluator)
+    curve = train_curve(report, name, trainer, small, seconds, chunk, every, target, wall)
+    final = scorer(trainer, 200 if FLAGS.dry_run else 10000, evaluator)(
+        trainer.state.sampling_generator
+    )
+    summary = {"steps": int(trainer.step.numpy()), "train_s": curve[-1]["train_s"] if curve else 0}
+    if evaluator == "fashion_mnist":
+        summary["seconds_to_fd_below"] = {
+            str(t): next((p["train_s"] for p in curve if p["fd_2000"] < t), None)
+            for t in FD_THRESHOLDS
+        }
+    if target is not None:
+        summary["target_fd"] = target
+        summary["reached_target"] = next((p for p in curve if p["fd_2000"] <= target), None)
     summary.update({k: round(v, 4) for k, v in final.items()})
     report.put(name, summary)
     save_grid(trainer, os.path.join(report.folder, f"{name}_grid.png"))
@@ -175,6 +374,9 @@ def main(argv) -> None:
     del argv
     if not FLAGS.out:
         raise app.UsageError("Give --out=DIR.")
+    unknown = sorted(set(FLAGS.parts) - set(PARTS))
+    if unknown:
+        raise app.UsageError(f"Unknown --parts {unknown}; the parts are {', '.join(PARTS)}.")
     logging.set_verbosity(logging.WARNING)
     # The same update of the same shapes, built again for another part, compiles once.
     jax.config.update("jax_compilation_cache_dir", os.path.join(FLAGS.out, ".jax_cache"))
@@ -183,10 +385,14 @@ def main(argv) -> None:
     environment(report)
     if "throughput" in FLAGS.parts:
         throughput(report, 0.2 if FLAGS.dry_run else 4.0)
+    if "resolution" in FLAGS.parts:
+        resolution(report, 0.2 if FLAGS.dry_run else 3.0, share(report, "resolution"))
     if "recommended" in FLAGS.parts:
         recipe_s = 1.0 if FLAGS.dry_run else min(150.0, 0.45 * report.left())
         chunk, every = (2, 2) if FLAGS.dry_run else (500, 1000)
         train_and_score(report, "recommended", build("recommended"), recipe_s, chunk, every)
+    if "fmnist64" in FLAGS.parts:
+        fmnist64(report, share(report, "fmnist64"))
     if "wgan" in FLAGS.parts:
         wgan_s = 1.0 if FLAGS.dry_run else max(30.0, report.left() - 60.0)
         chunk, every = (2, 2) if FLAGS.dry_run else (1000, 4000)
