@@ -50,8 +50,10 @@ flags.DEFINE_bool("reference", False, "Score real training images instead (the r
 flags.DEFINE_string("data_set", "fashion_mnist", "With --reference: the data set.")
 flags.DEFINE_string(
     "evaluator", None,
-    "Evaluator name, e.g. fashion_mnist-v1 for numbers comparable with older results (default: "
-    "the run's data set's newest evaluator; with --reference, --data_set's).",
+    "Evaluator name, e.g. fashion_mnist-v1 for numbers comparable with older results, or an "
+    "evaluator folder (train_classifier --data). Default: the run's own train.evaluator folder "
+    "where it names one, else the run's data set's newest evaluator; with --reference, "
+    "--data_set's.",
 )  # fmt: skip
 flags.DEFINE_string("output_json", None, "Also write the result here.")
 flags.DEFINE_bool(

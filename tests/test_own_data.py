@@ -128,3 +128,15 @@ def test_the_self_supervised_task_and_its_evaluator_have_no_class_metrics():
     out, labels = own_data.self_supervised_batch(images, np.random.default_rng(0))
     for image, original, label in zip(out, images, labels):
         np.testing.assert_array_equal(image, own_data.transform(original[None], label)[0])
+
+
+def test_the_real_data_floor_of_a_folder_evaluator_uses_the_rows_it_did_not_hold_out(
+    evaluator_folder,
+):
+    from ganpipe.eval import evaluation, own_data
+    from ganpipe.eval.classifier import read_card
+
+    images, rows = own_data.training_rows(read_card(evaluator_folder))
+    assert len(rows) == 256 - 64 and len(images) == 256
+    floor = evaluation.reference_floor(evaluator_folder, num_samples=32)
+    assert "held-out reference" in floor["what"] and np.isfinite(floor["metrics"]["fd"])

@@ -258,17 +258,25 @@ def real_reference(
 
 
 def reference_floor(data_set: str, *, num_samples: int = 10000, seed: int = 0) -> dict:
-    """Metrics of real training images against the test split: what a perfect generator scores."""
+    """Metrics of real training images against the test split: what a perfect generator scores.
+    An evaluator folder's floor: its prepared set's images outside the held-out reference."""
     evaluator = load_evaluator(data_set)
     data_set = evaluator.spec.data_set
     reference = real_reference(evaluator, data_set)
-    train = load_images(source=data_set, split="train")
-    if num_samples > len(train.images):
-        raise ValueError(f"--num_samples={num_samples} exceeds the {len(train.images)} images.")
-    index = np.random.default_rng(seed).choice(len(train.images), num_samples, replace=False)
-    images = train.images[np.sort(index)].astype(np.float32) / 255.0
+    if evaluator.spec.folder is not None:
+        from ganpipe.eval import own_data
+
+        pool, rows = own_data.training_rows(evaluator.spec)
+        against = "its held-out reference"
+    else:
+        pool, against = load_images(source=data_set, split="train").images, REFERENCE_SPLIT
+        rows = np.arange(len(pool))
+    if num_samples > len(rows):
+        raise ValueError(f"--num_samples={num_samples} exceeds the {len(rows)} images.")
+    index = rows[np.random.default_rng(seed).choice(len(rows), num_samples, replace=False)]
+    images = pool[np.sort(index)].astype(np.float32) / 255.0
     return {
-        "what": f"real {data_set} train images vs the {REFERENCE_SPLIT} split",
+        "what": f"real {data_set} train images vs {against}",
         "evaluator": evaluator.spec.name,
         "data_set": data_set,
         "reference": reference.description,

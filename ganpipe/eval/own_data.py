@@ -100,3 +100,17 @@ def self_supervised_batch(images: np.ndarray, rng: np.random.Generator):
         chosen = labels == index
         out[chosen] = transform(images[chosen], index)
     return out, labels.astype(np.int32)
+
+
+def training_rows(spec) -> tuple[np.ndarray, np.ndarray]:
+    """The prepared set's images (memory-mapped) and the rows an evaluator folder did not hold
+    out as its reference: the real-data floor's pool. The held-out rows are the first of the seeded
+    permutation, as training drew them (``own_training``)."""
+    from ganpipe.data import prepared
+
+    with open(os.path.join(spec.folder, CARD)) as f:
+        card = json.load(f)
+    data = prepared.open_prepared(card["data"])
+    check_data(spec, data.fingerprint, card["data"])
+    held = np.random.default_rng(card["seed"]).permutation(len(data))[: card["held_out_images"]]
+    return data.images, np.setdiff1d(np.arange(len(data)), held)
