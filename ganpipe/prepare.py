@@ -71,8 +71,18 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return sides
 
 
+@contextlib.contextmanager
 def _pool(workers: int):
-    return multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    """Worker processes (None for one worker: decode here), closed and joined after."""
+    if workers <= 1:
+        yield None
+        return
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        pool.join()
 
 
 def _map(pool, function, items):
@@ -148,12 +158,12 @@ def prepare(source: str, output: str) -> int:
     size = parse_size(FLAGS.size)
     files, labels, class_names = _files_and_labels(source)
     workers = FLAGS.workers or os.cpu_count() or 1
-    with contextlib.closing(_pool(workers)) as pool:
+    with _pool(workers) as pool:
         headers = _headers(files, pool, workers)
         settings, files, labels, unreadable = _settings(source, headers, labels, size)
     global _SETTINGS
     _SETTINGS = settings
-    with contextlib.closing(_pool(workers)) as pool:
+    with _pool(workers) as pool:
         written = _write(source, output, files, labels, class_names, settings, pool, unreadable)
     logging.info("Wrote %s: %s", output, written)
     print(written)

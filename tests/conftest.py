@@ -32,11 +32,13 @@ FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 FIRST = (
     "tests/test_distribute.py",  # 190: the replica parity processes
     "tests/test_jax_experiments.py",  # 100
+    "tests/test_gpu_own_images.py",  # 80: the GPU script's resolution and 64x64 dry runs
     "tests/test_sweep.py",  # 95
     "tests/test_ablation.py",  # 80
     "tests/test_jax_replicas.py",  # 45
     "tests/test_preemption.py",  # 50
     "tests/test_conditional.py",  # 45
+    "tests/test_own_data.py",  # 75: an evaluator trained, a run scored
     "tests/eval/test_evaluation.py",  # 40
     "tests/test_trainer.py",  # 40
     "tests/eval/test_inception.py",  # 36

@@ -68,26 +68,11 @@ def test_every_shipped_experiment_and_both_mixed_precisions_train_on_jax_without
 @pytest.mark.slow
 def test_the_gpu_script_dry_run_passes_on_a_cpu(tmp_path):
     result = run_jax(
-        "benchmarks/gpu/run.py",
-        "--dry_run",
-        "--parts=throughput,wgan,resolution,fmnist64",
-        "--cpu_fd_64=1e9",
-        f"--out={tmp_path}",
+        "benchmarks/gpu/run.py", "--dry_run", "--parts=throughput,wgan", f"--out={tmp_path}",
         timeout=900,
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads((tmp_path / "gpu_results.json").read_text())
     assert not results["environment"]["tensorflow_imported"]
     assert results["throughput"] and results["wgan"]["steps"] > 0
     assert "eval_fd" in results["wgan"] and (tmp_path / "wgan_grid.png").is_file()
-    # resolution: every dry-run size, with its costs and rate
-    assert [(r["side"], r["batch"]) for r in results["resolution"]] == [(16, 8), (32, 8)]
-    for row in results["resolution"]:
-        assert row["generator_macs"] > 0 and row["critic_parameters"] > 0, row
-        assert row["images_per_s"] > 0, row
-    # fmnist64: its own evaluator, an FD curve, and the first point at or below the target
-    assert results["fmnist64_setup"]["evaluator"]["kind"] == "classifier"
-    curve, summary = results["fmnist64_curve"], results["fmnist64"]
-    assert curve and summary["steps"] > 0 and "eval_fd" in summary
-    assert summary["target_fd"] == 1e9 and summary["reached_target"] == curve[0]
-    assert (tmp_path / "fmnist64_grid.png").is_file()

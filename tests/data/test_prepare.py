@@ -199,3 +199,11 @@ def test_training_batches_from_the_map_equal_batches_from_memory(tmp_path):
     for (a, la), (b, lb) in zip(*batches):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
         np.testing.assert_array_equal(la.numpy(), lb.numpy())
+
+
+def test_one_worker_prepares_the_same_pixels_as_every_core(tmp_path):
+    _classes(tmp_path / "src")
+    _prepare(f"--source={tmp_path / 'src'}", f"--output={tmp_path / 'one'}", "--workers=1")
+    _prepare(f"--source={tmp_path / 'src'}", f"--output={tmp_path / 'all'}", "--workers=2")
+    one, every = (prepared.open_prepared(str(tmp_path / n)) for n in ("one", "all"))
+    assert one.fingerprint == every.fingerprint and list(one.labels) == list(every.labels)
