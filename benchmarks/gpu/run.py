@@ -79,7 +79,7 @@ THROUGHPUT = (("recommended", (64, 512)), ("dcgan", (50,)), ("wgan", (50, 256)))
 FD_THRESHOLDS = (20.0, 5.0, 2.0, 1.0)
 # (square sides, global batches) of the resolution part, and under --dry_run.
 RESOLUTION = ((32, 64, 128, 256), (64, 256))
-RESOLUTION_DRY = ((16, 32), (8,))
+RESOLUTION_DRY = ((16,), (8,))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")  # fmt: skip
 

@@ -489,6 +489,14 @@ def add_inception(
     records (and logs) why they were skipped and how to enable them."""
     from ganpipe.eval import inception
 
+    if data_set == "prepared":
+        why = (
+            "Inception FID/KID need a data set's test split; a prepared data set has none, so "
+            "they are skipped (its own evaluator's metrics are complete)."
+        )
+        logging.warning("%s", why)
+        result["inception"] = f"skipped: {why}"
+        return
     if keras.backend.backend() != "tensorflow":
         why = (
             f"Inception FID/KID resize and feed images through TensorFlow; under the "
