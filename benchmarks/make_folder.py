@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import time
 
@@ -83,18 +82,14 @@ def prepared_noise(args):
         if first % 20000 == 0:
             print(f"{first + n} / {count} images, {time.time() - start:.0f} s", flush=True)
     images.flush()
-    index = {
-        "format": prepared.FORMAT, "version": prepared.VERSION, "count": count,
-        "image_shape": [height, width, args.channels], "labelled": False, "class_names": [],
-        "images_sha256": digest.hexdigest(),
-        "source": {"path": "benchmarks/make_folder.py --kind=prepared_noise", "files": 0,
-                   "fingerprint": None},
-        "settings": {"size": [height, width], "channels": args.channels, "resize": None,
-                     "labels": "none", "upscale": False},
-        "skipped": 0,
-    }  # fmt: skip
-    with open(os.path.join(args.output, prepared.INDEX), "w") as f:
-        json.dump(index, f, indent=2)
+    prepared.write_index(args.output, prepared.make_index(
+        count=count, image_shape=(height, width, args.channels), class_names=(),
+        labelled=False, images_sha256=digest.hexdigest(),
+        source={"path": "benchmarks/make_folder.py --kind=prepared_noise", "files": 0,
+                "fingerprint": None},
+        settings={"size": [height, width], "channels": args.channels, "resize": None,
+                  "labels": "none", "upscale": False},
+    ))  # fmt: skip
 
 
 def main():

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import multiprocessing
 import os
 import shutil
@@ -30,12 +29,14 @@ import time
 
 from absl import app, flags, logging
 
+from ganpipe.data import packing  # no Keras, no TensorFlow
+
 flags.DEFINE_string("source", None, "The folder of images (searched recursively).")
 flags.DEFINE_string("output", None, "The prepared data set's folder (must not exist yet).")
 flags.DEFINE_string(
     "size", None, "Target size: N (square) or H,W. Default: the images' own, if they share one."
 )
-flags.DEFINE_enum("resize", "crop", ["crop", "pad", "stretch"],
+flags.DEFINE_enum("resize", "crop", list(packing.RESIZE_MODES),
                   "crop: scale to cover, cut the centre; pad: scale to fit, pad with black; "
                   "stretch: scale each side alone.")  # fmt: skip
 flags.DEFINE_integer("channels", None, "1 (grayscale) or 3 (RGB). Default: the files' own.")
@@ -54,8 +55,6 @@ CHUNK = 64
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
     """``"64"`` -> (64, 64); ``"48,64"`` -> (48, 64) (height, width)."""
-    from ganpipe.data.packing import PrepareError
-
     if text is None:
         return None
     try:
@@ -65,7 +64,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if len(sides) == 1:
         sides = sides * 2
     if len(sides) != 2 or min(sides) < 1 or max(sides) > 4096:
-        raise PrepareError(
+        raise packing.PrepareError(
             f"--size={text} is not a size: give N (square) or H,W, each from 1 to 4096."
         )
     return sides
@@ -116,14 +115,10 @@ class Progress:
 
 
 def _header(path):
-    from ganpipe.data import packing
-
     return packing.read_header(path, FLAGS.max_pixels or packing.MAX_PIXELS)
 
 
 def _decode(path):
-    from ganpipe.data import packing
-
     return packing.decode(path, _SETTINGS)
 
 
@@ -132,11 +127,9 @@ _SETTINGS = None  # the decode settings, set before the pool forks
 
 def main(argv) -> int:
     del argv
-    from ganpipe.data.packing import PrepareError
-
     try:
         return prepare(FLAGS.source, FLAGS.output)
-    except PrepareError as error:
+    except packing.PrepareError as error:
         logging.error("%s", error)
         print(f"prepare: {error}", file=sys.stderr)
         return 2
@@ -144,8 +137,6 @@ def main(argv) -> int:
 
 def prepare(source: str, output: str) -> int:
     """The command's work; returns the exit status."""
-    from ganpipe.data import packing
-
     if not source or not output:
         raise packing.PrepareError("Give both --source=<image folder> and --output=<new folder>.")
     source, output = os.path.abspath(source), os.path.abspath(output)
@@ -171,8 +162,6 @@ def prepare(source: str, output: str) -> int:
 
 
 def _files_and_labels(source: str):
-    from ganpipe.data import packing
-
     listing = packing.list_files(source)
     if listing.other_files:
         logging.warning(
@@ -200,8 +189,6 @@ def _headers(files, pool, workers):
 
 def _settings(source, headers, labels, size):
     """The decode settings; drops (or refuses) unreadable files and checks sizes and colour."""
-    from ganpipe.data import packing
-
     bad = [h for h in headers if h.error]
     if bad and not FLAGS.skip_unreadable:
         shown = "; ".join(f"{os.path.relpath(h.path, source)}: {h.error}" for h in bad[:8])
@@ -282,8 +269,7 @@ def _write(source, output, files, labels, class_names, settings, pool, unreadabl
             np.save(os.path.join(partial, prepared.LABELS), labels[kept].astype(np.int32))
         index = _index(source, files, count, class_names, labels, settings, digest, skipped)
         index.update(seconds=round(seconds, 1), images_per_second=round(rate, 1))
-        with open(os.path.join(partial, prepared.INDEX), "w") as f:
-            json.dump(index, f, indent=2)
+        prepared.write_index(partial, index)
         _move_into_place(partial, output)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -296,45 +282,29 @@ def _write(source, output, files, labels, class_names, settings, pool, unreadabl
 
 
 def _index(source, files, count, class_names, labels, settings, digest, skipped) -> dict:
-    """index.json's contents (``ganpipe.data.prepared``)."""
-    from ganpipe.data import packing, prepared
+    """index.json's contents (``ganpipe.data.prepared.make_index``)."""
+    from ganpipe.data import prepared
 
-    return {
-        "format": prepared.FORMAT,
-        "version": prepared.VERSION,
-        "count": count,
-        "image_shape": [*settings.size, settings.channels],
-        "labelled": labels is not None,
-        "class_names": list(class_names),
-        "images_sha256": digest,
-        "source": {
-            "path": source,
-            "files": len(files),
-            "fingerprint": packing.source_fingerprint(files),
-        },
-        "settings": {
-            "size": list(settings.size),
-            "channels": settings.channels,
-            "resize": settings.resize,
-            "labels": FLAGS.labels,
-            "upscale": settings.upscale,
-        },
-        "skipped": len(skipped),
-        "skipped_files": [os.path.relpath(p, source) for p, _ in skipped[:100]],
-    }
+    return prepared.make_index(
+        count=count, image_shape=[*settings.size, settings.channels], class_names=class_names,
+        labelled=labels is not None, images_sha256=digest,
+        source={"path": source, "files": len(files),
+                "fingerprint": packing.source_fingerprint(files)},
+        settings={"size": list(settings.size), "channels": settings.channels,
+                  "resize": settings.resize, "labels": FLAGS.labels, "upscale": settings.upscale},
+        skipped=[os.path.relpath(p, source) for p, _ in skipped],
+    )  # fmt: skip
 
 
 def _fill(images, files, pool):
     """Decodes ``files`` into the rows of ``images`` in order; returns (indices kept,
     [(path, why)] skipped, the pixels' SHA-256, seconds, images per second)."""
-    from ganpipe.data.packing import PrepareError
-
     progress = Progress("Decoding", len(files))
     digest, kept, skipped = hashlib.sha256(), [], []
     for i, result in enumerate(_map(pool, _decode, files)):
         if isinstance(result, str):
             if not FLAGS.skip_unreadable:
-                raise PrepareError(
+                raise packing.PrepareError(
                     f"{files[i]} {result}. Remove or fix it, or add --skip_unreadable."
                 )
             skipped.append((files[i], result))

@@ -19,7 +19,6 @@ from PIL import Image, UnidentifiedImageError
 from ganpipe.data.folder import IMAGE_EXTENSIONS
 
 RESIZE_MODES = ("crop", "pad", "stretch")
-LABEL_MODES = ("subfolders", "none")  # or the path of a dataset.json
 # Files named in a message, at most.
 LISTED = 8
 # Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, about 89 million pixels).

@@ -150,6 +150,38 @@ def open_prepared(
     )
 
 
+def make_index(
+    *, count: int, image_shape, class_names, labelled: bool, images_sha256: str,
+    source: dict, settings: dict | None, skipped=(),
+) -> dict:  # fmt: skip
+    """index.json's contents: every writer of a prepared data set builds it here.
+
+    Args:
+        source: ``{"path", "files", "fingerprint"}`` of what it was made from.
+        settings: How it was prepared (size, channels, resize, labels, upscale), or None.
+        skipped: The source-relative paths of the files left out as unreadable.
+    """
+    skipped = list(skipped)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "count": int(count),
+        "image_shape": [int(v) for v in image_shape],
+        "labelled": bool(labelled),
+        "class_names": list(class_names) if labelled else [],
+        "images_sha256": images_sha256,
+        "source": source,
+        "settings": settings,
+        "skipped": len(skipped),
+        "skipped_files": skipped[:100],
+    }
+
+
+def write_index(path: str, index: dict) -> None:
+    with open(os.path.join(path, INDEX), "w") as f:
+        json.dump(index, f, indent=2)
+
+
 def write(path: str, images: np.ndarray, labels=None, class_names=(), source: str = "") -> str:
     """Writes in-memory uint8 (N, H, W, C) images (and labels) as a prepared data set, for
     programs and tests that make their data rather than read a folder; returns the
@@ -166,15 +198,10 @@ def write(path: str, images: np.ndarray, labels=None, class_names=(), source: st
         np.save(os.path.join(partial, LABELS), np.asarray(labels, np.int32))
         class_names = tuple(class_names) or tuple(str(i) for i in range(int(max(labels)) + 1))
     fingerprint = hashlib.sha256(images.tobytes()).hexdigest()
-    index = {
-        "format": FORMAT, "version": VERSION, "count": len(images),
-        "image_shape": list(images.shape[1:]), "labelled": labels is not None,
-        "class_names": list(class_names) if labels is not None else [],
-        "images_sha256": fingerprint,
-        "source": {"path": source, "files": 0, "fingerprint": None},
-        "settings": None, "skipped": 0,
-    }  # fmt: skip
-    with open(os.path.join(partial, INDEX), "w") as f:
-        json.dump(index, f, indent=2)
+    write_index(partial, make_index(
+        count=len(images), image_shape=images.shape[1:], class_names=class_names,
+        labelled=labels is not None, images_sha256=fingerprint,
+        source={"path": source, "files": 0, "fingerprint": None}, settings=None,
+    ))  # fmt: skip
     os.replace(partial, path)
     return fingerprint
