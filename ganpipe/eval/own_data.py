@@ -39,10 +39,14 @@ def check_data(spec, fingerprint: str | None, data: str) -> None:
     if spec.data_fingerprint is None:
         return
     if fingerprint != spec.data_fingerprint:
+        theirs = (
+            "no fingerprint (it is not a prepared data set)"
+            if fingerprint is None
+            else f"{fingerprint[:16]}..."
+        )
         raise ValueError(
             f"The evaluator {spec.name} was trained on data with fingerprint "
-            f"{spec.data_fingerprint[:16]}..., but this run's data ({data}) has "
-            f"{'no fingerprint (it is not a prepared data set)' if fingerprint is None else fingerprint[:16] + '...'}. "  # noqa: E501
+            f"{spec.data_fingerprint[:16]}..., but this run's data ({data}) has {theirs}. "
             "FDs against another data set's reference mean nothing: train an evaluator on this "
             "data (`python -m ganpipe.eval.train_classifier --data=<prepared> --output=...`)."
         )
@@ -102,15 +106,22 @@ def self_supervised_batch(images: np.ndarray, rng: np.random.Generator):
     return out, labels.astype(np.int32)
 
 
+def split_rows(count: int, held: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the other rows, the ``held`` held-out rows), in the order of a permutation seeded by
+    ``seed`` whose first ``held`` rows are held out. Training an evaluator and its real-data
+    floor both split here, so the floor never draws a reference image."""
+    order = np.random.default_rng(seed).permutation(count)
+    return order[held:], order[:held]
+
+
 def training_rows(spec) -> tuple[np.ndarray, np.ndarray]:
     """The prepared set's images (memory-mapped) and the rows an evaluator folder did not hold
-    out as its reference: the real-data floor's pool. The held-out rows are the first of the seeded
-    permutation, as training drew them (``own_training``)."""
+    out as its reference (``split_rows``, as training drew them): the real-data floor's pool."""
     from ganpipe.data import prepared
 
     with open(os.path.join(spec.folder, CARD)) as f:
         card = json.load(f)
     data = prepared.open_prepared(card["data"])
     check_data(spec, data.fingerprint, card["data"])
-    held = np.random.default_rng(card["seed"]).permutation(len(data))[: card["held_out_images"]]
-    return data.images, np.setdiff1d(np.arange(len(data)), held)
+    rows, _ = split_rows(len(data), card["held_out_images"], card["seed"])
+    return data.images, np.sort(rows)

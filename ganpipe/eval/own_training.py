@@ -41,10 +41,13 @@ def _to_working(images, indices, side):
 
 def _split(count: int, holdout: float, limit: int | None, seed: int):
     """(train indices, held-out indices): a seeded permutation, the held-out share first."""
-    order = np.random.default_rng(seed).permutation(count)
+    from ganpipe.eval import own_data
+
     held = min(max(1, int(round(count * holdout))), MAX_REFERENCE, count - 1)
-    train = order[held:] if limit is None else order[held : held + int(limit)]
-    return np.sort(train), np.sort(order[:held])
+    train, held_out = own_data.split_rows(count, held, seed)
+    if limit is not None:
+        train = train[: int(limit)]
+    return np.sort(train), np.sort(held_out)
 
 
 def _epoch_data(x, y, labelled: bool, rng):
@@ -104,8 +107,10 @@ def recalibrate_batch_norm(model, inputs: np.ndarray, batch_size: int = 500) -> 
 def _held_out_accuracy(model, x, y, labelled, seed):
     """Accuracy on the held-out images (the self-supervised task under random transforms),
     and a classifier's accuracy on held-out negatives (None for self-supervised)."""
-    inputs, targets = _epoch_data(x, y, False, np.random.default_rng(seed + 1)) if not labelled \
-        else (x.astype(np.float32) / 255.0, y)  # fmt: skip
+    if labelled:
+        inputs, targets = x.astype(np.float32) / 255.0, y
+    else:
+        inputs, targets = _epoch_data(x, y, False, np.random.default_rng(seed + 1))
     _, accuracy = model.evaluate(inputs, targets, batch_size=500, verbose=0)
     if not labelled:
         return float(accuracy), None
