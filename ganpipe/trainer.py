@@ -94,7 +94,10 @@ class Trainer:
         keras.utils.set_random_seed(s.seed)
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
+        auto_classes = s.num_classes == settings_module.AUTO_CLASSES
         self.settings = s = self._resolved_classes(s)
+        # 'auto' on unlabelled data: the factories' conditioning is left out.
+        unconditional = auto_classes and s.num_classes is None
         if s.num_classes is not None:
             data_module.check_labels(self.images, s.num_classes)
         self.scorer = self._pinned_scorer(s, self.images)
@@ -102,7 +105,7 @@ class Trainer:
             s, self.strategy, generator=generator, critic=critic, loss=self.loss,
             generator_optimizer=generator_optimizer, critic_optimizer=critic_optimizer,
             image_shape=self.images.images.shape[1:], resolve_optimizer=optimizers.get,
-            augment=augment, unconditional=self._unconditional,
+            augment=augment, unconditional=unconditional,
         )  # fmt: skip
         self.steps = Steps(
             state=self.state, strategy=self.strategy, loss=self.loss,
@@ -117,15 +120,14 @@ class Trainer:
         self._iterator = self.inputs.iterator(0)
 
     def _resolved_classes(self, s: RunSettings) -> RunSettings:
-        """``train.num_classes = 'auto'`` becomes the data's classes; without labels the run is
-        unconditional and the factories' conditioning is left out (logged)."""
-        self._unconditional = False
+        """``train.num_classes = 'auto'`` becomes the data's classes, or None (unconditional)
+        without labels; logged."""
         if s.num_classes != settings_module.AUTO_CLASSES:
             return s
-        classes = settings_module.resolve_classes("auto", self.images.labels,
-                                                  self.images.class_names)  # fmt: skip
+        classes = settings_module.resolve_classes(
+            s.num_classes, self.images.labels, self.images.class_names
+        )
         if classes is None:
-            self._unconditional = True
             logging.info(
                 "train.num_classes = 'auto' and the data has no labels: the run is "
                 "unconditional (the models' conditioning settings are left out)."

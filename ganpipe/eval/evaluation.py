@@ -323,8 +323,9 @@ class GeneratorSetup:
         keras.config.set_dtype_policy(self.precision)
         try:
             generator = self.factory(
-                **factories.generator_arguments(self.factory, self.image_shape, self.num_classes),
-                **({"conditioning": None} if self.unconditional else {}),
+                **factories.generator_arguments(
+                    self.factory, self.image_shape, self.num_classes, self.unconditional
+                )
             )
             if average:
                 generator = keras.models.clone_model(generator)

@@ -291,14 +291,18 @@ def _check_one_score(critic: keras.Model) -> None:
 
 
 def generator_arguments(
-    factory: Callable[..., keras.Model], image_shape: Sequence[int] | None, num_classes
-) -> dict:
+    factory: Callable[..., keras.Model], image_shape: Sequence[int] | None, num_classes,
+    unconditional: bool = False,
+) -> dict:  # fmt: skip
     """What the trainer (and evaluation) passes a generator factory: ``num_classes`` for a
-    conditional run, and the data's ``output_shape`` where the factory takes one (a family
+    conditional run, ``conditioning=None`` for one made ``unconditional`` (``'auto'`` classes on
+    unlabelled data), and the data's ``output_shape`` where the factory takes one (a family
     follows it)."""
     import inspect
 
     arguments = {} if num_classes is None else {"num_classes": num_classes}
+    if unconditional:
+        arguments["conditioning"] = None
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # a callable without a signature: pass nothing more

@@ -177,8 +177,7 @@ def build_models(
             if unconditional:
                 classes = {"conditioning": None}
             built_generator = generator(
-                **factories.generator_arguments(generator, image_shape, num_classes),
-                **({"conditioning": None} if unconditional else {}),
+                **factories.generator_arguments(generator, image_shape, num_classes, unconditional)
             )
             built_critic = critic(input_shape=tuple(image_shape), **classes)
     finally:
