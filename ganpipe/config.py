@@ -1,8 +1,8 @@
 """Gin: the one place where library and Keras symbols are registered, and where configs are parsed.
 
-Library functions stay free of gin; they are registered here under short names. ``gin.tf`` is
-never imported (it imports ``tf.estimator``, gone since TF 2.16); Keras optimizers, schedules and
-initializers are registered here instead.
+Library functions stay free of gin; they are registered here under short names. Gin's
+TensorFlow module is never imported (it imports ``tf.estimator``, gone since TF 2.16); Keras
+optimizers, schedules and initializers are registered here instead.
 
 ``train``'s settings come in groups (``train.intervals = @Intervals()``, ...). The flat bindings
 it took before (``train.log_every``, ``train.generator_ema``, ...; ``settings.MOVED``) still
