@@ -32,6 +32,7 @@ FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 FIRST = (
     "tests/test_distribute.py",  # 190: the replica parity processes
     "tests/test_jax_experiments.py",  # 100
+    "tests/test_jax_fused.py",  # 90: fused against single rounds, resume, kill -9
     "tests/test_gpu_own_images.py",  # 80: the GPU script's resolution and 64x64 dry runs
     "tests/test_sweep.py",  # 95
     "tests/test_ablation.py",  # 80

@@ -34,10 +34,13 @@ if __name__ == "__main__":
         )
         trainer = config.make_trainer()  # first: it may start jax.distributed
         out["devices"] = np.array(jax.device_count())
+        models = (trainer.generator, trainer.critic)
+        out[f"{experiment}/initial"] = np.concatenate(
+            [np.ravel(w) for m in models for w in m.get_weights()]
+        )
         for r in range(ROUNDS):
             for name, value in trainer.train_round().items():
                 out[f"{experiment}/round{r}/{name}"] = np.array(value)
-        models = (trainer.generator, trainer.critic)
         out[f"{experiment}/weights"] = np.concatenate(
             [np.ravel(w) for m in models for w in m.get_weights()]
         )

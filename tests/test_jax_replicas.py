@@ -71,15 +71,23 @@ def _processes(tmp_path, count: int) -> list[dict]:
 
 
 def _agree(one: dict, other: dict) -> bool:
-    """The parity tolerance. Measured on a 2-core AMD EPYC after 3 rounds at batch 8, 2 devices
-    against 1, for the recipe and dcgan.gin: the weights differ by 2.4e-4 relative (L2) at most,
-    the metrics by 3e-3 relative (against |value| + 1e-3) at most; XLA's partitioned sums add
-    in another order, and Adam's first steps (about lr * sign(g)) amplify that where a gradient
-    is near zero. The same run on other data (seed 1) differs by 0.08 to 1.4 in the weights and
-    37 in a metric."""
+    """The parity tolerance, on what training changed: both runs start from the same weights
+    (checked), and the gap between their trained weights is measured against how far one
+    device's run moved them, not against the weights' size (most of which training barely
+    touches). Measured on a 2-core AMD EPYC after 3 rounds of the recipe at batch 8: 2 and 4
+    devices against 1 differ by 1.7% and 1.1% of the move (L2), and the metrics by 5e-3
+    relative (against |value| + 1e-3); XLA's partitioned sums add in another order, and
+    Adam's first steps (about lr * sign(g)) amplify that where a gradient is near zero. The
+    same run on other data (the synthetic set's seed, the same initial weights) differs by 24%
+    of the move and 2.9 in a metric."""
     for key in one:
-        if key.endswith("/weights"):
-            if np.linalg.norm(one[key] - other[key]) > 2e-3 * np.linalg.norm(one[key]):
+        if key.endswith("/initial"):
+            assert np.array_equal(one[key], other[key]), (
+                "the runs must start from one set of weights"
+            )
+        elif key.endswith("/weights"):
+            moved = np.linalg.norm(one[key] - one[key.replace("/weights", "/initial")])
+            if np.linalg.norm(one[key] - other[key]) > 0.05 * moved:
                 return False
         elif np.abs(one[key] - other[key]) > 2e-2 * (np.abs(one[key]) + 1e-3):
             return False
@@ -97,5 +105,6 @@ def test_data_parallel_on_2_and_4_devices_trains_as_one_device(tmp_path):
         assert process.keys() == two.keys()
         for key in two:
             np.testing.assert_array_equal(process[key], two[key], err_msg=key)
-    # The tolerance catches a real difference: the same run on other data (another seed).
-    assert not _agree(one, _replicas(tmp_path, 1, "train.seed = 1"))
+    # The tolerance catches a real difference: the same run, from the same initial weights, on
+    # other data (the synthetic set's seed; train.seed would change the weights too).
+    assert not _agree(one, _replicas(tmp_path, 1, "load_images.seed = 1"))

@@ -57,13 +57,33 @@ def training_batches(
                    start_batch)  # fmt: skip
 
 
+class IndexStream:
+    """The rows of each batch of the stream, from ``start_batch`` on: ``take(count)`` gives the
+    next ``count`` batches' rows as an int32 ``(count, batch_size)`` array. ``training_batches``
+    gathers these rows on the host; the JAX trainer gathers them on the device."""
+
+    def __init__(self, num_images: int, batch_size: int, seed: int, start_batch: int = 0):
+        self.num_images, self.batch_size, self.seed = int(num_images), int(batch_size), int(seed)
+        self.per_epoch = self.num_images // self.batch_size
+        self.epoch, self.offset = divmod(int(start_batch), self.per_epoch)
+        self._order = None
+
+    def take(self, count: int) -> np.ndarray:
+        rows = np.empty((int(count), self.batch_size), np.int32)
+        for i in range(int(count)):
+            if self._order is None:
+                self._order = epoch_order(self.num_images, self.seed, self.epoch)
+            start = self.offset * self.batch_size
+            rows[i] = self._order[start : start + self.batch_size]
+            self.offset += 1
+            if self.offset == self.per_epoch:
+                self.epoch, self.offset, self._order = self.epoch + 1, 0, None
+        return rows
+
+
 def _stream(array, labels, batch_size, value_range, seed, start_batch):
-    per_epoch = len(array) // batch_size
-    epoch, offset = divmod(int(start_batch), per_epoch)
+    rows = IndexStream(len(array), batch_size, seed, start_batch)
     while True:
-        order = epoch_order(len(array), seed, epoch)
-        for b in range(offset, per_epoch):
-            index = order[b * batch_size : (b + 1) * batch_size]
-            batch = scale_uint8(array[index], value_range).astype(np.float32)
-            yield batch if labels is None else (batch, labels[index].astype(np.int32))
-        epoch, offset = epoch + 1, 0
+        index = rows.take(1)[0]
+        batch = scale_uint8(array[index], value_range).astype(np.float32)
+        yield batch if labels is None else (batch, labels[index].astype(np.int32))

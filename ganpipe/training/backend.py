@@ -42,3 +42,6 @@ _adaptor = importlib.import_module(
     "ganpipe.training.backend_jax" if NAME == "jax" else "ganpipe.training.backend_tf"
 )
 globals().update({name: getattr(_adaptor, name) for name in INTERFACE})
+# JAX only: many rounds as one program (TensorFlow's rounds are a graph loop in ``steps``).
+compile_rounds = getattr(_adaptor, "compile_rounds", None)
+scan = getattr(_adaptor, "scan", None)

@@ -17,11 +17,14 @@ included) instead of the update being written per replica.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import keras
+import numpy as np
+from absl import logging
 
 # The variables of the state being compiled (``compile`` sets them): every scope here maps all of
 # them, so a variable read inside an update is never the concrete value behind the trace.
@@ -220,40 +223,49 @@ def _unique(variables) -> list:
     return unique
 
 
+def _stateless(fn: Callable, everything: list, values, args):
+    """Runs ``fn(*args)`` with ``everything`` (the state's variables) mapped to ``values``;
+    returns (the variables' new values, fn's outputs). A write to any other variable is
+    refused, since it would be lost."""
+    scope = keras.StatelessScope(state_mapping=list(zip(everything, values)))
+    _SCOPES.append((scope, everything))
+    try:
+        with scope:
+            outputs = fn(*args)
+    finally:
+        _SCOPES.pop()
+    known = set(map(id, everything))
+    lost = [k for k in scope.state_mapping if k not in known]
+    if lost:
+        raise RuntimeError(
+            f"An update wrote {len(lost)} variables that are not part of the state "
+            "(GANState.variables): their new values would be lost."
+        )
+    # The same dtype in as out (a Python-number update can make an int32 weakly typed).
+    new = [
+        jax.lax.convert_element_type(scope.get_current_value(v), jnp.asarray(old).dtype)
+        for v, old in zip(everything, values)
+    ]
+    return new, outputs
+
+
 def compile(  # noqa: A001
     fn: Callable, *, variables: Callable[[], list], jit_compile: bool = True, strategy=None
 ):
     """``fn(*arrays) -> metrics``, which reads and writes the state's Keras variables, as one
     ``jax.jit`` program of the variables' values; the call writes the new values back.
 
-    ``variables()`` lists every variable ``fn`` may touch (``GANState.variables``); a write to
-    any other variable is refused, since it would be lost. With ``strategy`` (a
-    ``distribute.LocalDevices`` over several devices) the arrays' leading axis is sharded over
-    the devices and the state replicated, so the same program runs data parallel.
+    ``variables()`` lists every variable ``fn`` may touch (``GANState.variables``). With
+    ``strategy`` (a ``distribute.LocalDevices`` over several devices) the arrays' leading axis
+    is sharded over the devices and the state replicated, so the same program runs data
+    parallel. One update per call: the rounds run through ``compile_rounds``.
     """
     del jit_compile  # JAX compiles every call.
     batch_sharding, state_sharding = (None, None) if strategy is None else strategy.shardings()
 
     def pure(values, args):
-        everything = _unique(variables())
-        scope = keras.StatelessScope(state_mapping=list(zip(everything, values)))
-        _SCOPES.append((scope, everything))
-        try:
-            with scope:
-                metrics = fn(*args)
-        finally:
-            _SCOPES.pop()
-        known = set(map(id, everything))
-        lost = [k for k in scope.state_mapping if k not in known]
-        if lost:
-            raise RuntimeError(
-                f"An update wrote {len(lost)} variables that are not part of the state "
-                "(GANState.variables): their new values would be lost."
-            )
-        return [scope.get_current_value(v) for v in everything], metrics
+        return _stateless(fn, _unique(variables()), values, args)
 
-    # Not donated: variables may share a buffer (the average's copy starts as the live weights'),
-    # and a buffer donated twice is refused.
     jitted = jax.jit(pure)
 
     def call(*args):
@@ -268,3 +280,184 @@ def compile(  # noqa: A001
         return metrics
 
     return call
+
+
+def _own_buffers(values: list) -> list:
+    """``values`` with every array held twice copied once, so that each can be donated (the
+    average's weights start as the live ones, and a buffer donated twice is refused)."""
+    seen, owned = set(), []
+    for value in values:
+        if id(value) in seen:
+            value = jnp.copy(value)
+        seen.add(id(value))
+        owned.append(value)
+    return owned
+
+
+def compile_rounds(
+    fn: Callable, *, variables: Callable[[], list], batches_per_round: Callable[[int], int],
+    strategy=None,
+):  # fmt: skip
+    """``call(stream, count, generator_steps) -> metrics``: ``count`` rounds as one ``jax.jit``
+    program, the rounds a ``lax.scan`` over the state's values.
+
+    ``fn(batches, generator_steps) -> metrics`` is one round written as Keras code over the
+    state's variables (``variables()``), reading ``batches_per_round(generator_steps)`` data
+    batches. ``stream`` is the run's ``TrainingInput``: the program receives the rows of every
+    batch it reads and gathers them from the images on the device, or (a data set too large to
+    place there) receives the batches themselves. The state's values are donated to the program,
+    so it updates them in place; the metrics are averaged over the rounds on the device.
+    """
+    batch_sharding, state_sharding = (None, None) if strategy is None else strategy.shardings()
+
+    def fused(values, blocks, data, generator_steps):
+        def body(carry, block):
+            batches = _gather(block, data, batch_sharding)
+            return _stateless(fn, everything, carry, (batches, generator_steps))
+
+        values, metrics = jax.lax.scan(body, values, blocks)
+        return values, {k: jnp.mean(v.astype(jnp.float32), axis=0) for k, v in metrics.items()}
+
+    jitted = jax.jit(fused, static_argnums=3, donate_argnums=0)
+    everything: list = []
+
+    def call(stream, count, generator_steps):
+        count, generator_steps = int(count), int(generator_steps)
+        everything[:] = _unique(variables())
+        values = _own_buffers([v.value for v in everything])
+        per_round = batches_per_round(generator_steps)
+        blocks = jax.tree_util.tree_map(
+            lambda a: a.reshape((count, per_round, *a.shape[1:])),
+            stream.take(count * per_round),
+        )
+        if state_sharding is not None:
+            values = jax.device_put(values, state_sharding)
+            if stream.data is None:  # the batches themselves: rows split over the devices
+                spec = jax.sharding.PartitionSpec(None, None, "batch")
+                rows = jax.sharding.NamedSharding(batch_sharding.mesh, spec)
+                blocks = jax.tree_util.tree_map(lambda a: jax.device_put(a, rows), blocks)
+            else:  # the rows of every batch, on every device
+                blocks = jax.device_put(blocks, state_sharding)
+        values, metrics = jitted(values, blocks, stream.data, generator_steps)
+        for variable, value in zip(everything, values):
+            variable.assign(value)
+        return metrics
+
+    return call
+
+
+def _gather(block, data, sharding):
+    """One round's data batches, stacked, from its block: rows of the images on the device
+    (``data`` = (images, labels or None, the uint8 -> float32 table)) or, ``data`` None, the
+    batches themselves."""
+    if data is None:
+        return block
+    images, labels, table = data
+    batches = table[images[block]]
+    if sharding is not None:
+        spec = jax.sharding.PartitionSpec(None, "batch")
+        batches = jax.lax.with_sharding_constraint(
+            batches, jax.sharding.NamedSharding(sharding.mesh, spec)
+        )
+    return batches if labels is None else (batches, labels[block])
+
+
+def scan(fn: Callable, count: int, xs=None) -> dict:
+    """``fn(x)`` for each of ``count`` slices of ``xs`` (or ``fn(None)`` ``count`` times), as
+    one ``lax.scan`` over the state's values inside a compiled round: the program holds one
+    copy of an update however many run. Returns the mean of each metric."""
+    everything = _SCOPES[-1][1]
+
+    def body(values, x):
+        return _stateless(fn, everything, values, (x,))
+
+    values, metrics = jax.lax.scan(body, _current(everything), xs, length=int(count))
+    _write(values, everything=everything)
+    return {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
+
+
+class TrainingInput:
+    """The JAX training stream: the batches of ``data.batches.training_batches``, the same
+    rows in the same order, read one batch at a time (``next``: a host batch, for the
+    single-update calls) or many at once (``take``, for ``compile_rounds``).
+
+    When the images fit in ``device_share`` of the first device's memory (host memory on a
+    CPU), they are placed on the device once, as uint8, and ``take`` returns only the rows of
+    each batch: the program gathers them and maps them to float32 through a 256-entry table made
+    by ``scale_uint8``, so a batch is the same numbers as the host's. Otherwise ``data`` is None
+    and ``take`` returns the batches.
+    """
+
+    def __init__(
+        self, images, *, batch_size: int, value_range, seed: int, start_batch: int,
+        with_labels: bool, device_share: float, devices: Sequence = (), replicated=None,
+    ):  # fmt: skip
+        from ganpipe.data import batches
+        from ganpipe.data.scaling import scale_uint8
+
+        batches.training_batches(  # checks the arguments (a lazy stream: nothing is read)
+            images=images, batch_size=batch_size, value_range=value_range, seed=seed,
+            start_batch=start_batch, with_labels=with_labels,
+        )  # fmt: skip
+        array = images.images if images.images.ndim == 4 else images.images[..., None]
+        self.array = array
+        self.labels = images.labels if with_labels else None
+        self.table = scale_uint8(np.arange(256, dtype=np.uint8), value_range)
+        self.rows = batches.IndexStream(len(array), batch_size, seed, start_batch)
+        self.data = None
+        size = array.nbytes + (0 if self.labels is None else len(array) * 4)
+        limit = device_share * _device_memory(devices)
+        if size <= limit:
+            # One device: that device; several: a copy on each (``replicated``).
+            place = replicated if replicated is not None else (list(devices) or [None])[0]
+            labels = None if self.labels is None else np.asarray(self.labels, np.int32)
+            self.data = jax.device_put((np.asarray(array), labels, self.table), place)
+        _log_placement(size, limit, self.data is not None)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._batch(self.rows.take(1)[0])
+
+    def _batch(self, rows):
+        batch = self.table[np.asarray(self.array[rows])]
+        return batch if self.labels is None else (batch, self.labels[rows].astype(np.int32))
+
+    def take(self, count: int):
+        """The next ``count`` batches: their rows (int32 ``(count, batch)``), or the batches
+        stacked when the images are not on the device."""
+        rows = self.rows.take(count)
+        if self.data is not None:
+            return rows
+        parts = [self._batch(r) for r in rows]
+        if self.labels is None:
+            return np.stack(parts)
+        return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
+
+
+def _device_memory(devices: Sequence = ()) -> int:
+    """Bytes of memory of the first of ``devices`` this process holds (``memory_stats``'
+    limit), or the host's physical memory for a device that reports none (a CPU)."""
+    local = [d for d in devices if d.process_index == jax.process_index()]
+    device = (local or jax.local_devices())[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _log_placement(size: int, limit: float, placed: bool) -> None:
+    mib = 2.0**20
+    if placed:
+        logging.info(
+            "Data: the training set (%.1f MiB as uint8) is placed on the device once; each "
+            "program gathers its batches there (Numerics.device_data_share allows %.0f MiB).",
+            size / mib, limit / mib,
+        )  # fmt: skip
+    else:
+        logging.info(
+            "Data: the training set (%.1f MiB as uint8) is over Numerics.device_data_share of "
+            "the device's memory (%.0f MiB), so its batches are read on the host and sent with "
+            "each program.", size / mib, limit / mib,
+        )  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 from ganpipe import data as data_module
-from ganpipe.data import batches
 from ganpipe.lazy_tf import tf
 
 
@@ -41,10 +40,15 @@ class InputStream:
         """The distributed iterator from batch ``start_batch``: each replica gets its block
         (under JAX: NumPy global batches, ``data.batches``)."""
         if keras.backend.backend() == "jax":
+            from ganpipe.training import backend_jax
+
             s = self.settings
-            return batches.training_batches(
-                images=self.images, batch_size=s.batch_size, value_range=s.value_range,
-                seed=s.seed, start_batch=start_batch, with_labels=s.num_classes is not None,
+            return backend_jax.TrainingInput(
+                self.images, batch_size=s.batch_size, value_range=s.value_range, seed=s.seed,
+                start_batch=start_batch, with_labels=s.num_classes is not None,
+                device_share=s.numerics.device_data_share,
+                devices=getattr(self.strategy, "devices", ()),
+                replicated=self.strategy.shardings()[1],
             )  # fmt: skip
         replicas = self.strategy.num_replicas_in_sync
 

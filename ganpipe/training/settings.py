@@ -170,6 +170,9 @@ class Numerics:
         deterministic: TensorFlow's op determinism (slower; exact reruns on one machine).
         jit_compile: Compiles the training step with XLA.
         rounds_per_call: Training rounds fused into one call of the compiled function.
+        device_data_share: JAX: the training set is placed on the device once, as uint8, when
+            it takes at most this share of the device's memory (of the host's on a CPU); its
+            batches are then gathered inside the program. 0 reads every batch on the host.
     """
 
     precision: str = "float32"
@@ -178,9 +181,16 @@ class Numerics:
     deterministic: bool = False
     jit_compile: bool = False
     rounds_per_call: int = 1
+    device_data_share: float = 0.25
 
     def __post_init__(self):
         positive_int("Numerics.rounds_per_call", self.rounds_per_call)
+        share = self.device_data_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise ValueError(
+                f"Numerics.device_data_share must be a number in [0, 1] (a share of the "
+                f"device's memory; 0 keeps the data on the host), got {share!r}."
+            )
         if not isinstance(self.jit_compile, bool):
             raise ValueError(
                 f"Numerics.jit_compile must be True or False, got {self.jit_compile!r}."

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import keras
 from absl import logging
-from keras import ops
+from keras import ops, tree
 
 from ganpipe import distribute
 from ganpipe.models import factories
@@ -136,52 +136,70 @@ class Steps:
         calls = (self.round, self.rounds, self.critic_once, generator_alone)
         return jit_compile, tuple(backend.compile(f) for f in calls)
 
+    def batches_per_round(self, generator_steps: int) -> int:
+        """Data batches one round reads: one per critic update, plus one per generator update
+        for a loss whose generator side scores real images (one in all for shared noise)."""
+        if self.schedule.share_noise:
+            return 1
+        uses_real = self.loss.generator_uses_real
+        return self.schedule.critic_steps + (int(generator_steps) if uses_real else 0)
+
+    def round_of(self, batches, generator_steps: int) -> dict:
+        """One round on ``batches`` (stacked: a leading axis of ``batches_per_round``): the
+        round's mean metrics. Cross-replica code for a backend whose program spans the devices
+        (JAX), where each side's updates are one loop (``backend.scan``) in the program."""
+
+        def part(start, stop=None):
+            return tree.map_structure(lambda a: a[start:stop], batches)
+
+        generator_steps = int(generator_steps)
+        if self.schedule.share_noise:
+            metrics = self.shared_update(tree.map_structure(lambda a: a[0], batches))
+        else:
+            steps = self.schedule.critic_steps
+            metrics = backend.scan(self.critic_update, steps, part(0, steps))
+            if self.loss.generator_uses_real:
+                generator = backend.scan(
+                    lambda real: self.generator_update(None, None, real), generator_steps,
+                    part(steps),
+                )  # fmt: skip
+            else:
+                generator = backend.scan(lambda _: self.generator_update(), generator_steps)
+            metrics.update(generator)
+        self.state.step.assign(self.state.step.value + generator_steps)
+        self.sync_replica_state()
+        return metrics
+
     def _compiled_functional(self) -> tuple:
-        """The four calls on a backend that compiles pure functions (JAX): each update is one
-        compiled program of the state's values and a batch; rounds are Python loops over them,
-        reading the iterator outside the programs."""
+        """The four calls on a backend that compiles pure functions (JAX): ``rounds`` runs
+        ``count`` rounds as one program (``backend.compile_rounds``), a round is one of them;
+        the single updates are one program each."""
         self.strategy.check_batch(self.batch)
         update = {
             name: backend.compile(fn, variables=self.state.variables, strategy=self.strategy)
             for name, fn in self._updates.items()
+            if name != "shared"
         }
-        uses_real = self.loss.generator_uses_real
+        rounds = backend.compile_rounds(
+            self.round_of, variables=self.state.variables, strategy=self.strategy,
+            batches_per_round=self.batches_per_round,
+        )  # fmt: skip
+
+        def generator_alone(iterator):
+            if self.loss.generator_uses_real:
+                metrics = update["generator"](None, None, next(iterator))
+            else:
+                metrics = update["generator"]()
+            self.sync_replica_state()
+            return metrics
+
+        def round_(iterator, generator_steps):
+            return rounds(iterator, 1, generator_steps)
 
         def critic_once(iterator):
             return update["critic"](next(iterator))
 
-        def generator_once(iterator):
-            return (
-                update["generator"](None, None, next(iterator))
-                if uses_real
-                else update["generator"]()
-            )
-
-        def round_(iterator, generator_steps):
-            generator_steps = int(generator_steps)
-            if self.schedule.share_noise:
-                metrics = update["shared"](next(iterator))
-            else:
-                critic_steps = self.schedule.critic_steps
-                critic = backend.repeat(lambda: critic_once(iterator), critic_steps)
-                generator = backend.repeat(lambda: generator_once(iterator), generator_steps)
-                metrics = backend.mean_over(critic, critic_steps)
-                metrics.update(backend.mean_over(generator, generator_steps))
-            self.state.step.assign(self.state.step.value + generator_steps)
-            self.sync_replica_state()
-            return metrics
-
-        def rounds(iterator, count, generator_steps):
-            count = int(count)
-            sums = backend.repeat(lambda: round_(iterator, generator_steps), count)
-            return backend.mean_over(sums, count)
-
-        def generator_alone(iterator):
-            metrics = generator_once(iterator)
-            self.sync_replica_state()
-            return metrics
-
-        logging.info("JAX: each critic and generator update is one jax.jit program.")
+        logging.info("JAX: the rounds of each call run as one jax.jit program (lax.scan).")
         return round_, rounds, critic_once, generator_alone
 
     # -- helpers ----------------------------------------------------------------------------
