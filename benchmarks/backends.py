@@ -2,6 +2,8 @@
 
     python benchmarks/backends.py                      # recipe, recipe without R1, gan, dcgan
     python benchmarks/backends.py --cases=recipe --repeats=3 --seconds=30
+    python benchmarks/backends.py --cases=gan_b16,recipe --variants=tensorflow,jax,jax_1 \
+        --before=/path/to/an/older/checkout            # adds jax_before: that checkout on JAX
 
 A Keras backend is chosen once per process, so each measurement is a worker process
 (``--worker``) that builds the experiment from its shipped gin file on the full Fashion-MNIST
@@ -31,21 +33,29 @@ CASES = {
     "recipe_no_r1": ("recommended.gin", ["train.penalty = None"]),
     "gan_b500": ("gan.gin", ["BATCH_SIZE = 500"]),
     "dcgan": ("dcgan.gin", []),
+    # Dispatch-bound: the fully connected GAN at a small batch, where an update's arithmetic
+    # takes well under a millisecond and the cost of each call dominates.
+    "gan_b16": ("gan.gin", ["BATCH_SIZE = 16"]),
 }
-BACKENDS = ("tensorflow", "jax")
+# variant -> (Keras backend, extra bindings): TensorFlow as the gin file says; JAX with
+# --jax_rounds rounds per program (fused); JAX with one round per program; and jax_before, the
+# checkout given by --before on JAX as its gin file says.
+VARIANTS = ("tensorflow", "jax", "jax_1", "jax_before")
 
 
-def worker(case: str, seconds: float) -> dict:
-    sys.path.insert(0, REPO)
+def worker(case: str, seconds: float, extra: list[str]) -> dict:
+    repo = os.environ.get("GANPIPE_REPO", REPO)
+    sys.path.insert(0, repo)
     import keras
 
     from ganpipe import config
 
     gin_file, bindings = CASES[case]
-    config.parse([os.path.join(REPO, "gin", gin_file)], ["Intervals.eval_every = 0", *bindings])
+    config.parse(
+        [os.path.join(repo, "gin", gin_file)], ["Intervals.eval_every = 0", *bindings, *extra]
+    )
     trainer = config.make_trainer()
-    # One call as training makes it: rounds_per_call rounds (gan.gin fuses 20 on TensorFlow;
-    # JAX runs them as a Python loop of compiled updates).
+    # One call as training makes it: rounds_per_call rounds.
     chunk = trainer.settings.schedule.generator_steps * trainer.settings.numerics.rounds_per_call
     started = time.perf_counter()
     trainer.train_steps(chunk)  # builds the compiled calls
@@ -62,16 +72,22 @@ def worker(case: str, seconds: float) -> dict:
     }  # fmt: skip
 
 
-def _run_worker(case: str, backend: str, seconds: float) -> dict:
+def _run_worker(case: str, variant: str, seconds: float, args) -> dict:
+    backend = "tensorflow" if variant == "tensorflow" else "jax"
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    extra = {"jax": [f"Numerics.rounds_per_call = {args.jax_rounds}",
+                     f"Intervals.log_every = {max(100, args.jax_rounds)}"],
+             "jax_1": ["Numerics.rounds_per_call = 1"]}.get(variant, [])  # fmt: skip
+    if variant == "jax_before":
+        env["GANPIPE_REPO"] = os.path.abspath(args.before)
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", f"--cases={case}",
-         f"--seconds={seconds}"],
+         f"--seconds={seconds}", *[f"--bind={b}" for b in extra]],
         capture_output=True, text=True, env=env, timeout=1800,
     )  # fmt: skip
     if result.returncode != 0:
-        raise RuntimeError(f"{case} on {backend} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{case} on {variant} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -92,32 +108,43 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--variants", default="tensorflow,jax")
+    parser.add_argument("--jax_rounds", type=int, default=20, help="rounds per program (jax)")
+    parser.add_argument("--before", default=None, help="an older checkout (jax_before)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bind", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if set(variants) - set(VARIANTS) or ("jax_before" in variants and not args.before):
+        parser.error(f"--variants are of {', '.join(VARIANTS)}; jax_before needs --before")
     cases = [c for c in args.cases.split(",") if c]
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"unknown cases {unknown}; known: {', '.join(CASES)}")
     if args.worker:
-        print(json.dumps(worker(cases[0], args.seconds)))
+        print(json.dumps(worker(cases[0], args.seconds, args.bind)))
         return
-    print(f"CPU: {_cpu()}; {args.repeats} repeats of {args.seconds:.0f} s per case and backend")
+    print(f"CPU: {_cpu()}; {args.repeats} repeats of {args.seconds:.0f} s per case and variant")
     rates: dict[tuple[str, str], list[float]] = {}
     for repeat in range(args.repeats):
         for case in cases:
-            order = BACKENDS if repeat % 2 == 0 else BACKENDS[::-1]
-            for backend in order:
-                row = _run_worker(case, backend, args.seconds)
-                rates.setdefault((case, backend), []).append(row["steps_per_s"])
-                print(f"  pass {repeat + 1}: {case:13s} {backend:10s} "
+            order = variants if repeat % 2 == 0 else variants[::-1]
+            for variant in order:
+                row = _run_worker(case, variant, args.seconds, args)
+                rates.setdefault((case, variant), []).append(row["steps_per_s"])
+                print(f"  pass {repeat + 1}: {case:13s} {variant:10s} "
                       f"{row['steps_per_s']:8.2f} steps/s (warm-up {row['warmup_s']} s)",
                       flush=True)  # fmt: skip
-    print("\n| case | TensorFlow steps/s | JAX steps/s | TensorFlow / JAX |")
-    print("| --- | ---: | ---: | ---: |")
+    first = variants[0]
+    print(f"\nMedian generator updates per second; each variant / {first}.")
+    print("| case | " + " | ".join(variants) + " | " + " | ".join(
+        f"{v} / {first}" for v in variants[1:]) + " |")  # fmt: skip
+    print("| --- |" + " ---: |" * (2 * len(variants) - 1))
     for case in cases:
-        tf_rate = statistics.median(rates[(case, "tensorflow")])
-        jax_rate = statistics.median(rates[(case, "jax")])
-        print(f"| {case} | {tf_rate:.2f} | {jax_rate:.2f} | {tf_rate / jax_rate:.2f}x |")
+        median = {v: statistics.median(rates[(case, v)]) for v in variants}
+        cells = [f"{median[v]:.1f}" for v in variants]
+        cells += [f"{median[v] / median[first]:.2f}x" for v in variants[1:]]
+        print(f"| {case} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

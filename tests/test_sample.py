@@ -1,6 +1,8 @@
 """`python -m ganpipe.sample`: draws from a run's generator, refuses bad input, never writes into
 the run directory."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -90,9 +92,12 @@ def test_command_writes_grid_and_npz_and_leaves_the_run_directory_alone(run, tmp
     assert inside.returncode == 2 and "inside the run directory" in inside.stderr
 
 
-@pytest.mark.parametrize("flag", ["--num=0", "--columns=0", "--interpolate=1"])
-def test_the_command_refuses_a_bad_count_naming_its_flag(run, tmp_path, flag):
-    result = run_module("ganpipe.sample", f"--run_dir={run}", flag, f"--grid={tmp_path / 'g.png'}")
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert flag.split("=")[0] in result.stderr and "must be" in result.stderr
+def test_the_command_refuses_a_bad_count_naming_its_flag(run, tmp_path):
+    flags = ["--num=0", "--columns=0", "--interpolate=1"]
+    lists = [[f"--run_dir={run}", flag, f"--grid={tmp_path / 'g.png'}"] for flag in flags]
+    result = run_module("tests.refusals", "ganpipe.sample", json.dumps(lists))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for flag, answer in zip(flags, json.loads(result.stdout.strip().splitlines()[-1])):
+        assert answer["status"] == 2, (flag, answer)
+        assert flag.split("=")[0] in answer["stderr"] and "must be" in answer["stderr"], flag
     assert not (tmp_path / "g.png").exists()

@@ -110,10 +110,36 @@ def run_main_evaluate(run, *args):
     return run_module("ganpipe.evaluate", f"--run_dir={run}", *args)
 
 
-def test_evaluate_command_refuses_a_folder_that_is_not_a_run(tmp_path):
-    result = run_main_evaluate(tmp_path)
-    assert result.returncode == 2
-    assert "not a run directory" in result.stderr
+_REFUSED = {  # name -> (arguments after --run_dir=<an empty folder>, the message)
+    "not_a_run": ((), "not a run directory"),
+    "inception_weights": (
+        ("--inception_weights=w.h5",),
+        "--inception_weights is read only with --inception",
+    ),
+    **{
+        f"num_samples={count}": (
+            (f"--num_samples={count}",),
+            f"--num_samples must be an integer >= 4, got {count}",
+        )
+        for count in (0, -1, 3)
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    """What ``ganpipe.evaluate`` answers to each of ``_REFUSED``, from one process."""
+    folder = tmp_path_factory.mktemp("not_a_run")
+    lists = [[f"--run_dir={folder}", *arguments] for arguments, _ in _REFUSED.values()]
+    result = run_module("tests.refusals", "ganpipe.evaluate", json.dumps(lists))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(zip(_REFUSED, json.loads(result.stdout.strip().splitlines()[-1])))
+
+
+@pytest.mark.parametrize("case", list(_REFUSED))
+def test_evaluate_command_refuses_bad_input_naming_it(refused, case):
+    assert refused[case]["status"] == 2, refused[case]
+    assert _REFUSED[case][1] in refused[case]["stderr"]
 
 
 def test_evaluate_command_leaves_inception_off_unless_asked_and_says_what_it_costs():
@@ -124,16 +150,3 @@ def test_evaluate_command_leaves_inception_off_unless_asked_and_says_what_it_cos
     inception = help_text[start : help_text.index("--inception_weights:", start)]
     assert inception.strip().endswith("(default: 'false')")
     assert "about 90 MB" in help_text and "299x299" in help_text
-
-
-def test_evaluate_command_refuses_inception_weights_without_inception(tmp_path):
-    result = run_main_evaluate(tmp_path, f"--inception_weights={tmp_path / 'w.h5'}")
-    assert result.returncode == 2
-    assert "--inception_weights is read only with --inception" in result.stderr
-
-
-@pytest.mark.parametrize("count", [0, -1, 3])
-def test_evaluate_command_refuses_too_few_samples_naming_the_flag(tmp_path, count):
-    result = run_main_evaluate(tmp_path, f"--num_samples={count}")
-    assert result.returncode == 2
-    assert f"--num_samples must be an integer >= 4, got {count}" in result.stderr
