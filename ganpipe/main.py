@@ -66,6 +66,10 @@ def main(argv: list[str]) -> int:
         "Keras backend: %s (KERAS_BACKEND or ~/.keras/keras.json; recorded in the run directory).",
         keras.backend.backend(),
     )
+    if keras.backend.backend() == "tensorflow":
+        import ganpipe
+
+        logging.info("%s", ganpipe.onednn_note())
     output_dir = FLAGS.output_dir
     if not output_dir:
         output_dir, why = default_output_dir(FLAGS.gin_file)
