@@ -21,6 +21,7 @@ LOSS_NAMES = (
 )  # fmt: skip
 PENALTIES = ("r1", "r2", "r1_r2", "gradient_penalty", "dragan")
 EXPERIMENTS = ("gan", "recommended", "wgan_gp")
+PENALIZED = ("recommended", "wgan_gp")  # lazy R1 (due on the first update), the gradient penalty
 
 
 class FixedDraws:
@@ -97,7 +98,11 @@ def _penalties(inputs) -> dict:
     return out
 
 
-def _first_updates(inputs, experiment: str) -> dict:
+def _first_updates(inputs, experiment: str, prefix: str = "") -> dict:
+    """The first critic and generator updates of ``experiment`` from the weights in ``inputs``,
+    with plain SGD (lr 0.01) on both sides: a weight's step is the learning rate times its
+    gradient, so the weights compare gradients (Adam's first step is about lr * sign(g), which
+    would compare signs alone)."""
     import keras
 
     import gin
@@ -109,18 +114,19 @@ def _first_updates(inputs, experiment: str) -> dict:
     config.parse(
         [os.path.join(repo, "gin", f"{experiment}.gin"),
          os.path.join(repo, "gin", "testing", "tiny.gin")],
-        ["EMA.decay = None", "EMA.start = 0"],
+        ["EMA.decay = None", "EMA.start = 0", "train.generator_optimizer = 'sgd'",
+         "train.critic_optimizer = 'sgd'"],
     )  # fmt: skip
     trainer = config.make_trainer()
     s, steps = trainer.state, trainer.steps
     for model, key in ((s.generator, "generator"), (s.critic, "critic")):
         model.set_weights([inputs[f"{experiment}/{key}/{i}"] for i in range(len(model.weights))])
-    prefix = f"{experiment}/"
-    real = keras.ops.convert_to_tensor(inputs[prefix + "real"])
-    labels = inputs.get(prefix + "labels")
+    given, prefix = f"{experiment}/", f"{prefix}{experiment}/"
+    real = keras.ops.convert_to_tensor(inputs[given + "real"])
+    labels = inputs.get(given + "labels")
     labels = None if labels is None else keras.ops.convert_to_tensor(labels)
     batch = real if labels is None else (real, labels)
-    noise = keras.ops.convert_to_tensor(inputs[prefix + "noise"])
+    noise = keras.ops.convert_to_tensor(inputs[given + "noise"])
     fake_labels = labels
     if backend.RECORDS_PASSES:
         critic = steps.critic_update(batch, noise=noise, fake_labels=fake_labels)
@@ -146,6 +152,31 @@ def compute(inputs) -> dict:
     return out
 
 
+def without_second_order(inputs) -> dict:
+    """The first updates of the experiments with a penalty, their penalty's input gradient
+    cut from the critic's gradient (``stop_gradient``): what dropping the second-order term
+    would train. ``tests/test_backend_parity.py`` checks its tolerances refuse it."""
+    from keras import ops
+
+    from ganpipe.training import backend
+
+    exact = backend.input_gradients
+
+    def first_order(fn, x):
+        outputs, grads = exact(fn, x)
+        return outputs, ops.stop_gradient(grads)
+
+    backend.input_gradients = first_order
+    try:
+        return {
+            k: v
+            for experiment in PENALIZED
+            for k, v in _first_updates(inputs, experiment, "first_order/").items()
+        }
+    finally:
+        backend.input_gradients = exact
+
+
 def fixed_streams(patch=setattr) -> None:
     """Makes every update draw from ``FixedDraws`` (by stream id) instead of the backend's
     random streams; ``patch`` is ``setattr`` or a pytest monkeypatch's."""
@@ -159,4 +190,4 @@ if __name__ == "__main__":
     fixed_streams()
     with np.load(sys.argv[1]) as loaded:
         arrays = {k: loaded[k] for k in loaded.files}
-    np.savez(sys.argv[2], **compute(arrays))
+    np.savez(sys.argv[2], **compute(arrays), **without_second_order(arrays))

@@ -6,10 +6,10 @@ process that cannot import TensorFlow (``tests/backend_parity.py``).
 Tolerances: float32 on two compilers (oneDNN or Eigen here, XLA:CPU there) differs in the last
 bits of each op. Measured on a 2-core AMD EPYC with AVX-512: losses 1e-6 absolute (2e-7
 relative), penalties 5e-5 absolute on values near 100 (3e-7 relative), augmentations 1e-7, the
-first updates' metrics 3e-6 relative, and the weights after one update 1e-5 absolute against
-moves of 1e-4 to 0.1. The tests allow about 30x the relative gaps. A deliberate break of 0.1% in
-the JAX side's input gradient fails the penalty test and the first updates of the two
-experiments with a penalty.
+first updates' metrics 3e-6 relative. The first updates use plain SGD, so the weights after
+them compare gradients (the second derivative of a penalty included), not the signs Adam's first
+step would; their tolerance is at ``_updates_agree``. The same JAX process also trains the
+penalized experiments with the penalty's second-order term cut, and that must fail it.
 """
 
 from __future__ import annotations
@@ -106,18 +106,41 @@ def test_the_augmentations_agree_on_the_same_draws(results):
     _close(*results[:2], "augment/", rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("experiment", backend_parity.EXPERIMENTS)
-def test_the_first_updates_agree(results, experiment):
-    tf_out, jax_out, inputs = results
-    _close(tf_out, jax_out, f"{experiment}/metric/", rtol=1e-4, atol=1e-5)
+def _updates_agree(tf_out, jax_out, inputs, experiment, jax_prefix="") -> list[str]:
+    """The weights after the first SGD updates that disagree beyond the tolerance (empty: all
+    agree). A step is lr * gradient, so this compares the gradients of both sides."""
+    failures = []
     for side in ("generator", "critic"):
         keys = [k for k in tf_out if k.startswith(f"{experiment}/{side}_after/")]
         assert keys
         for key in keys:
-            initial = inputs[key.replace("_after/", "/")]
-            moved = np.abs(tf_out[key] - initial)
-            gap = np.abs(jax_out[key] - tf_out[key])
-            # Almost every entry agrees to float32 noise; a few with a vanishing gradient may
-            # differ by up to the step they took.
-            assert np.mean(gap <= 1e-5 + 1e-3 * moved) > 0.99, (key, gap.max())
-            assert gap.max() <= 2.0 * moved.max() + 1e-6, (key, gap.max(), moved.max())
+            weights = tf_out[key]
+            moved = np.abs(weights - inputs[key.replace("_after/", "/")])
+            gap = np.abs(jax_out[jax_prefix + key] - weights)
+            ulps = 8 * np.spacing(np.abs(weights).astype(np.float32))
+            # Measured on a 2-core AMD EPYC with AVX-512: per variable, at least 93% of the
+            # entries within 8 ulps + 1% of their own step (the rest have near-vanishing
+            # gradients), and the largest gap 0.94% of the variable's largest step. Cutting
+            # the penalty's second-order term leaves 6% of the recipe's critic entries within
+            # that and gaps of 8 to 18% of the largest step. The test asks for 80% and 3%.
+            within = np.mean(gap <= ulps + 1e-2 * moved)
+            if within < 0.8 or gap.max() > 3e-2 * moved.max() + ulps.max():
+                failures.append(f"{key}: {within:.1%} within, gap {gap.max():.3g}, "
+                                f"step {moved.max():.3g}")  # fmt: skip
+    return failures
+
+
+@pytest.mark.parametrize("experiment", backend_parity.EXPERIMENTS)
+def test_the_first_updates_agree(results, experiment):
+    tf_out, jax_out, inputs = results
+    _close(tf_out, jax_out, f"{experiment}/metric/", rtol=1e-4, atol=1e-5)
+    assert not _updates_agree(tf_out, jax_out, inputs, experiment)
+
+
+@pytest.mark.parametrize("experiment", backend_parity.PENALIZED)
+def test_dropping_the_penalty_s_second_order_term_fails_the_first_updates(results, experiment):
+    # The JAX side again with the penalty's input gradient cut from the critic's gradient: its
+    # critic weights must disagree with TensorFlow's, or the parity above could not see it.
+    tf_out, jax_out, inputs = results
+    failures = _updates_agree(tf_out, jax_out, inputs, experiment, "first_order/")
+    assert any("/critic_after/" in f for f in failures), failures
