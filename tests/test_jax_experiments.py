@@ -4,6 +4,7 @@ both sides, and the GPU script's dry run passes, in processes where `import tens
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -78,12 +79,16 @@ def test_every_shipped_experiment_and_both_mixed_precisions_train_on_jax_without
 
 @pytest.mark.slow
 def test_the_gpu_script_dry_run_passes_on_a_cpu(tmp_path):
+    # The default parts, the recipe's included (README's GPU figures come from it).
     result = run_jax(
-        "benchmarks/gpu/run.py", "--dry_run", "--parts=throughput,wgan", f"--out={tmp_path}",
-        timeout=900,
+        "benchmarks/gpu/run.py", "--dry_run", "--parts=throughput,recommended,wgan",
+        f"--out={tmp_path}", timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads((tmp_path / "gpu_results.json").read_text())
     assert not results["environment"]["tensorflow_imported"]
-    assert results["throughput"] and results["wgan"]["steps"] > 0
-    assert "eval_fd" in results["wgan"] and (tmp_path / "wgan_grid.png").is_file()
+    assert results["throughput"]
+    for part in ("recommended", "wgan"):
+        assert results[part]["steps"] > 0, results[part]
+        assert math.isfinite(results[part]["eval_fd"]), results[part]
+        assert (tmp_path / f"{part}_grid.png").is_file()
