@@ -199,7 +199,10 @@ class Steps:
         def critic_once(iterator):
             return update["critic"](next(iterator))
 
-        logging.info("JAX: the rounds of each call run as one jax.jit program (lax.scan).")
+        logging.info(
+            "JAX: the rounds of each call run as one jax.jit program (a lax.scan; on a CPU the "
+            "rounds are written out, since XLA runs a loop body slower there)."
+        )
         return round_, rounds, critic_once, generator_alone
 
     # -- helpers ----------------------------------------------------------------------------
