@@ -208,6 +208,21 @@ def metrics_rows(run_dir) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+def logged_steps(run_dir) -> list:
+    """The step of each row of a run directory's metrics.jsonl ([] before the first row; None
+    for a torn last line, as a killed process may leave)."""
+    path = pathlib.Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    steps = []
+    for line in path.read_text().splitlines():
+        try:
+            steps.append(json.loads(line)["step"])
+        except ValueError:
+            steps.append(None)
+    return steps
+
+
 def train_run(experiment: str, run_dir, num_steps: int, *params: str):
     """Trains (or resumes) a tiny run to ``num_steps``; returns its weights and metrics rows."""
     trainer = run_trainer(experiment, num_steps, *params)

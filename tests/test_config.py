@@ -2,6 +2,7 @@
 and registering a configurable from a module config.py does not import."""
 
 import dataclasses
+import sys
 
 import keras
 import pytest
@@ -60,3 +61,10 @@ def test_register_configurable(tmp_path):
     assert make() == Probe(3)
     assert config.setting("StructureProbe", "size") == 3
     config.parse([str(GIN / "wgan.gin")])  # experiment files parse as before
+
+
+@pytest.mark.parametrize("experiment", ["recommended", "wgan_gp"])
+def test_parsing_never_imports_gins_tensorflow_module(experiment):
+    # gin's TensorFlow module imports tf.estimator, which TensorFlow 2.16 removed.
+    parse(experiment)
+    assert "gin.tf" not in sys.modules

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, run_jax
+from tests.conftest import REPO, logged_steps, run_jax
 
 _FUSED = """
 import json, sys
@@ -128,19 +128,6 @@ def test_a_checkpoint_between_fused_calls_resumes_to_the_same_weights(tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [[3, 6], True]
 
 
-def _steps(run):
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line)["step"])
-        except ValueError:
-            rows.append(None)  # a torn last line
-    return rows
-
-
 def _start(run, total):
     # gan.gin fuses 20 rounds per call; rows every 4 steps and checkpoints every 8 let calls of
     # 4 rounds run between them.
@@ -163,19 +150,19 @@ def test_kill_9_during_a_fused_jax_run_loses_nothing_and_repeats_nothing(tmp_pat
         process = _start(run, total)
         try:
             deadline = time.time() + 120
-            rows = len(_steps(run))
-            while len(_steps(run)) < rows + 3 and time.time() < deadline:
+            rows = len(logged_steps(run))
+            while len(logged_steps(run)) < rows + 3 and time.time() < deadline:
                 assert process.poll() is None, process.stderr.read()[-3000:]
                 time.sleep(0.1)
             time.sleep(wait)
         finally:
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=60)
-    killed_at = _steps(run)[-1]
+    killed_at = logged_steps(run)[-1]
     assert killed_at is None or killed_at < total
     final = _start(run, total)
     _, stderr = final.communicate(timeout=600)
     assert final.returncode == 0, stderr[-3000:]
     assert "Resuming from" in stderr
     # Every row once, in order: rows after the last checkpoint were replayed, not duplicated.
-    assert _steps(run) == list(range(4, total + 1, 4))
+    assert logged_steps(run) == list(range(4, total + 1, 4))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ganpipe.training import callbacks, writers
-from tests.conftest import REPO, make_trainer
+from tests.conftest import REPO, logged_steps, make_trainer
 
 pytestmark = pytest.mark.slow
 
@@ -45,23 +45,10 @@ def _start(run, num_steps, *extra):
     )
 
 
-def _steps(run):
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return []
-    steps = []
-    for line in path.read_text().splitlines():
-        try:
-            steps.append(json.loads(line)["step"])
-        except ValueError:
-            steps.append(None)  # a torn last line
-    return steps
-
-
 def _wait_for_rows(run, count, process, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if len(_steps(run)) >= count:
+        if len(logged_steps(run)) >= count:
             return
         if process.poll() is not None:
             raise AssertionError(f"exited early: {process.stderr.read()[-3000:]}")
@@ -82,13 +69,13 @@ def test_signal_checkpoints_and_exits_with_status_4_then_resumes(tmp_path, sig):
         process.kill()
     assert process.returncode == 4, stderr[-3000:]
     assert f"{sig.name} received" in stderr and "Rerun the same command to resume" in stderr
-    stopped = _steps(run)[-1]
+    stopped = logged_steps(run)[-1]
     assert (run / "checkpoints" / f"ckpt-{stopped}.index").exists()
     resumed = _start(run, stopped + 3)
     _, stderr = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, stderr[-3000:]
     assert f"at step {stopped} " in stderr
-    assert _steps(run) == list(range(1, stopped + 4))
+    assert logged_steps(run) == list(range(1, stopped + 4))
 
 
 def test_kill_9_at_random_moments_loses_nothing_but_recent_work(tmp_path):
@@ -98,19 +85,19 @@ def test_kill_9_at_random_moments_loses_nothing_but_recent_work(tmp_path):
     for _ in range(4):
         process = _start(run, total)
         try:
-            _wait_for_rows(run, min(len(_steps(run)) + 3, total), process)
+            _wait_for_rows(run, min(len(logged_steps(run)) + 3, total), process)
             time.sleep(rng.uniform(0.0, 1.5))
         finally:
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=60)
-        if _steps(run) and _steps(run)[-1] == total:
+        if logged_steps(run) and logged_steps(run)[-1] == total:
             break
     final = _start(run, total)
     _, stderr = final.communicate(timeout=300)
     assert final.returncode == 0, stderr[-3000:]
     # Every step once, in order: rows after the last complete checkpoint were replayed, not
     # duplicated; a torn line was dropped.
-    assert _steps(run) == list(range(1, total + 1))
+    assert logged_steps(run) == list(range(1, total + 1))
     assert (run / "generator.keras").exists()
 
 
@@ -124,7 +111,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capl
     with caplog.at_level("WARNING", logger="absl"):
         again.fit(str(run))
     assert "ckpt-4 is unreadable" in caplog.text and "falling back to" in caplog.text
-    assert _steps(run) == [1, 2, 3, 4, 5, 6]
+    assert logged_steps(run) == [1, 2, 3, 4, 5, 6]
 
 
 def test_signal_after_the_rounds_checks_still_checkpoints_the_last_step(tmp_path, monkeypatch):
@@ -143,7 +130,7 @@ def test_signal_after_the_rounds_checks_still_checkpoints_the_last_step(tmp_path
     with pytest.raises(callbacks.Preempted, match="after step 3; checkpoint .*ckpt-3 holds it"):
         trainer.fit(str(run))
     assert (run / "checkpoints" / "ckpt-3.index").exists()
-    assert _steps(run) == [1, 2, 3]
+    assert logged_steps(run) == [1, 2, 3]
 
 
 def _inject_nan_in_round(trainer, round_index):
@@ -175,7 +162,7 @@ def test_nan_stops_at_once_naming_side_step_and_last_checkpoint(tmp_path):
         "ckpt-1.index",
         "ckpt-2.index",
     ]
-    assert _steps(run) == [1, 2]
+    assert logged_steps(run) == [1, 2]
 
 
 def test_nan_skip_policy_undoes_the_round_and_goes_on(tmp_path, caplog):
@@ -185,7 +172,7 @@ def test_nan_skip_policy_undoes_the_round_and_goes_on(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="absl"):
         trainer.fit(str(run))
     assert "Skipped the round ending at step 3" in caplog.text
-    assert _steps(run) == [1, 2, 3, 4, 5]
+    assert logged_steps(run) == [1, 2, 3, 4, 5]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["critic_loss"]) for r in rows)
     assert all(np.all(np.isfinite(np.asarray(v))) for v in trainer.critic.variables)

@@ -38,6 +38,14 @@ def training_batches(
         ValueError: a batch larger than the data set, a negative start, or labels asked of a
             data set without them.
     """
+    array, labels = checked_arrays(images, batch_size, value_range, start_batch, with_labels)
+    return _stream(array, labels, value_table(value_range),
+                   IndexStream(len(array), batch_size, seed, start_batch))  # fmt: skip
+
+
+def checked_arrays(images, batch_size: int, value_range, start_batch: int, with_labels: bool):
+    """``(images as NHWC uint8, labels or None)`` of a stream's data, after checking the
+    stream's arguments (the ValueErrors of ``training_batches``)."""
     array = images.images if isinstance(images, ImageArray) else np.asarray(images)
     if array.ndim == 3:
         array = array[..., np.newaxis]
@@ -53,8 +61,19 @@ def training_batches(
     if start_batch < 0:
         raise ValueError(f"start_batch must be >= 0, got {start_batch}.")
     check_value_range(value_range)
-    return _stream(array, labels if with_labels else None, batch_size, value_range, seed,
-                   start_batch)  # fmt: skip
+    return array, labels if with_labels else None
+
+
+def value_table(value_range) -> np.ndarray:
+    """The float32 value of each of the 256 pixel values (``scale_uint8``'s, elementwise): a
+    batch looked up in it is the same numbers as ``scale_uint8`` of the batch."""
+    return scale_uint8(np.arange(256, dtype=np.uint8), value_range)
+
+
+def gather(array, labels, rows, table):
+    """The batch of ``rows``: float32 images through ``table`` (with int32 labels: a pair)."""
+    batch = table[np.asarray(array[rows])]
+    return batch if labels is None else (batch, labels[rows].astype(np.int32))
 
 
 class IndexStream:
@@ -81,9 +100,6 @@ class IndexStream:
         return rows
 
 
-def _stream(array, labels, batch_size, value_range, seed, start_batch):
-    rows = IndexStream(len(array), batch_size, seed, start_batch)
+def _stream(array, labels, table, rows: IndexStream):
     while True:
-        index = rows.take(1)[0]
-        batch = scale_uint8(array[index], value_range).astype(np.float32)
-        yield batch if labels is None else (batch, labels[index].astype(np.int32))
+        yield gather(array, labels, rows.take(1)[0], table)

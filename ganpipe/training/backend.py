@@ -3,8 +3,9 @@
 ``steps``, ``penalties`` and ``augment`` write the update math once, in ``keras.ops``, and call
 these few functions for what differs between backends: ``gradients`` (and ``record``, a forward
 pass kept for a later gradient), ``input_gradients`` (the penalties' second order), ``compile``,
-``run`` (per replica), ``apply_gradients``, ``repeat``, ``cond``, ``update_variables``,
-``average_replica_copies``, ``count_nonfinite`` and the random streams (``ReplicaRandom``).
+``apply_gradients``, ``cond``, ``update_variables``, ``average_replica_copies``,
+``count_nonfinite`` and the random streams (``ReplicaRandom``); and each backend's own way of
+running rounds (``ONLY``).
 Keras picks the backend (``KERAS_BACKEND`` or ``~/.keras/keras.json``); each adaptor imports only
 its own framework.
 """
@@ -28,9 +29,16 @@ from ganpipe.training.streams import (  # noqa: F401 (re-exported)
 # What each adaptor supplies: the one list of the interface.
 INTERFACE = (
     "RECORDS_PASSES", "ReplicaRandom", "apply_gradients", "average_replica_copies", "compile",
-    "copy", "cond", "count_nonfinite", "gradients", "input_gradients", "is_floating", "mean_over",
-    "record", "repeat", "replica_sum", "run", "update_variables",
+    "copy", "cond", "count_nonfinite", "gradients", "input_gradients", "is_floating",
+    "record", "replica_sum", "update_variables",
 )  # fmt: skip
+# What one adaptor alone supplies: TensorFlow runs the rounds as graph loops of per-replica
+# updates in ``steps`` (``run``, ``repeat``, ``mean_over``); JAX runs a call's rounds as one
+# program (``compile_rounds``, and ``scan`` for each side's updates inside it).
+ONLY = {
+    "tensorflow": ("mean_over", "repeat", "run"),
+    "jax": ("compile_rounds", "scan"),
+}
 
 NAME = keras.backend.backend()
 if NAME not in ("jax", "tensorflow"):
@@ -41,7 +49,4 @@ if NAME not in ("jax", "tensorflow"):
 _adaptor = importlib.import_module(
     "ganpipe.training.backend_jax" if NAME == "jax" else "ganpipe.training.backend_tf"
 )
-globals().update({name: getattr(_adaptor, name) for name in INTERFACE})
-# JAX only: many rounds as one program (TensorFlow's rounds are a graph loop in ``steps``).
-compile_rounds = getattr(_adaptor, "compile_rounds", None)
-scan = getattr(_adaptor, "scan", None)
+globals().update({name: getattr(_adaptor, name) for name in (*INTERFACE, *ONLY[NAME])})

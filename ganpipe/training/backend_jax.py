@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from absl import logging
 
+from ganpipe.data import batches
+
 # The variables of the state being compiled (``compile`` sets them): every scope here maps all of
 # them, so a variable read inside an update is never the concrete value behind the trace.
 _SCOPES: list[tuple[keras.StatelessScope, list]] = []
@@ -174,12 +176,6 @@ def cond(predicate, true_fn: Callable, false_fn: Callable):
     return outputs
 
 
-def run(strategy, fn: Callable, args: tuple = ()) -> dict:
-    """Calls ``fn(*args)``: one process, one program (sharding spreads it over devices)."""
-    del strategy
-    return fn(*args)
-
-
 def copy(target, source) -> None:
     """``target = source`` for two Keras variables."""
     target.assign(source.value)
@@ -200,18 +196,6 @@ def average_replica_copies(strategy, variables: Sequence) -> None:
 
 def is_floating(variable) -> bool:
     return jnp.issubdtype(jnp.dtype(variable.dtype), jnp.floating)
-
-
-def repeat(fn: Callable[[], dict], count) -> dict:
-    """Calls ``fn`` ``count`` (>= 1, a Python int) times; returns the sum of its metrics."""
-    sums = fn()
-    for _ in range(int(count) - 1):
-        sums = {k: v + m for (k, v), m in zip(sums.items(), fn().values())}
-    return sums
-
-
-def mean_over(sums: dict, count) -> dict:
-    return {k: v / count for k, v in sums.items()}
 
 
 def _unique(variables) -> list:
@@ -330,20 +314,21 @@ def compile_rounds(
     batch_sharding, state_sharding = (None, None) if strategy is None else strategy.shardings()
 
     def fused(values, blocks, data, generator_steps):
+        everything = _unique(variables())
+
         def body(carry, block):
-            batches = _gather(block, data, batch_sharding)
-            return _stateless(fn, everything, carry, (batches, generator_steps))
+            feed = _gather(block, data, batch_sharding)
+            return _stateless(fn, everything, carry, (feed, generator_steps))
 
         count = jax.tree_util.tree_leaves(blocks)[0].shape[0]
         values, metrics = _loop(body, values, blocks, count)
         return values, {k: jnp.mean(v.astype(jnp.float32), axis=0) for k, v in metrics.items()}
 
     jitted = jax.jit(fused, static_argnums=3, donate_argnums=0)
-    everything: list = []
 
     def call(stream, count, generator_steps):
         count, generator_steps = int(count), int(generator_steps)
-        everything[:] = _unique(variables())
+        everything = _unique(variables())
         values = _own_buffers([v.value for v in everything])
         per_round = batches_per_round(generator_steps)
         blocks = jax.tree_util.tree_map(
@@ -412,26 +397,19 @@ class TrainingInput:
         self, images, *, batch_size: int, value_range, seed: int, start_batch: int,
         with_labels: bool, device_share: float, devices: Sequence = (), replicated=None,
     ):  # fmt: skip
-        from ganpipe.data import batches
-        from ganpipe.data.scaling import scale_uint8
-
-        batches.training_batches(  # checks the arguments (a lazy stream: nothing is read)
-            images=images, batch_size=batch_size, value_range=value_range, seed=seed,
-            start_batch=start_batch, with_labels=with_labels,
-        )  # fmt: skip
-        array = images.images if images.images.ndim == 4 else images.images[..., None]
-        self.array = array
-        self.labels = images.labels if with_labels else None
-        self.table = scale_uint8(np.arange(256, dtype=np.uint8), value_range)
-        self.rows = batches.IndexStream(len(array), batch_size, seed, start_batch)
+        self.array, self.labels = batches.checked_arrays(
+            images, batch_size, value_range, start_batch, with_labels
+        )
+        self.table = batches.value_table(value_range)
+        self.rows = batches.IndexStream(len(self.array), batch_size, seed, start_batch)
         self.data = None
-        size = array.nbytes + (0 if self.labels is None else len(array) * 4)
+        size = self.array.nbytes + (0 if self.labels is None else len(self.array) * 4)
         limit = device_share * _device_memory(devices)
         if size <= limit:
             # One device: that device; several: a copy on each (``replicated``).
             place = replicated if replicated is not None else (list(devices) or [None])[0]
             labels = None if self.labels is None else np.asarray(self.labels, np.int32)
-            self.data = jax.device_put((np.asarray(array), labels, self.table), place)
+            self.data = jax.device_put((np.asarray(self.array), labels, self.table), place)
         _log_placement(size, limit, self.data is not None)
 
     def __iter__(self):
@@ -441,8 +419,7 @@ class TrainingInput:
         return self._batch(self.rows.take(1)[0])
 
     def _batch(self, rows):
-        batch = self.table[np.asarray(self.array[rows])]
-        return batch if self.labels is None else (batch, self.labels[rows].astype(np.int32))
+        return batches.gather(self.array, self.labels, rows, self.table)
 
     def take(self, count: int):
         """The next ``count`` batches: their rows (int32 ``(count, batch)``), or the batches
