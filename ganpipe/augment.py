@@ -26,8 +26,8 @@ import math
 import keras
 from keras import ops
 
+from ganpipe import backend
 from ganpipe.registry import Registry
-from ganpipe.training import backend
 
 
 class Augmentation:

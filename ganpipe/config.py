@@ -25,10 +25,18 @@ from collections.abc import Sequence
 import keras
 
 import gin
-from ganpipe import augment, constraints, distribute, optimizers, penalties, shipped, trainer
+from ganpipe import (
+    augment,
+    constraints,
+    distribute,
+    optimizers,
+    penalties,
+    settings,
+    shipped,
+    trainer,
+)
 from ganpipe import data as data_lib
 from ganpipe.models import factories
-from ganpipe.training import settings
 
 # gin name -> (object, module shown in gin, denylist).
 _SYMBOLS = {

@@ -56,20 +56,16 @@ def main(argv: list[str]) -> int:
         return 0
     if not FLAGS.gin_file:
         raise app.UsageError("Give --gin_file=FILE (--list_experiments lists the shipped ones).")
-    import keras
-
-    from ganpipe import config  # Imported here so --help stays fast.
+    from ganpipe import backend, config  # Imported here so --help stays fast.
     from ganpipe.rundir import RunDirectory, RunDirectoryError, default_output_dir
     from ganpipe.training.callbacks import NonFiniteLossError, Preempted
 
     logging.info(
         "Keras backend: %s (KERAS_BACKEND or ~/.keras/keras.json; recorded in the run directory).",
-        keras.backend.backend(),
+        backend.NAME,
     )
-    if keras.backend.backend() == "tensorflow":
-        import ganpipe
-
-        logging.info("%s", ganpipe.onednn_note())
+    for note in backend.notes():
+        logging.info("%s", note)
     output_dir = FLAGS.output_dir
     if not output_dir:
         output_dir, why = default_output_dir(FLAGS.gin_file)

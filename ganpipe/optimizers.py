@@ -50,9 +50,11 @@ class _FusedAdamStep:
         if not isinstance(fused, bool):
             raise ValueError(f"{type(self).__name__}.fused must be True or False, got {fused!r}.")
         self.fused = fused
-        self._use_fused = fused and keras.backend.backend() == "tensorflow" and not self.amsgrad
+        from ganpipe import backend  # Here: the backend imports the data and the models.
+
+        self._use_fused = fused and backend.FUSED_OPTIMIZERS and not self.amsgrad
         if fused and not self._use_fused:
-            why = "amsgrad=True" if self.amsgrad else f"the {keras.backend.backend()} backend"
+            why = "amsgrad=True" if self.amsgrad else f"the {backend.NAME} backend"
             logging.info(
                 "%s: no fused kernel for %s; using Keras' element-wise update.",
                 type(self).__name__,

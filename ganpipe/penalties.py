@@ -14,10 +14,9 @@ import math
 
 from keras import ops
 
-from ganpipe import validate
+from ganpipe import backend, validate
 from ganpipe.models import moments
 from ganpipe.registry import Registry
-from ganpipe.training import backend
 
 
 def input_gradient_sq_norms(critic, images):

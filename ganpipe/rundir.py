@@ -10,7 +10,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Sequence
 
-from ganpipe.training import settings
+from ganpipe import settings
 
 # Every name in a run directory's layout. Renaming one breaks existing runs.
 CONFIG_FILE = "config.gin"  # what was asked; compared on resume
@@ -73,6 +73,14 @@ def default_output_dir(gin_files: Sequence[str]) -> tuple[str, str]:
         why = f"named after {experiment}, the first --gin_file outside gin's {folders}"
     stem = os.path.splitext(os.path.basename(experiment))[0]
     return os.path.join(RUNS, stem), why
+
+
+def _backend_name() -> str:
+    """The Keras backend's name, as a run directory records it (data, not a branch: the code
+    that differs per backend is in ``ganpipe.backend``, which imports this module)."""
+    import keras
+
+    return keras.backend.backend()
 
 
 class RunDirectoryError(RuntimeError):
@@ -233,9 +241,7 @@ class RunDirectory:
         """Refuses to resume a run under another Keras backend than the one that trained it
         (its checkpoints are in that backend's format). A run without the record is older than
         the JAX backend: TensorFlow trained it."""
-        import keras
-
-        current = keras.backend.backend()
+        current = _backend_name()
         path = self.join(BACKEND_FILE)
         recorded = open(path).read().strip() if os.path.isfile(path) else "tensorflow"
         if recorded != current:
@@ -265,9 +271,7 @@ class RunDirectory:
             header = "".join(f"# {line}\n" for line in self.header)
             atomic_write(self.join(CONFIG_FILE), header + self.config_text)
         if not os.path.isfile(self.join(BACKEND_FILE)):
-            import keras
-
-            atomic_write(self.join(BACKEND_FILE), keras.backend.backend() + "\n")
+            atomic_write(self.join(BACKEND_FILE), _backend_name() + "\n")
         return self
 
     def close(self) -> None:

@@ -93,17 +93,12 @@ def slerp(a, b, t):
 
 def latent_points(latent, num: int, dim: int, seed: int, interpolate: int | None):
     """(num, dim) noise: draws of the run's distribution, or walks between pairs of draws."""
-    import keras
     import numpy as np
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    from ganpipe import backend
 
-        rng = tf.random.Generator.from_seed(seed + 12345)
-    else:  # NumPy's numbers under another backend: other draws, the same distribution.
-        from ganpipe.training.settings import NumpyDraws
-
-        rng = NumpyDraws(seed + 12345)
+    # TensorFlow's generator, or NumPy's under JAX: other draws, the same distribution.
+    rng = backend.draws(seed + 12345)
     if interpolate is None:
         return np.asarray(latent.sample(rng, [num, dim]))
     walks = num // interpolate
@@ -146,7 +141,7 @@ def main(argv) -> int:
     import numpy as np
     from PIL import Image
 
-    from ganpipe.training.writers import image_grid
+    from ganpipe.data.scaling import image_grid
 
     try:
         if not FLAGS.run_dir:

@@ -26,10 +26,9 @@ from collections.abc import Mapping, Sequence
 
 from absl import logging
 
-from ganpipe import hparams, rundir, shipped
+from ganpipe import hparams, rundir, settings, shipped
 from ganpipe.eval import metric_table
 from ganpipe.timefmt import format_duration
-from ganpipe.training import settings
 from ganpipe.validate import at_least
 
 RESULT = "result.json"

@@ -19,13 +19,11 @@ import keras
 from absl import logging
 
 from ganpipe import augment as augmentations
-from ganpipe import constraints, distribute, losses, optimizers, penalties, rundir
+from ganpipe import backend, constraints, distribute, losses, optimizers, penalties, rundir
 from ganpipe import data as data_module
+from ganpipe import settings as settings_module
 from ganpipe.lazy_tf import tf
-from ganpipe.training import callbacks, loop, state, writers
-from ganpipe.training import settings as settings_module
-from ganpipe.training.inputs import InputStream
-from ganpipe.training.settings import (
+from ganpipe.settings import (
     EMA,
     Budget,
     Intervals,
@@ -35,15 +33,11 @@ from ganpipe.training.settings import (
     RunSettings,
     Schedule,
 )
+from ganpipe.training import callbacks, loop, state, writers
+from ganpipe.training.inputs import InputStream
 from ganpipe.training.steps import Steps
 
 __all__ = ["EMA", "Intervals", "Latent", "Numerics", "Outputs", "Schedule", "Trainer"]
-
-
-def _count(value: int):
-    """A count passed into a compiled call: a tensor on TensorFlow (one trace for every value),
-    a Python int under JAX (the loops around its programs are Python)."""
-    return tf.constant(value) if keras.backend.backend() == "tensorflow" else int(value)
 
 
 class Trainer:
@@ -54,7 +48,7 @@ class Trainer:
     (a ``ganpipe.losses`` name or instance), both optimizers (scoped by role),
     ``critic_constraint`` (after every critic update), ``penalty`` (added to the critic loss),
     ``augment`` (applied to every image the critic sees), ``strategy``. The settings come in
-    groups, each a gin configurable documented and validated in ``ganpipe.training.settings``:
+    groups, each a gin configurable documented and validated in ``ganpipe.settings``:
     ``schedule`` (``@Schedule()``), ``latent`` (``@Latent()``), ``intervals``
     (``@Intervals()``), ``numerics`` (``@Numerics()``), ``ema`` (``@EMA()``) and ``outputs``
     (``@Outputs()``); a group left unbound keeps its defaults. ``settings`` holds them all.
@@ -194,7 +188,7 @@ class Trainer:
         steps = (
             self.settings.schedule.generator_steps if generator_steps is None else generator_steps
         )
-        return {k: float(v) for k, v in self._round(self._iterator, _count(steps)).items()}
+        return {k: float(v) for k, v in self._round(self._iterator, backend.count(steps)).items()}
 
     def train_rounds(self, count: int, generator_steps: int | None = None) -> dict[str, float]:
         """Runs ``count`` rounds in one call; returns their mean metrics."""
@@ -203,7 +197,7 @@ class Trainer:
         steps = (
             self.settings.schedule.generator_steps if generator_steps is None else generator_steps
         )
-        metrics = self._rounds(self._iterator, _count(count), _count(steps))
+        metrics = self._rounds(self._iterator, backend.count(count), backend.count(steps))
         return {k: float(v) for k, v in metrics.items()}
 
     def plan_call(self, current: int, limit: int) -> tuple[int, int]:

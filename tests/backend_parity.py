@@ -106,8 +106,7 @@ def _first_updates(inputs, experiment: str, prefix: str = "") -> dict:
     import keras
 
     import gin
-    from ganpipe import config
-    from ganpipe.training import backend
+    from ganpipe import backend, config
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     gin.clear_config()
@@ -158,7 +157,7 @@ def without_second_order(inputs) -> dict:
     would train. ``tests/test_backend_parity.py`` checks its tolerances refuse it."""
     from keras import ops
 
-    from ganpipe.training import backend
+    from ganpipe import backend
 
     exact = backend.input_gradients
 

@@ -74,6 +74,23 @@ def jax_compilation_cache(tmp_path_factory):
         yield cache
 
 
+# XLA's compile flags for this test run: LLVM's expensive optimisation passes off. The suite's
+# XLA programs (every JAX update, TensorFlow's jit_compile runs) each run a few times, so
+# compiling is most of their time, and these passes are about a quarter of it (the JAX
+# every-experiment script: 156 s of CPU with them, 119 s without, AMD EPYC). The programs
+# compute the same operations; what a test compares runs under the same flags on both sides.
+TEST_XLA_FLAGS = "--xla_llvm_disable_expensive_passes=true"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def xla_compile_flags():
+    """``TEST_XLA_FLAGS`` after the caller's own ``XLA_FLAGS`` (inherited by subprocesses)."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XLA_FLAGS", flags)
+        yield flags
+
+
 @pytest.fixture(autouse=True, scope="session")
 def evaluation_cache(tmp_path_factory):
     """Evaluation's disk cache (the reference features) in a temporary folder for the whole

@@ -17,8 +17,12 @@ DEVICES = 4
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
 
-from ganpipe import config, distribute  # noqa: E402
-from ganpipe.training import backend, callbacks  # noqa: E402
+from ganpipe import (  # noqa: E402
+    backend,  # noqa: E402
+    config,
+    distribute,
+)
+from ganpipe.training import callbacks  # noqa: E402
 from tests.conftest import own_latent  # noqa: E402
 
 ROUNDS = 2

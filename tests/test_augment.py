@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganpipe import augment, config
-from ganpipe.training import backend
+from ganpipe import augment, backend, config
 from tests.conftest import parse, values
 
 BATCH = 4

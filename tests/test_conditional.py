@@ -13,11 +13,11 @@ import pytest
 import tensorflow as tf
 
 import gin
-from ganpipe import config
+from ganpipe import backend, config
 from ganpipe.data import ImageArray, make_training_dataset
 from ganpipe.models import conditioning, factories
-from ganpipe.training import backend, callbacks, writers
-from ganpipe.training.settings import Latent
+from ganpipe.settings import Latent
+from ganpipe.training import callbacks, writers
 from tests.conftest import FASHION_MNIST_DIR, REPO, make_trainer, parse, train_run
 
 MLP_BLOCKS = [

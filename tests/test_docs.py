@@ -13,8 +13,7 @@ import re
 
 import pytest
 
-from ganpipe import config, reference, shipped
-from ganpipe.training import settings
+from ganpipe import config, reference, settings, shipped
 from tests.conftest import REPO
 
 README = REPO / "README.md"

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from ganpipe import distribute, rundir
+from ganpipe.backend import array_checkpoints
 from ganpipe.data import batches
 from ganpipe.data.core import ImageArray
-from ganpipe.training import array_checkpoints
 from tests.conftest import run_jax
 
 # Runs a module as `python -m` would, with TensorFlow made unimportable first.

@@ -17,7 +17,7 @@ from tests.conftest import REPO
 
 
 def _env(devices: int, **extra) -> dict:
-    flags = f"--xla_force_host_platform_device_count={devices}"
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
     return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags,
             "PYTHONPATH": str(REPO), **extra}  # fmt: skip
 

@@ -11,8 +11,7 @@ import pytest
 import tensorflow as tf
 
 import gin
-from ganpipe import config, penalties
-from ganpipe.training import backend
+from ganpipe import backend, config, penalties
 from tests.conftest import make_trainer, parse, run_module
 
 SHAPE = [6, 2, 2, 1]  # a batch of six 2x2 one-channel images

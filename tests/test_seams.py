@@ -6,9 +6,8 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from ganpipe import config, losses
+from ganpipe import backend, config, losses
 from ganpipe.augment import Augmentation
-from ganpipe.training import backend
 from tests.conftest import make_trainer, parse, values
 
 

@@ -1,4 +1,4 @@
-"""train's settings in groups (``ganpipe.training.settings``): each group's gin binding reaches the
+"""train's settings in groups (``ganpipe.settings``): each group's gin binding reaches the
 trainer, and every flat binding train took before the groups (``settings.MOVED``) still works
 wherever a user may have written it, read as its new home with a warning naming it."""
 
@@ -9,10 +9,9 @@ import shutil
 
 import pytest
 
-from ganpipe import config, rundir, trainer
+from ganpipe import config, rundir, settings, trainer
 from ganpipe.eval import evaluation
 from ganpipe.eval import run as eval_run
-from ganpipe.training import settings
 from tests.conftest import GIN, make_trainer, parse
 from tests.test_compat import FIXTURES
 

@@ -357,6 +357,55 @@ def private_name_violations(root: pathlib.Path = REPO) -> list[str]:
     return lines
 
 
+# --- layers and the backend ----------------------------------------------------------------
+
+# Above the training layer: the modules that assemble a run from it.
+ABOVE_TRAINING = {"ganpipe.trainer", "ganpipe.main", "ganpipe.config"}
+TRAINING = "ganpipe.training"
+
+
+def upward_arrows(graph: Mapping[str, Mapping[str, str]]) -> dict[tuple[str, str], str]:
+    """(importer, imported) -> 'path:line' for each import of a training module by a module
+    below that layer (neither in it nor one of ``ABOVE_TRAINING``)."""
+    return {
+        (a, b): where
+        for a, edges in graph.items()
+        if not (a == TRAINING or a.startswith(TRAINING + ".") or a in ABOVE_TRAINING)
+        for b, where in edges.items()
+        if b.startswith(TRAINING + ".")
+    }
+
+
+def backend_name_calls(source: str) -> list[int]:
+    """The lines that call ``keras.backend.backend()`` or ``keras.config.backend()``."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if (
+                node.func.attr == "backend"
+                and isinstance(owner, ast.Attribute)
+                and owner.attr in ("backend", "config")
+                and isinstance(owner.value, ast.Name)
+                and owner.value.id == "keras"
+            ):
+                lines.append(node.lineno)
+    return lines
+
+
+def backend_name_asked(root: pathlib.Path = REPO) -> dict[str, list[int]]:
+    """ganpipe module file -> lines asking the Keras backend's name, outside ganpipe/backend/."""
+    found = {}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative.startswith(f"{PACKAGE}/backend/"):
+            continue
+        lines = backend_name_calls(path.read_text())
+        if lines:
+            found[relative] = lines
+    return found
+
+
 # --- the checks on the repository ---------------------------------------------------------
 
 
@@ -452,3 +501,39 @@ def test_the_modules_run_first_exist():
     from tests.conftest import FIRST, REPO
 
     assert [path for path in FIRST if not (REPO / path).is_file()] == []
+
+
+# The one import of the training layer from below it: the cost table builds the models the way
+# a run does (``state.build_models``), so that its counts are the trained models'.
+UPWARD = {("ganpipe.models.cost", "ganpipe.training.state")}
+
+
+def test_only_the_named_imports_reach_up_into_the_training_layer():
+    arrows = upward_arrows(import_graph())
+    assert set(arrows) <= UPWARD and len(UPWARD) <= 2, arrows
+
+
+# Where the backend's name is asked outside ganpipe/backend/ (WORKSPACE.md says why each):
+# lazy_tf decides whether TensorFlow may be imported at all, before ganpipe.backend can load;
+# distribute picks JAX's device mesh or a tf.distribute strategy; rundir records the name.
+NAME_ASKED = {"ganpipe/lazy_tf.py", "ganpipe/distribute.py", "ganpipe/rundir.py"}
+
+
+def test_the_backend_name_is_asked_in_the_backend_package_and_three_named_places_only():
+    found = backend_name_asked()
+    assert set(found) <= NAME_ASKED, found
+    assert sum(len(lines) for lines in found.values()) <= 3, found
+
+
+def test_the_layer_and_name_checkers_find_what_they_are_for():
+    graph = {
+        "ganpipe.penalties": {"ganpipe.training.steps": "penalties.py:3"},
+        "ganpipe.trainer": {"ganpipe.training.state": "trainer.py:1"},
+        "ganpipe.training.steps": {"ganpipe.training.state": "steps.py:2"},
+    }
+    assert upward_arrows(graph) == {
+        ("ganpipe.penalties", "ganpipe.training.steps"): "penalties.py:3"
+    }
+    source = "import keras\nif keras.backend.backend() == 'jax':\n    x = keras.config.backend()\n"
+    assert backend_name_calls(source) == [2, 3]
+    assert backend_name_calls("backend.NAME\nkeras.backend.floatx()\n") == []

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+from ganpipe import backend
 from ganpipe import trainer as trainer_lib
-from ganpipe.training import backend
 from tests.conftest import make_trainer, values
 
 

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from ganpipe import penalties, sweeps, validate
+from ganpipe import penalties, settings, sweeps, validate
 from ganpipe.eval import metrics
 from ganpipe.models import conditioning, factories
-from ganpipe.training import settings
 
 
 @pytest.mark.parametrize("value, minimum", [(1, 1), (0, 0), (7, 2), (np.int64(3), 3), (-2, -5)])

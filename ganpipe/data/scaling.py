@@ -7,6 +7,8 @@ is given something other than a NumPy array, so importing it pulls in no other p
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -61,3 +63,19 @@ def to_unit_range(images, value_range) -> np.ndarray:
     low, high = check_value_range(value_range)
     images = np.asarray(images).astype(np.float32)  # bfloat16 outputs under mixed precision
     return np.clip((images - low) / (high - low), 0.0, 1.0)
+
+
+def image_grid(
+    images: np.ndarray, value_range: tuple[float, float], columns: int = 8
+) -> np.ndarray:
+    """Tiles ``(n, h, w, c)`` images scaled in ``value_range`` into one uint8 grid, 2-pixel gaps."""
+    scaled = np.round(to_unit_range(images, value_range) * 255.0).astype(np.uint8)
+    n, h, w, c = scaled.shape
+    rows = math.ceil(n / columns)
+    pad = 2
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
+    for index in range(n):
+        r, col = divmod(index, columns)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[top : top + h, left : left + w] = scaled[index]
+    return grid

@@ -8,7 +8,6 @@ import os
 import time
 from collections.abc import Callable
 
-import keras
 import numpy as np
 from absl import logging
 
@@ -139,7 +138,9 @@ def _load_idx_dataset(dataset: IdxDataset, request: Request) -> Loaded:
         ),
         ("IDX files in system folders", lambda: _first_idx_dir(system_dirs, request)),
     ]
-    if keras.backend.backend() != "tensorflow":
+    from ganpipe import backend  # Here: the backend imports the data's batches.
+
+    if not backend.TFDS_FIRST:
         # TFDS imports TensorFlow: under another backend, IDX files come first.
         attempts = [attempts[1], attempts[3], attempts[0], attempts[2]]
     loaded, failures = _first_available(f"{name}/{request.split}", attempts)

@@ -23,16 +23,15 @@ from collections.abc import Callable
 import keras
 import numpy as np
 from absl import logging
-from keras import ops
 
-from ganpipe import rundir
+from ganpipe import backend, rundir
+from ganpipe.backend import array_checkpoints, parts
 from ganpipe.data import load_images
 from ganpipe.data.scaling import to_unit_range
 from ganpipe.eval import quality
 from ganpipe.eval.classifier import Evaluator, load_evaluator
 from ganpipe.lazy_tf import tf
 from ganpipe.models import factories
-from ganpipe.training import array_checkpoints, settings, state
 
 REFERENCE_SPLIT = "test"
 # The cache folder's environment variable; without it, ~/.cache/ganpipe.
@@ -63,10 +62,8 @@ def generate(
     A class-conditional generator (``num_classes`` set) is given ``class_labels(num_samples,
     num_classes, seed=seed)``, image ``i`` drawn in class ``labels[i]``.
     """
-    if keras.backend.backend() == "tensorflow":
-        rng = tf.random.Generator.from_seed(seed + 12345)
-    else:  # Other backends draw the evaluation noise with NumPy (other numbers, same role).
-        rng = settings.NumpyDraws(seed + 12345)
+    # TensorFlow's generator, or NumPy's under JAX (other numbers, same role).
+    rng = backend.draws(seed + 12345)
     latent_dim = int(generator.inputs[0].shape[-1])
     labels = None if num_classes is None else class_labels(num_samples, num_classes, seed=seed)
     sizes = [min(batch_size, num_samples - start) for start in range(0, num_samples, batch_size)]
@@ -80,7 +77,7 @@ def render(generator, noise, labels, value_range, *, batch_size: int = 500) -> n
     out = []
     for start in range(0, len(noise), batch_size):
         # Keras refuses a list mixing tensors and NumPy arrays: both go in as tensors.
-        tensor = tf.constant if keras.backend.backend() == "tensorflow" else ops.convert_to_tensor
+        tensor = backend.to_tensor
         batch = tensor(noise[start : start + batch_size])
         if labels is None:
             inputs = batch
@@ -377,17 +374,7 @@ def checkpoint_path(run_dir: str, checkpoint: str) -> str:
 
 def _latest(folder: str) -> str | None:
     """The newest checkpoint in ``folder``: .npz arrays (the JAX backend's) or TensorFlow's."""
-    found = array_checkpoints.latest(folder)
-    if found is not None or keras.backend.backend() != "tensorflow":
-        if found is None and os.path.isfile(os.path.join(folder, "checkpoint")):
-            raise ValueError(
-                f"{folder} holds TensorFlow checkpoints, written by a run on the TensorFlow "
-                f"backend; this process runs on {keras.backend.backend()}. Evaluate with "
-                "KERAS_BACKEND=tensorflow, or use --checkpoint=final (generator.keras loads on "
-                "either backend)."
-            )
-        return found
-    return tf.train.latest_checkpoint(folder)
+    return backend.latest_checkpoint(folder)
 
 
 def checkpoint_keys(path: str) -> set[str]:
@@ -458,7 +445,7 @@ def restore_generator(
         step = int(re.sub(r"\.npz$", "", latest).rsplit("-", 1)[-1]) if latest else -1
         return RestoredGenerator(generator, path, step, weights)
     path = checkpoint_path(run_dir, checkpoint)
-    key = state.GENERATOR_EMA if average else state.GENERATOR
+    key = parts.GENERATOR_EMA if average else parts.GENERATOR
     if key not in checkpoint_keys(path):
         what = (
             f"no generator weight average ({key!r}), although the run's config sets "
@@ -473,7 +460,7 @@ def restore_generator(
         _assign_arrays(generator, array_checkpoints.read_part(path, key), path)
         return RestoredGenerator(generator, path, array_checkpoints.step_of(path), weights)
     step = tf.Variable(0, dtype=tf.int64)
-    status = tf.train.Checkpoint(**{key: generator, state.STEP: step}).restore(path)
+    status = tf.train.Checkpoint(**{key: generator, parts.STEP: step}).restore(path)
     try:
         status.expect_partial().assert_existing_objects_matched()
     except AssertionError as error:
@@ -498,10 +485,10 @@ def add_inception(
         logging.warning("%s", why)
         result["inception"] = f"skipped: {why}"
         return
-    if keras.backend.backend() != "tensorflow":
+    if not backend.INCEPTION:
         why = (
             f"Inception FID/KID resize and feed images through TensorFlow; under the "
-            f"{keras.backend.backend()} backend they are skipped (the pinned evaluator's "
+            f"{backend.NAME} backend they are skipped (the pinned evaluator's "
             "metrics are complete). Evaluate with KERAS_BACKEND=tensorflow for them."
         )
         logging.warning("%s", why)

@@ -180,6 +180,7 @@ def _card(data, flags, labelled, num_classes, side, accuracy, negatives_accuracy
           held_count, seconds, model) -> dict:  # fmt: skip
     import keras
 
+    from ganpipe import backend
     from ganpipe.eval import own_data
 
     height, width, channels = data.image_shape
@@ -207,7 +208,7 @@ def _card(data, flags, labelled, num_classes, side, accuracy, negatives_accuracy
         "seed": flags.seed,
         "train_seconds": round(seconds, 1),
         "keras": keras.__version__,
-        "backend": keras.backend.backend(),
+        "backend": backend.NAME,
         "parameters": int(model.count_params()),
     }
 

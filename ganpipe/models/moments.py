@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
-
 
 def sync_replica_context():
     """The TensorFlow replica context when several replicas run in sync, else None.
@@ -22,14 +20,9 @@ def sync_replica_context():
     None under another Keras backend, in cross-replica context and with one replica in sync:
     there is then nothing to all-reduce and callers use their one-replica formula.
     """
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf  # Only this backend has replicas to synchronise.
+    from ganpipe import backend  # Here: the backend imports the models' layers.
 
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return None
-    return context
+    return backend.sync_replica_context()
 
 
 def all_reduced_moments(

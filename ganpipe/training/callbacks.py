@@ -17,18 +17,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-import keras
 import numpy as np
 from absl import logging
 
-from ganpipe import rundir
+from ganpipe import backend, rundir
 from ganpipe.eval import metric_table
-from ganpipe.lazy_tf import tf
 from ganpipe.models import factories
 from ganpipe.rundir import atomic_write
 from ganpipe.timefmt import format_duration
 from ganpipe.training import plots, writers
-from ganpipe.training.settings import NumpyDraws
 from ganpipe.training.state import GANState, save_model
 
 NONFINITE_GRADIENTS = ("critic_nonfinite_grads", "generator_nonfinite_grads")
@@ -513,18 +510,16 @@ def fixed_noise(s, latent_dim: int):
     shape = [s.intervals.num_samples, latent_dim]
     if s.num_classes is not None:
         shape[0] = max(1, s.intervals.num_samples // s.num_classes)
-    if keras.backend.backend() != "tensorflow":  # NumPy's numbers: another grid, same role
-        return np.asarray(s.latent.sample(NumpyDraws(s.seed + 1), shape))
-    return s.latent.sample(tf.random.Generator.from_seed(s.seed + 1), shape).numpy()
+    return np.asarray(s.latent.sample(backend.draws(s.seed + 1), shape))
 
 
 def _exports(s) -> bool:
     """Whether the run writes a SavedModel: asked for, and on TensorFlow (a SavedModel is a
     TensorFlow format; other backends write generator.keras alone, and say so)."""
-    if s.outputs.saved_model and keras.backend.backend() != "tensorflow":
+    if s.outputs.saved_model and not backend.SAVED_MODEL:
         logging.info(
             "Outputs.saved_model: no generator_savedmodel/ under the %s backend (a SavedModel "
-            "needs TensorFlow); generator.keras is written as always.", keras.backend.backend()
+            "needs TensorFlow); generator.keras is written as always.", backend.NAME
         )  # fmt: skip
         return False
     return s.outputs.saved_model

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import keras
-
+from ganpipe import backend
 from ganpipe import data as data_module
 from ganpipe.lazy_tf import tf
 
@@ -37,24 +36,6 @@ class InputStream:
         )
 
     def iterator(self, start_batch: int):
-        """The distributed iterator from batch ``start_batch``: each replica gets its block
-        (under JAX: NumPy global batches, ``data.batches``)."""
-        if keras.backend.backend() == "jax":
-            from ganpipe.training import backend_jax
-
-            s = self.settings
-            return backend_jax.TrainingInput(
-                self.images, batch_size=s.batch_size, value_range=s.value_range, seed=s.seed,
-                start_batch=start_batch, with_labels=s.num_classes is not None,
-                device_share=s.numerics.device_data_share,
-                devices=getattr(self.strategy, "devices", ()),
-                replicated=self.strategy.shardings()[1],
-            )  # fmt: skip
-        replicas = self.strategy.num_replicas_in_sync
-
-        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            local = replicas // context.num_input_pipelines
-            first = context.input_pipeline_id * local
-            return self.dataset(start_batch, replicas, range(first, first + local))
-
-        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+        """The backend's iterator from batch ``start_batch`` (``backend.training_input``): on
+        TensorFlow each replica gets its block; on JAX, rows or NumPy global batches."""
+        return backend.training_input(self, start_batch)

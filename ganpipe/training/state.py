@@ -13,27 +13,25 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import zipfile
 from collections.abc import Callable
 
 import keras
 import numpy as np
 from absl import logging
 
-from ganpipe.lazy_tf import tf
+from ganpipe import backend
+from ganpipe.backend.parts import (  # noqa: F401 (the checkpoint's keys, re-exported)
+    AUGMENT,
+    BEST_FD,
+    CRITIC,
+    CRITIC_OPTIMIZER,
+    ELAPSED,
+    GENERATOR,
+    GENERATOR_EMA,
+    GENERATOR_OPTIMIZER,
+    STEP,
+)
 from ganpipe.models import factories
-from ganpipe.training import array_checkpoints
-
-# The checkpoint's object keys. Renaming one makes every existing checkpoint unreadable.
-GENERATOR = "generator"
-GENERATOR_EMA = "generator_ema"
-CRITIC = "critic"
-GENERATOR_OPTIMIZER = "generator_optimizer"
-CRITIC_OPTIMIZER = "critic_optimizer"
-STEP = "step"
-ELAPSED = "elapsed"
-BEST_FD = "best_fd"
-AUGMENT = "augment"
 
 
 @dataclasses.dataclass
@@ -44,9 +42,9 @@ class GANState:
     critic: keras.Model
     generator_optimizer: keras.optimizers.Optimizer
     critic_optimizer: keras.optimizers.Optimizer
-    step: tf.Variable
-    elapsed: tf.Variable
-    best_fd: tf.Variable
+    step: object  # the backend's variables (``backend.counters``)
+    elapsed: object
+    best_fd: object
     generator_ema: keras.Model | None = None
     augment: object | None = None
 
@@ -95,22 +93,14 @@ class GANState:
         }
         if self.generator_ema is not None:
             parts[GENERATOR_EMA] = self.generator_ema
-        if keras.backend.backend() != "tensorflow":
-            if self.augment_variables:
-                parts[AUGMENT] = self.augment_variables
-            return array_checkpoints.ArrayCheckpoint(**parts)
-        if self.augment_variables:
-            parts[AUGMENT] = tf.train.Checkpoint(
-                **{f"v{i}": v for i, v in enumerate(self.augment_variables)}
-            )
-        return tf.train.Checkpoint(**parts)
+        return backend.checkpoint(parts, AUGMENT, self.augment_variables)
 
     def refuse_checkpoints_without_average(self, directory: str) -> None:
         """With the weight average on, refuses to resume from a checkpoint written without it:
         a run does not switch the average on midway."""
         if self.generator_ema is None:
             return
-        names = _checkpoint_names(directory)
+        names = backend.checkpoint_names(directory)
         if names is None:
             return  # None, or unreadable: the checkpointer falls back to an older one or says so.
         latest = directory
@@ -122,37 +112,9 @@ class GANState:
             )
 
 
-def _checkpoint_names(directory: str) -> list[str] | None:
-    """The variable names of the newest checkpoint in ``directory`` (None: none readable)."""
-    if keras.backend.backend() != "tensorflow":
-        latest = array_checkpoints.latest(directory)
-        try:
-            return None if latest is None else [f"{k}/" for k in array_checkpoints.keys(latest)]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            return None
-    latest = tf.train.latest_checkpoint(directory)
-    if latest is None:
-        return None
-    try:
-        return [name for name, _ in tf.train.list_variables(latest)]
-    except (tf.errors.OpError, OSError, ValueError):
-        return None
-
-
-def counters(strategy) -> tuple[tf.Variable, tf.Variable, tf.Variable]:
-    """(step, elapsed, best_fd): step and elapsed under the strategy's scope; best_fd outside.
-    Keras variables under JAX (int32 and float32: JAX's defaults)."""
-    if keras.backend.backend() == "jax":
-        return (
-            keras.Variable(0, dtype="int32", trainable=False, name=STEP),
-            keras.Variable(0.0, dtype="float32", trainable=False, name=ELAPSED),
-            keras.Variable(np.inf, dtype="float32", trainable=False, name=BEST_FD),
-        )
-    best_fd = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name=BEST_FD)
-    with strategy.scope():
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name=STEP)
-        elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name=ELAPSED)
-    return step, elapsed, best_fd
+def counters(strategy) -> tuple:
+    """(step, elapsed, best_fd): the backend's variables (``backend.counters``)."""
+    return backend.counters(strategy, (STEP, ELAPSED, BEST_FD))
 
 
 def build_models(

@@ -20,9 +20,8 @@ import keras
 from absl import logging
 from keras import ops, tree
 
-from ganpipe import distribute
+from ganpipe import backend, distribute
 from ganpipe.models import factories
-from ganpipe.training import backend
 from ganpipe.training.state import GANState
 
 # Which images an augmentation draw is for, within one update.

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 
-import keras
 import numpy as np
 from absl import logging
 
-from ganpipe.data.scaling import to_unit_range
+from ganpipe import backend
+from ganpipe.backend import array_checkpoints
+from ganpipe.data.scaling import image_grid  # noqa: F401 (re-exported)
 from ganpipe.lazy_tf import tf
 from ganpipe.rundir import SAMPLE_GRID, atomic_write
-from ganpipe.training import array_checkpoints
 
 
 class MetricsLog:
@@ -62,7 +61,7 @@ class TensorBoard:
 
     def __init__(self, logdir: str):
         self.plain = None
-        if keras.backend.backend() != "tensorflow":
+        if not backend.SUMMARY_OPS:
             self.plain = _plain_writer(logdir)
             return
         self.writer = tf.summary.create_file_writer(logdir)
@@ -101,30 +100,14 @@ def _plain_writer(logdir: str):
         logging.warning(
             "The tensorboard package is not installed: no TensorBoard events under the %s "
             "backend (metrics.jsonl and plots/ have every metric).",
-            keras.backend.backend(),
+            backend.NAME,
         )
         return False
     logging.info(
         "TensorBoard under %s: scalars through the tensorboard package's writer; the sample "
-        "grids are in samples/ only.", keras.backend.backend()
+        "grids are in samples/ only.", backend.NAME
     )  # fmt: skip
     return Writer(logdir)
-
-
-def image_grid(
-    images: np.ndarray, value_range: tuple[float, float], columns: int = 8
-) -> np.ndarray:
-    """Tiles ``(n, h, w, c)`` images scaled in ``value_range`` into one uint8 grid, 2-pixel gaps."""
-    scaled = np.round(to_unit_range(images, value_range) * 255.0).astype(np.uint8)
-    n, h, w, c = scaled.shape
-    rows = math.ceil(n / columns)
-    pad = 2
-    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
-    for index in range(n):
-        r, col = divmod(index, columns)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
-        grid[top : top + h, left : left + w] = scaled[index]
-    return grid
 
 
 class SampleGrid:
@@ -157,23 +140,10 @@ class SampleGrid:
         images = np.asarray(generator(inputs, training=False)).astype(np.float32)
         grid = image_grid(images, self.value_range, self.columns)
         path = os.path.join(self.directory, SAMPLE_GRID.format(step=step))
-        atomic_write(path, _png(grid))
+        atomic_write(path, backend.encode_png(grid))
         if tensorboard is not None:
             tensorboard.image(step, "samples", grid)
         return path
-
-
-def _png(grid: np.ndarray) -> bytes:
-    """A uint8 (h, w, c) grid as PNG bytes: TensorFlow's encoder, or Pillow's without it."""
-    if keras.backend.backend() == "tensorflow":
-        return tf.io.encode_png(grid).numpy()
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def fingerprint(variables) -> str:

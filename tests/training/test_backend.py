@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganpipe.training import backend
+from ganpipe import backend
 
 BATCH = 6
 

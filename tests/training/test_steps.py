@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganpipe import constraints, losses
-from ganpipe.training import settings, steps
+from ganpipe import constraints, losses, settings
+from ganpipe.training import steps
 from tests.conftest import tiny_state, values
 
 BATCH = 8

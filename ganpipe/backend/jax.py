@@ -1,4 +1,6 @@
-"""The JAX adaptor: the same functions as ``backend_tf`` for the same update math in ``steps``.
+"""The JAX adaptor: the same functions as ``ganpipe.backend.tf`` for the same update math in
+``steps``, and the same pieces of a run outside it: counters, checkpoints (``.npz`` arrays,
+``array_checkpoints``), the input stream (``TrainingInput``), fixed noise and PNG encoding.
 
 ``steps`` writes an update as Keras code that reads and writes the models' and optimizers'
 variables. JAX differentiates and compiles pure functions only, so this adaptor runs that code
@@ -26,7 +28,9 @@ import keras
 import numpy as np
 from absl import logging
 
+from ganpipe.backend import array_checkpoints
 from ganpipe.data import batches
+from ganpipe.settings import NumpyDraws
 
 # The variables of the state being compiled (``compile`` sets them): every scope here maps all of
 # them, so a variable read inside an update is never the concrete value behind the trace.
@@ -35,6 +39,12 @@ _SCOPES: list[tuple[keras.StatelessScope, list]] = []
 # TensorFlow records a forward pass and differentiates it later; JAX differentiates a function,
 # so a recorded pass is run again inside the gradient (``steps`` asks this before reusing one).
 RECORDS_PASSES = False
+# What only TensorFlow offers (``ganpipe.backend`` names each).
+SAVED_MODEL = False
+INCEPTION = False
+FUSED_OPTIMIZERS = False
+TFDS_FIRST = False  # TFDS imports TensorFlow: IDX files are tried first.
+SUMMARY_OPS = False  # scalars through the tensorboard package's writer
 
 
 class ReplicaRandom:
@@ -458,3 +468,98 @@ def _log_placement(size: int, limit: float, placed: bool) -> None:
             "the device's memory (%.0f MiB), so its batches are read on the host and sent with "
             "each program.", size / mib, limit / mib,
         )  # fmt: skip
+
+
+# --- A run's pieces outside the update math --------------------------------------------------
+
+
+def notes() -> list[str]:
+    """What the log says once about this backend's setup: nothing yet."""
+    return []
+
+
+def count(value: int) -> int:
+    """A count passed into a compiled call: a Python int (the loops around programs are
+    Python)."""
+    return int(value)
+
+
+def draws(seed: int) -> NumpyDraws:
+    """The generator of fixed noise (sample grids, evaluation): NumPy's numbers (others than
+    TensorFlow's, in the same role)."""
+    return NumpyDraws(seed)
+
+
+def to_tensor(array):
+    return keras.ops.convert_to_tensor(array)
+
+
+def encode_png(grid) -> bytes:
+    """A uint8 (h, w, c) grid as PNG bytes, through Pillow."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def sync_replica_context():
+    """None: one program holds the global batch, so statistics are global already."""
+    return None
+
+
+def counters(strategy, names: tuple[str, str, str]) -> tuple:
+    """(step, elapsed, best_fd) Keras variables, int32 and float32 (JAX's defaults)."""
+    del strategy
+    step_name, elapsed_name, best_name = names
+    return (
+        keras.Variable(0, dtype="int32", trainable=False, name=step_name),
+        keras.Variable(0.0, dtype="float32", trainable=False, name=elapsed_name),
+        keras.Variable(np.inf, dtype="float32", trainable=False, name=best_name),
+    )
+
+
+def checkpoint(parts: dict, augment_key: str, augment_variables: Sequence):
+    """The checkpoint's object map: an ``ArrayCheckpoint`` of ``parts``, the augmentation's
+    variables (when it has any) under ``augment_key``."""
+    if augment_variables:
+        parts = {**parts, augment_key: augment_variables}
+    return array_checkpoints.ArrayCheckpoint(**parts)
+
+
+def checkpoint_names(directory: str) -> list[str] | None:
+    """The variable names (each part's, with a trailing slash) of the newest checkpoint in
+    ``directory`` (None: none readable)."""
+    import zipfile
+
+    latest = array_checkpoints.latest(directory)
+    try:
+        return None if latest is None else [f"{k}/" for k in array_checkpoints.keys(latest)]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def latest_checkpoint(folder: str) -> str | None:
+    """The newest .npz checkpoint in ``folder``; refuses a folder of TensorFlow checkpoints."""
+    found = array_checkpoints.latest(folder)
+    if found is None and os.path.isfile(os.path.join(folder, "checkpoint")):
+        raise ValueError(
+            f"{folder} holds TensorFlow checkpoints, written by a run on the TensorFlow "
+            "backend; this process runs on jax. Evaluate with KERAS_BACKEND=tensorflow, or use "
+            "--checkpoint=final (generator.keras loads on either backend)."
+        )
+    return found
+
+
+def training_input(stream, start_batch: int) -> TrainingInput:
+    """``stream``'s batches (an ``InputStream``) from batch ``start_batch``, as NumPy global
+    batches or rows of the images placed on the device (``TrainingInput``)."""
+    s, strategy = stream.settings, stream.strategy
+    return TrainingInput(
+        stream.images, batch_size=s.batch_size, value_range=s.value_range, seed=s.seed,
+        start_batch=start_batch, with_labels=s.num_classes is not None,
+        device_share=s.numerics.device_data_share, devices=getattr(strategy, "devices", ()),
+        replicated=strategy.shardings()[1],
+    )  # fmt: skip

@@ -2,7 +2,11 @@
 ``tf.function``, ``strategy.run`` or TensorFlow's random kernels.
 
 ``steps`` writes the updates in terms of these few functions and ``keras.ops``;
-``backend_jax`` supplies the same functions for JAX (``ganpipe.training.backend`` picks one).
+``ganpipe.backend.jax`` supplies the same functions for JAX (``ganpipe.backend`` picks one). It
+also owns what a run keeps outside the update math: the counters, the checkpoint format
+(``tf.train.Checkpoint``), the input iterator (a distributed ``tf.data`` pipeline), the fixed
+noise's generator, PNG encoding, and what only TensorFlow offers (SavedModel export, Inception,
+the optimizers' fused kernels, TFDS).
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ import keras
 import tensorflow as tf
 
 from ganpipe import distribute
-from ganpipe.training.streams import STREAMS, add
+from ganpipe.backend import array_checkpoints
+from ganpipe.backend.streams import STREAMS, add
 
 # A recorded forward pass is differentiated later (``record``).
 RECORDS_PASSES = True
+# What only this backend offers (``ganpipe.backend`` names each).
+SAVED_MODEL = True
+INCEPTION = True
+FUSED_OPTIMIZERS = True
+TFDS_FIRST = True
+SUMMARY_OPS = True  # TensorBoard scalars and images through tf.summary
 
 
 class ReplicaRandom:
@@ -212,3 +223,93 @@ def update_variables(variables, fn: Callable, sources=None) -> None:
     """Assigns ``fn(v)`` (or ``fn(v, source)``) to each variable, through the strategy
     (``distribute.update_variables``)."""
     distribute.update_variables(variables, fn, sources)
+
+
+# --- A run's pieces outside the update math --------------------------------------------------
+
+
+def notes() -> list[str]:
+    """What the log says once about this backend's setup: the oneDNN setting."""
+    import ganpipe
+
+    return [ganpipe.onednn_note()]
+
+
+def count(value: int):
+    """A count passed into a compiled call: a tensor (one trace for every value)."""
+    return tf.constant(value)
+
+
+def draws(seed: int):
+    """The generator of fixed noise (sample grids, evaluation), ``Latent.sample``'s argument."""
+    return tf.random.Generator.from_seed(seed)
+
+
+def to_tensor(array):
+    return tf.constant(array)
+
+
+def encode_png(grid) -> bytes:
+    """A uint8 (h, w, c) grid as PNG bytes."""
+    return tf.io.encode_png(grid).numpy()
+
+
+def sync_replica_context():
+    """The replica context when several replicas run in sync, else None (nothing to
+    all-reduce: callers use their one-replica formula)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def counters(strategy, names: tuple[str, str, str]) -> tuple:
+    """(step, elapsed, best_fd) variables: step and elapsed under the strategy's scope, int64 and
+    float64; best_fd outside it."""
+    step_name, elapsed_name, best_name = names
+    best_fd = tf.Variable(float("inf"), dtype=tf.float64, trainable=False, name=best_name)
+    with strategy.scope():
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name=step_name)
+        elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name=elapsed_name)
+    return step, elapsed, best_fd
+
+
+def checkpoint(parts: dict, augment_key: str, augment_variables: Sequence):
+    """The checkpoint's object map: a ``tf.train.Checkpoint`` of ``parts``, the augmentation's
+    variables (when it has any) as one more part under ``augment_key``."""
+    if augment_variables:
+        parts = {**parts, augment_key: tf.train.Checkpoint(
+            **{f"v{i}": v for i, v in enumerate(augment_variables)}
+        )}  # fmt: skip
+    return tf.train.Checkpoint(**parts)
+
+
+def checkpoint_names(directory: str) -> list[str] | None:
+    """The variable names of the newest checkpoint in ``directory`` (None: none readable)."""
+    latest = tf.train.latest_checkpoint(directory)
+    if latest is None:
+        return None
+    try:
+        return [name for name, _ in tf.train.list_variables(latest)]
+    except (tf.errors.OpError, OSError, ValueError):
+        return None
+
+
+def latest_checkpoint(folder: str) -> str | None:
+    """The newest checkpoint in ``folder``: .npz arrays (a JAX run's), else TensorFlow's."""
+    found = array_checkpoints.latest(folder)
+    return found if found is not None else tf.train.latest_checkpoint(folder)
+
+
+def training_input(stream, start_batch: int):
+    """The distributed iterator of ``stream`` (an ``InputStream``) from batch ``start_batch``:
+    each replica gets its block of each global batch."""
+    strategy = stream.strategy
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = replicas // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        return stream.dataset(start_batch, replicas, range(first, first + local))
+
+    return iter(strategy.distribute_datasets_from_function(dataset_fn))

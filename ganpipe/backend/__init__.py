@@ -1,0 +1,129 @@
+"""The backend adaptor of the Keras backend in use: ``ganpipe.backend.tf`` or
+``ganpipe.backend.jax``, imported as ordinary modules.
+
+``steps``, ``penalties`` and ``augment`` write the update math once, in ``keras.ops``, and call
+these few functions for what differs between backends: ``gradients`` (and ``record``, a forward
+pass kept for a later gradient), ``input_gradients`` (the penalties' second order), ``compile``,
+``apply_gradients``, ``cond``, ``update_variables``, ``average_replica_copies``,
+``count_nonfinite`` and the random streams (``ReplicaRandom``); and each backend's own way of
+running rounds (``ONLY``). The rest of a run asks this package for the pieces each backend owns
+(``RUN``): counters, the checkpoint format, the input iterator, fixed noise, PNG encoding, and
+what only TensorFlow offers. Outside this package, ``keras.backend.backend()`` is asked only where
+WORKSPACE.md names it.
+Keras picks the backend (``KERAS_BACKEND`` or ``~/.keras/keras.json``); each adaptor imports only
+its own framework.
+"""
+
+import keras
+
+from ganpipe.backend.streams import (  # noqa: F401 (re-exported)
+    AUGMENT,
+    CRITIC_NOISE,
+    CRITIC_SIDE,
+    GENERATOR_NOISE,
+    GENERATOR_SIDE,
+    LABELS,
+    PENALTY,
+    STREAMS,
+    add,
+)
+
+# What each adaptor supplies for the update math: the one list of the interface.
+INTERFACE = (
+    "RECORDS_PASSES", "ReplicaRandom", "apply_gradients", "average_replica_copies", "compile",
+    "copy", "cond", "count_nonfinite", "gradients", "input_gradients", "is_floating",
+    "record", "replica_sum", "update_variables",
+)  # fmt: skip
+# ... and for the rest of a run: what each backend owns, and what only TensorFlow offers
+# (SavedModel export, Inception FID/KID, fused optimizer kernels, TFDS before IDX files,
+# TensorBoard images).
+RUN = (
+    "FUSED_OPTIMIZERS", "INCEPTION", "SAVED_MODEL", "SUMMARY_OPS", "TFDS_FIRST", "checkpoint",
+    "checkpoint_names", "count", "counters", "draws", "encode_png", "latest_checkpoint", "notes",
+    "sync_replica_context", "to_tensor", "training_input",
+)  # fmt: skip
+# What one adaptor alone supplies: TensorFlow runs the rounds as graph loops of per-replica
+# updates in ``steps`` (``run``, ``repeat``, ``mean_over``); JAX runs a call's rounds as one
+# program (``compile_rounds``, and ``scan`` for each side's updates inside it).
+ONLY = {
+    "tensorflow": ("mean_over", "repeat", "run"),
+    "jax": ("compile_rounds", "scan"),
+}
+
+NAME = keras.backend.backend()
+if NAME not in ("jax", "tensorflow"):
+    raise ImportError(
+        f"ganpipe trains on the TensorFlow or JAX Keras backend; KERAS_BACKEND is {NAME!r}. "
+        "Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax."
+    )
+if NAME == "jax":
+    from ganpipe.backend.jax import (  # noqa: F401 (the interface)
+        FUSED_OPTIMIZERS,
+        INCEPTION,
+        RECORDS_PASSES,
+        SAVED_MODEL,
+        SUMMARY_OPS,
+        TFDS_FIRST,
+        ReplicaRandom,
+        apply_gradients,
+        average_replica_copies,
+        checkpoint,
+        checkpoint_names,
+        compile,
+        compile_rounds,
+        cond,
+        copy,
+        count,
+        count_nonfinite,
+        counters,
+        draws,
+        encode_png,
+        gradients,
+        input_gradients,
+        is_floating,
+        latest_checkpoint,
+        notes,
+        record,
+        replica_sum,
+        scan,
+        sync_replica_context,
+        to_tensor,
+        training_input,
+        update_variables,
+    )  # fmt: skip
+else:
+    from ganpipe.backend.tf import (  # noqa: F401 (the interface)
+        FUSED_OPTIMIZERS,
+        INCEPTION,
+        RECORDS_PASSES,
+        SAVED_MODEL,
+        SUMMARY_OPS,
+        TFDS_FIRST,
+        ReplicaRandom,
+        apply_gradients,
+        average_replica_copies,
+        checkpoint,
+        checkpoint_names,
+        compile,
+        cond,
+        copy,
+        count,
+        count_nonfinite,
+        counters,
+        draws,
+        encode_png,
+        gradients,
+        input_gradients,
+        is_floating,
+        latest_checkpoint,
+        mean_over,
+        notes,
+        record,
+        repeat,
+        replica_sum,
+        run,
+        sync_replica_context,
+        to_tensor,
+        training_input,
+        update_variables,
+    )  # fmt: skip
