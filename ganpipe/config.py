@@ -29,6 +29,7 @@ from ganpipe import (
     augment,
     constraints,
     distribute,
+    gan,
     optimizers,
     penalties,
     settings,
@@ -40,7 +41,7 @@ from ganpipe.models import factories
 
 # gin name -> (object, module shown in gin, denylist).
 _SYMBOLS = {
-    "train": (trainer.Trainer, "ganpipe", None),
+    "train": (gan.train, "ganpipe", None),
     "Schedule": (settings.Schedule, "ganpipe", None),
     "Latent": (settings.Latent, "ganpipe", None),
     "Intervals": (settings.Intervals, "ganpipe", None),
@@ -268,7 +269,8 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> str:
 
 
 def make_trainer(**overrides) -> trainer.Trainer:
-    """Builds the gin-configured ``Trainer`` (the ``train`` configurable) from the parsed config."""
+    """Builds the gin-configured ``Trainer`` (the ``train`` configurable, ``gan.train``) from the
+    parsed config."""
     register()
     try:
         return CONFIGURABLES["train"](**overrides)

@@ -1,8 +1,9 @@
-"""The gin-facing trainer: settings -> state -> steps -> data -> callbacks -> loop.
+"""The trainer: data -> state -> steps -> input stream; then callbacks -> loop.
 
-``Trainer(...)`` (gin: ``train``) validates every setting, loads the data and builds the models
-and optimizers under the strategy's scope, writing nothing, so a bad config fails before any
-compute is spent or any file is touched. ``fit(output_dir)`` owns the run directory: it restores
+``Trainer(gan=..., data=..., settings=..., strategy=...)`` (built from gin by
+``ganpipe.gan.train``) loads the data and builds the models and optimizers under the strategy's
+scope, writing nothing, so a bad config fails before any compute is spent or any file is
+touched. ``fit(output_dir)`` owns the run directory: it restores
 the latest checkpoint, assembles the callbacks and runs the loop. The pieces live in
 ``ganpipe.training``; see WORKSPACE.md for the data flow of one round.
 """
@@ -18,68 +19,34 @@ from collections.abc import Callable, Sequence
 import keras
 from absl import logging
 
-from ganpipe import augment as augmentations
-from ganpipe import backend, constraints, distribute, losses, optimizers, penalties, rundir
+from ganpipe import backend, distribute, optimizers, rundir
 from ganpipe import data as data_module
 from ganpipe import settings as settings_module
 from ganpipe.lazy_tf import tf
-from ganpipe.settings import (
-    EMA,
-    Budget,
-    Intervals,
-    Latent,
-    Numerics,
-    Outputs,
-    RunSettings,
-    Schedule,
-)
+from ganpipe.settings import RunSettings
 from ganpipe.training import callbacks, loop, state, writers
 from ganpipe.training.inputs import InputStream
 from ganpipe.training.steps import Steps
 
-__all__ = ["EMA", "Intervals", "Latent", "Numerics", "Outputs", "Schedule", "Trainer"]
+__all__ = ["Trainer"]
 
 
 class Trainer:
     """Builds a run from its parts, then trains it: ``Trainer(...).fit(output_dir)``.
 
-    Every argument is a gin binding of ``train``. The parts: ``generator`` and ``critic``
-    (factories, ``@build_generator``/``@build_critic``), ``data`` (``@load_images``), ``loss``
-    (a ``ganpipe.losses`` name or instance), both optimizers (scoped by role),
-    ``critic_constraint`` (after every critic update), ``penalty`` (added to the critic loss),
-    ``augment`` (applied to every image the critic sees), ``strategy``. The settings come in
-    groups, each a gin configurable documented and validated in ``ganpipe.settings``:
-    ``schedule`` (``@Schedule()``), ``latent`` (``@Latent()``), ``intervals``
-    (``@Intervals()``), ``numerics`` (``@Numerics()``), ``ema`` (``@EMA()``) and ``outputs``
-    (``@Outputs()``); a group left unbound keeps its defaults. ``settings`` holds them all.
+    ``gan`` (``ganpipe.gan.GAN``): the models' factories, optimizers, loss, constraint, penalty
+    and augmentation; ``data`` (``@load_images``) loads the images; ``settings``: every setting,
+    validated (``RunSettings``); ``strategy``: made first. Gin builds all four from ``train``'s
+    bindings (``ganpipe.gan.train``).
     """
 
     def __init__(
-        self, *, num_steps: int, batch_size: int, generator: Callable[[], keras.Model],
-        critic: Callable[..., keras.Model], data: Callable[[], data_module.ImageArray],
-        loss, generator_optimizer, critic_optimizer, value_range: Sequence[float] = (0.0, 1.0),
-        num_classes: int | None = None, seed: int = 0,
-        schedule: Schedule = Schedule(), latent: Latent = Latent(),  # noqa: B008
-        intervals: Intervals = Intervals(), numerics: Numerics = Numerics(),  # noqa: B008
-        ema: EMA = EMA(), outputs: Outputs = Outputs(),  # noqa: B008
-        critic_constraint=None, penalty=None, augment=None,
-        strategy: str | tf.distribute.Strategy = "auto", evaluator: str | None = None,
-        max_train_seconds: float | None = None,
+        self, *, gan, data: Callable[[], data_module.ImageArray], settings: RunSettings,
+        strategy,
     ):  # fmt: skip
-        # First: a multi-worker strategy must configure TensorFlow before any op runs.
-        self.strategy = (
-            distribute.make_strategy(strategy) if isinstance(strategy, str) else strategy
-        )
-        self.settings = s = RunSettings(
-            batch_size=batch_size, seed=seed, value_range=value_range, num_classes=num_classes,
-            schedule=schedule, latent=latent, intervals=intervals, numerics=numerics, ema=ema,
-            budget=Budget(num_steps, max_train_seconds), evaluator=evaluator, outputs=outputs,
-        )  # fmt: skip
-        distribute.split_global_batch(s.batch_size, self.strategy)
-        self.loss = losses.get(loss)
-        self.constraint = constraints.get_constraint(critic_constraint)
-        self.penalty = penalties.get(penalty)
-        self.augment = augment = augmentations.get(augment)
+        self.strategy, self.settings, s = strategy, settings, settings
+        self.loss, self.constraint = gan.loss, gan.constraint
+        self.penalty, self.augment = gan.penalty, gan.augment
         if s.numerics.deterministic:
             tf.config.experimental.enable_op_determinism()
             logging.info("TensorFlow op determinism is on (Numerics.deterministic = True).")
@@ -96,14 +63,14 @@ class Trainer:
             data_module.check_labels(self.images, s.num_classes)
         self.scorer = self._pinned_scorer(s, self.images)
         self.state = state.build_state(
-            s, self.strategy, generator=generator, critic=critic, loss=self.loss,
-            generator_optimizer=generator_optimizer, critic_optimizer=critic_optimizer,
+            s, self.strategy, generator=gan.generator, critic=gan.critic, loss=self.loss,
+            generator_optimizer=gan.generator_optimizer, critic_optimizer=gan.critic_optimizer,
             image_shape=self.images.images.shape[1:], resolve_optimizer=optimizers.get,
-            augment=augment, unconditional=unconditional,
+            augment=self.augment, unconditional=unconditional,
         )  # fmt: skip
         self.steps = Steps(
             state=self.state, strategy=self.strategy, loss=self.loss,
-            constraint=self.constraint, penalty=self.penalty, augment=augment,
+            constraint=self.constraint, penalty=self.penalty, augment=self.augment,
             schedule=s.schedule, latent=s.latent, seed=s.seed, global_batch=s.batch_size,
             num_classes=s.num_classes, ema=s.ema,
         )  # fmt: skip

@@ -81,13 +81,18 @@ def test_every_shipped_experiment_and_both_mixed_precisions_train_on_jax_without
 def test_the_gpu_script_dry_run_passes_on_a_cpu(tmp_path):
     # The default parts, the recipe's included (README's GPU figures come from it).
     result = run_jax(
-        "benchmarks/gpu/run.py", "--dry_run", "--parts=throughput,recommended,wgan",
+        "benchmarks/gpu/run.py", "--dry_run", "--parts=throughput,reference,recommended,wgan",
         f"--out={tmp_path}", timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads((tmp_path / "gpu_results.json").read_text())
     assert not results["environment"]["tensorflow_imported"]
     assert results["throughput"]
+    # reference: the hand-written loop and ganpipe each trained, and were timed, at the batch
+    (row,) = results["reference"]
+    assert row["batch"] == 8 and row["reference_over_ganpipe"] > 0, row
+    for side in ("reference", "ganpipe"):
+        assert row[side]["finite"] and row[side]["updates_per_s"] > 0, row
     for part in ("recommended", "wgan"):
         assert results[part]["steps"] > 0, results[part]
         assert math.isfinite(results[part]["eval_fd"]), results[part]

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from ganpipe import config, rundir, settings, trainer
+from ganpipe import config, gan, rundir, settings
 from ganpipe.eval import evaluation
 from ganpipe.eval import run as eval_run
 from tests.conftest import GIN, make_trainer, parse
@@ -39,7 +39,7 @@ OLD_VALUES = {
 
 def test_the_table_names_every_moved_binding_and_only_real_new_homes():
     assert sorted(OLD_VALUES) == sorted(settings.MOVED)
-    parameters = inspect.signature(trainer.Trainer).parameters
+    parameters = inspect.signature(gan.train).parameters
     for old, new in settings.MOVED.items():
         assert old not in parameters  # the flat name is gone from train
         group, field = new.split(".")

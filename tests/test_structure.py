@@ -537,3 +537,18 @@ def test_the_layer_and_name_checkers_find_what_they_are_for():
     source = "import keras\nif keras.backend.backend() == 'jax':\n    x = keras.config.backend()\n"
     assert backend_name_calls(source) == [2, 3]
     assert backend_name_calls("backend.NAME\nkeras.backend.floatx()\n") == []
+
+
+def test_the_trainer_stays_small_and_takes_its_parts_in_four_groups():
+    # The trainer was taken apart into ganpipe.training; its entry takes one GAN definition,
+    # the data, the settings and the strategy (gin's 23 bindings of `train` are assembled by
+    # ganpipe.gan.train).
+    source = (REPO / "ganpipe" / "trainer.py").read_text()
+    assert len(source.splitlines()) <= 250
+    init = next(
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__"
+    )
+    arguments = [a.arg for a in (*init.args.args, *init.args.kwonlyargs) if a.arg != "self"]
+    assert arguments == ["gan", "data", "settings", "strategy"]

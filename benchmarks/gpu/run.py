@@ -5,10 +5,15 @@ wgan.gin to the end of its schedule. One prepared run for a GPU machine that has
     python benchmarks/gpu/run.py --out=DIR --dry_run  # the same steps, tiny, on a CPU (CI)
     python benchmarks/gpu/run.py --out=DIR --parts=resolution,fmnist64 [--cpu_fd_64=FD]
 
-The default parts (throughput, recommended, wgan) fill the whole --budget, so two more are asked
-for by name, alone or with others: the parts share one --budget (450 s: about 8 minutes with
-start-up), resolution and fmnist64 each taking an even share of what is left to them and the
-later parts asked for:
+The default parts (throughput, reference, recommended, wgan) fill the whole --budget, so two
+more are asked for by name, alone or with others: the parts share one --budget (450 s: about 8
+minutes with start-up), resolution and fmnist64 each taking an even share of what is left to
+them and the later parts asked for:
+  reference   the recipe's update hand-written in pure JAX (benchmarks/gpu/reference.py: no
+              Keras, no ganpipe) against ganpipe's (recommended_unconditional.gin), both at
+              REFERENCE_ROUNDS rounds per compiled call, at global batch 64, 256 and 1024:
+              updates per second, their ratio, peak device memory, and the GPU's busy share
+              (nvidia-smi's utilization, sampled while each is timed)
   resolution  the recipe (lean family) on synthetic 3-channel images at 32, 64, 128 and 256
               pixels a side: parameters and multiply-adds per image (ganpipe.models.cost) and
               images per second at global batch 64 and 256, through the trainer's train_steps
@@ -60,8 +65,8 @@ flags.DEFINE_string("out", None, "Folder for gpu_results.json, gpu_log.txt and t
 flags.DEFINE_bool("dry_run", False, "Tiny models and counts, for a CPU: checks every step.")
 flags.DEFINE_float("budget", 450.0, "Seconds for the whole run; each part gets its share.")
 flags.DEFINE_list(
-    "parts", ["throughput", "recommended", "wgan"],
-    "Which parts to run, of throughput, resolution, recommended, fmnist64 and wgan.",
+    "parts", ["throughput", "reference", "recommended", "wgan"],
+    "Which parts to run, of throughput, reference, resolution, recommended, fmnist64 and wgan.",
 )  # fmt: skip
 flags.DEFINE_float(
     "cpu_fd_64", None,
@@ -72,11 +77,14 @@ flags.DEFINE_integer("fmnist64_epochs", 3, "fmnist64: epochs of its evaluator's 
 FLAGS = flags.FLAGS
 
 # In the order they run. The parts after throughput train to the budget and share it.
-PARTS = ("throughput", "resolution", "recommended", "fmnist64", "wgan")
+PARTS = ("throughput", "reference", "resolution", "recommended", "fmnist64", "wgan")
 
 # (experiment, global batch sizes) timed for throughput.
 THROUGHPUT = (("recommended", (64, 512)), ("dcgan", (50,)), ("wgan", (50, 256)))
 FD_THRESHOLDS = (20.0, 5.0, 2.0, 1.0)
+# reference: global batches, and rounds per compiled call (each side's); under --dry_run.
+REFERENCE_BATCHES, REFERENCE_ROUNDS = (64, 256, 1024), 100
+REFERENCE_DRY = ((8,), 2)
 # (square sides, global batches) of the resolution part, and under --dry_run.
 RESOLUTION = ((32, 64, 128, 256), (64, 256))
 RESOLUTION_DRY = ((16,), (8,))
@@ -160,6 +168,99 @@ def throughput(report: Report, seconds: float) -> None:
                 f"{experiment} batch {batch}: {row['steps_per_s']} steps/s ({row['images_per_s']}"
                 f" images/s), build and compile {row['build_and_compile_s']} s"
             )
+
+
+class BusyMeter:
+    """The GPU's mean utilization (nvidia-smi, sampled every 0.1 s) while the block runs; None
+    without nvidia-smi (a CPU)."""
+
+    def __enter__(self):
+        import shutil
+        import subprocess
+        import threading
+
+        self.samples, self.percent = [], None
+        self._stop = threading.Event()
+        command = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+
+        def sample():
+            while not self._stop.wait(0.1):
+                out = subprocess.run(command, capture_output=True, text=True).stdout.split()
+                if out and out[0].isdigit():
+                    self.samples.append(int(out[0]))
+
+        self._thread = threading.Thread(target=sample, daemon=True) if shutil.which(
+            command[0]
+        ) else None  # fmt: skip
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.percent = round(sum(self.samples) / len(self.samples), 1) if self.samples else None
+
+
+def peak_memory() -> int | None:
+    """The first device's peak bytes in use so far (None where the device reports none)."""
+    stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], "memory_stats") else None
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def ganpipe_rate(batch: int, rounds: int, seconds: float) -> dict:
+    """ganpipe's recipe update (recommended_unconditional.gin) in calls of ``rounds`` rounds."""
+    keras.utils.clear_session()
+    gc.collect()
+    started = time.perf_counter()
+    trainer = build("recommended_unconditional", f"BATCH_SIZE = {batch}",
+                    f"Numerics.rounds_per_call = {rounds}")  # fmt: skip
+    trainer.train_rounds(rounds)  # compiles the call
+    trainer.train_rounds(rounds)
+    compile_s = time.perf_counter() - started
+    calls, t0 = 0, time.perf_counter()
+    with BusyMeter() as busy:
+        while calls == 0 or time.perf_counter() - t0 < seconds:
+            metrics = trainer.train_rounds(rounds)  # floats: the call has finished
+            calls += 1
+    elapsed = time.perf_counter() - t0
+    return {
+        "updates_per_s": round(calls * rounds / elapsed, 1), "compile_s": round(compile_s, 1),
+        "finite": all(np.isfinite(v) for v in metrics.values()), "gpu_busy_percent": busy.percent,
+    }  # fmt: skip
+
+
+def reference(report: Report, seconds: float) -> None:
+    """The hand-written loop against ganpipe at each batch (see the module docstring)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import reference as hand  # benchmarks/gpu/reference.py
+
+    from ganpipe.data import load_images
+
+    batches, rounds = REFERENCE_DRY if FLAGS.dry_run else (REFERENCE_BATCHES, REFERENCE_ROUNDS)
+    if FLAGS.dry_run:
+        images = np.random.default_rng(0).integers(0, 256, (256, 28, 28, 1), dtype=np.uint8)
+    else:
+        images = load_images(source="fashion_mnist", split="train").images
+    rows = []
+    for batch in batches:
+        with BusyMeter() as busy:
+            own = hand.updates_per_second(images, batch, rounds, seconds)
+        own["gpu_busy_percent"], own["peak_memory_bytes"] = busy.percent, peak_memory()
+        ours = ganpipe_rate(batch, rounds, seconds)
+        ours["peak_memory_bytes"] = peak_memory()
+        row = {
+            "batch": batch, "rounds_per_call": rounds, "reference": own, "ganpipe": ours,
+            "reference_over_ganpipe": round(own["updates_per_s"] / ours["updates_per_s"], 2),
+        }  # fmt: skip
+        rows.append(row)
+        report.put("reference", rows)
+        report.say(
+            f"reference batch {batch}: hand-written {own['updates_per_s']} updates/s, ganpipe "
+            f"{ours['updates_per_s']} ({row['reference_over_ganpipe']}x); GPU busy "
+            f"{own['gpu_busy_percent']} and {ours['gpu_busy_percent']} %"
+        )
 
 
 def share(report: Report, part: str, margin: float = 30.0) -> float:
@@ -385,6 +486,8 @@ def main(argv) -> None:
     environment(report)
     if "throughput" in FLAGS.parts:
         throughput(report, 0.2 if FLAGS.dry_run else 4.0)
+    if "reference" in FLAGS.parts:
+        reference(report, 0.2 if FLAGS.dry_run else 3.0)
     if "resolution" in FLAGS.parts:
         resolution(report, 0.2 if FLAGS.dry_run else 3.0, share(report, "resolution"))
     if "recommended" in FLAGS.parts:
