@@ -4,8 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganpipe import backend
-from ganpipe import trainer as trainer_lib
+from ganpipe import backend, settings
 from tests.conftest import make_trainer, values
 
 
@@ -57,27 +56,27 @@ def test_same_seed_same_losses_different_seed_different_losses():
 
 def test_share_noise_needs_one_update_each():
     with pytest.raises(ValueError, match="share_noise"):
-        trainer_lib.Schedule(critic_steps=5, generator_steps=1, share_noise=True)
+        settings.Schedule(critic_steps=5, generator_steps=1, share_noise=True)
 
 
 @pytest.mark.parametrize("field", ["critic_steps", "generator_steps"])
 @pytest.mark.parametrize("value", [0, -1, 1.5])
 def test_schedule_rejects_non_positive_counts(field, value):
     with pytest.raises(ValueError, match=f"Schedule.{field} must be an integer >= 1"):
-        trainer_lib.Schedule(**{field: value})
+        settings.Schedule(**{field: value})
 
 
 def test_latent_validation_and_sampling():
     import tensorflow as tf
 
     with pytest.raises(ValueError, match="distribution"):
-        trainer_lib.Latent(distribution="cauchy")
+        settings.Latent(distribution="cauchy")
     with pytest.raises(ValueError, match="scale"):
-        trainer_lib.Latent(scale=-0.2)
+        settings.Latent(scale=-0.2)
     rng = tf.random.Generator.from_seed(0)
-    normal = trainer_lib.Latent("normal", 0.2).sample(rng, [20000, 2]).numpy()
+    normal = settings.Latent("normal", 0.2).sample(rng, [20000, 2]).numpy()
     assert abs(normal.std() - 0.2) < 0.01
-    uniform = trainer_lib.Latent("uniform", 2.0).sample(rng, [20000, 2]).numpy()
+    uniform = settings.Latent("uniform", 2.0).sample(rng, [20000, 2]).numpy()
     assert uniform.min() >= -2.0 and uniform.max() <= 2.0 and uniform.max() > 1.9
 
 
