@@ -20,8 +20,15 @@ from tests.conftest import REPO, logged_steps, run_jax
 _FUSED = """
 import json, sys
 sys.modules["tensorflow"] = None
-import gin, keras, numpy as np
+import gin, jax, keras, numpy as np
 from ganpipe import config
+
+# Programs lowered to XLA (counted whether or not the persistent cache then holds them).
+LOWERED = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, *a, **k: LOWERED.append(1)
+    if event == "/jax/core/compile/jaxpr_to_mlir_module_duration" else None)
+RELOWERED = []
 
 def state(experiment, calls, *params):
     gin.clear_config()
@@ -30,8 +37,11 @@ def state(experiment, calls, *params):
     trainer = config.make_trainer()
     start = [v.numpy().copy() for v in trainer.generator.trainable_variables]
     initial = [v.numpy().copy() for v in trainer.state.variables()]
-    for count in calls:
+    for i, count in enumerate(calls):
+        before = len(LOWERED)
         trainer.train_rounds(count)
+        if i and count == calls[i - 1] and len(LOWERED) != before:
+            RELOWERED.append(experiment)  # the same program lowered again
     live = trainer.generator.trainable_variables
     moved = any((a != v.numpy()).any() for a, v in zip(start, live))
     return [v.numpy() for v in trainer.state.variables()], moved, trainer, initial
@@ -68,6 +78,7 @@ host, _, trainer, _ = state("recommended.gin", [2], "Numerics.device_data_share 
 rows["recommended.gin"]["host"] = (
     same(single_recommended, host, initial_recommended) and trainer.iterator.data is None
 )
+rows["relowered"] = RELOWERED
 print(json.dumps(rows))
 """
 
@@ -86,6 +97,9 @@ def test_fused_rounds_equal_single_rounds_and_device_batches_equal_host_batches(
     result = run_jax("-c", _FUSED)
     assert result.returncode == 0, result.stderr[-4000:]
     rows = json.loads(result.stdout.strip().splitlines()[-1])
+    # A second call of the same program compiles nothing: its first call's state arrays are
+    # committed to the device as the program's outputs are, so both calls see one signature.
+    assert rows.pop("relowered") == []
     assert rows.pop("recommended.gin") == {
         "moved": True, "fused": True, "on_device": True, "step": 2, "host": True,
     }  # fmt: skip

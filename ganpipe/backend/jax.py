@@ -264,9 +264,8 @@ def compile(  # noqa: A001
 
     def call(*args):
         everything = _unique(variables())
-        values = [v.value for v in everything]
+        values = _committed([v.value for v in everything], state_sharding)
         if batch_sharding is not None:
-            values = jax.device_put(values, state_sharding)
             args = jax.tree_util.tree_map(lambda a: jax.device_put(a, batch_sharding), args)
         values, metrics = jitted(values, args)
         for variable, value in zip(everything, values):
@@ -274,6 +273,14 @@ def compile(  # noqa: A001
         return metrics
 
     return call
+
+
+def _committed(values: list, sharding=None) -> list:
+    """``values`` placed with ``sharding`` (by default on the first device), as committed
+    arrays. A program's outputs are committed, and a variable's first value (made outside any
+    program) is not: without this the second call of a program would see other input shardings
+    than the first and compile the program a second time."""
+    return jax.device_put(values, sharding or jax.devices()[0])
 
 
 def _own_buffers(values: list) -> list:
@@ -339,14 +346,13 @@ def compile_rounds(
     def call(stream, count, generator_steps):
         count, generator_steps = int(count), int(generator_steps)
         everything = _unique(variables())
-        values = _own_buffers([v.value for v in everything])
+        values = _committed(_own_buffers([v.value for v in everything]), state_sharding)
         per_round = batches_per_round(generator_steps)
         blocks = jax.tree_util.tree_map(
             lambda a: a.reshape((count, per_round, *a.shape[1:])),
             stream.take(count * per_round),
         )
         if state_sharding is not None:
-            values = jax.device_put(values, state_sharding)
             if stream.data is None:  # the batches themselves: rows split over the devices
                 spec = jax.sharding.PartitionSpec(None, None, "batch")
                 rows = jax.sharding.NamedSharding(batch_sharding.mesh, spec)
