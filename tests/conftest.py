@@ -74,12 +74,15 @@ def jax_compilation_cache(tmp_path_factory):
         yield cache
 
 
-# XLA's compile flags for this test run: LLVM's expensive optimisation passes off. The suite's
-# XLA programs (every JAX update, TensorFlow's jit_compile runs) each run a few times, so
-# compiling is most of their time, and these passes are about a quarter of it (the JAX
-# every-experiment script: 156 s of CPU with them, 119 s without, AMD EPYC). The programs
-# compute the same operations; what a test compares runs under the same flags on both sides.
-TEST_XLA_FLAGS = "--xla_llvm_disable_expensive_passes=true"
+# XLA's compile flags for this test run: LLVM's expensive optimisation passes off, and the
+# backend's optimisation level 1 (of 3). The suite's XLA programs (every JAX update,
+# TensorFlow's jit_compile runs) each run a few times, so compiling is most of their time.
+# Measured on a 2-core AMD EPYC with AVX-512: the expensive passes were about a quarter of it
+# (the JAX every-experiment script: 156 s of CPU with them, 119 s without); level 1 then took
+# the first rounds of recommended, dcgan, wgan_gp and sngan from 57 s of CPU to 48 s, with each
+# later round as fast as before (level 0 made dcgan's round 12x slower). The programs compute
+# the same operations; what a test compares runs under the same flags on both sides.
+TEST_XLA_FLAGS = "--xla_llvm_disable_expensive_passes=true --xla_backend_optimization_level=1"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -181,8 +184,10 @@ def make_trainer(experiment: str, *params: str, tiny: bool = True):
 
 
 def run_module(module: str, *args: str, timeout: float = 300, env: dict | None = None):
-    """Runs ``python -m <module>`` from the repository root; returns the CompletedProcess."""
+    """Runs ``python -m <module>`` from the repository root; returns the CompletedProcess.
+    ``env`` adds to the environment; a value of None removes the variable."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,

@@ -257,7 +257,7 @@ def ada() -> dict:
 CHECKS = {"parity": parity, "noise": noise, "data": data, "nan": nan, "ada": ada}
 # The slow checks each parity process runs after its cases, by its replica count.
 ALONGSIDE = {
-    2: {"nan-stop": (nan, ("stop",)), "nan-skip": (nan, ("skip",))},
+    2: {"nan-stop": (nan, ("stop",)), "nan-skip": (nan, ("skip",)), "ada": (ada, ())},
     DEVICES: {"noise": (noise, ()), "data": (data, ())},
 }
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from ganpipe import distribute
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO
 
 
 def test_default_and_auto_on_cpu():
@@ -173,13 +173,6 @@ PENALTY_WEIGHT_TOLERANCE = 5e-2
 PARITY_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}  # read when TensorFlow loads: set in the subprocess
 
 
-def _run_replicas(*args, timeout=900, env=None):
-    result = run_module("tests.replicas", *args, timeout=timeout, env=env)
-    assert result.returncode == 0, result.stderr[-4000:]
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
-
-
 @pytest.fixture(scope="module")
 def parity_runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parity")
@@ -302,10 +295,11 @@ def test_nan_on_one_replica_is_skipped_on_every_replica(parity_runs):
     assert result["all_copies_finite"] and result["copies_disagree"] == [], result
 
 
-def test_ada_state_is_global_and_the_same_on_every_replica():
+@pytest.mark.slow
+def test_ada_state_is_global_and_the_same_on_every_replica(parity_runs):
     # r_t sums sign(D(x)) over the global batch, so two replicas move p exactly as one does,
-    # and every mirrored copy holds the same value.
-    result = _run_replicas("ada")
+    # and every mirrored copy holds the same value (run by the 2-replica parity process).
+    result = _check(parity_runs, 2, "ada")
     one, two = result["one"], result["two"]
     assert all(len(set(copies)) == 1 for copies in two), two
     assert [c[0] for c in two] == [c[0] for c in one]
