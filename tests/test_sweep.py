@@ -236,26 +236,77 @@ def _sweep_args(output_dir, *extra):
     )
 
 
-@pytest.mark.slow  # end to end: a ganpipe.main and a ganpipe.evaluate process per run
+def _logged_steps(run_dir):
+    return [
+        json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+@pytest.mark.slow  # end to end: ganpipe.main and ganpipe.evaluate processes per run
 @pytest.mark.skipif(
     not os.path.isdir("/usr/share/datasets/fashion-mnist"),
     reason="scoring needs the Fashion-MNIST test split",
 )
-def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
-    # Two cells, one seed each: the two runs train side by side (--parallel=2). What more seeds
-    # add (the mean and std per cell, more seeds extending a sweep) is tested without training,
-    # above and below.
-    out = tmp_path / "sweep"
-    result = run_module("ganpipe.sweep", *_sweep_args(out, "--parallel=2"), timeout=900)
+def test_small_sweep_interrupted_resumed_scored_then_rerun_without_training(tmp_path):
+    # Two cells, one seed each, trained side by side (--parallel=2). tests/held_run.py holds the
+    # first run to reach step 30 until the stop signal has arrived, so the sweep is interrupted
+    # mid-run however fast the machine. What more seeds add (the mean and std per cell, more
+    # seeds extending a sweep) is tested without training, above and below.
+    out, held = tmp_path / "sweep", tmp_path / "held_at"
+    (tmp_path / "held.gin").write_text("import tests.held_run\n")
+    args = _sweep_args(
+        out,
+        f"--gin_file={tmp_path / 'held.gin'}",
+        "--gin_param=NUM_STEPS = 40",
+        "--gin_param=Intervals.checkpoint_every = 50",
+        "--gin_param=Intervals.sample_every = 1000",
+        "--parallel=2",
+    )
+    hold = {"GANPIPE_TEST_HOLD_AT": "30", "GANPIPE_TEST_HOLD_MARKER": str(held)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ganpipe.sweep", *args],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **hold},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not held.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert held.exists() and process.poll() is None, "no run was held at step 30"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 4, stderr[-3000:]
+    stopped_at = int(held.read_text())  # the held round finished, was logged and checkpointed
+    assert 30 <= stopped_at < 40
+    run_dirs = sorted(out.glob("runs/*/seed0"))
+    assert len(run_dirs) == 2
+    unfinished = [d for d in run_dirs if not (d / "result.json").exists()]
+    assert stopped_at in [_logged_steps(d)[-1] for d in unfinished]
+    for run_dir in unfinished:
+        # Every round up to the stop logged once, and the resume starts from there (the runs'
+        # checkpoint_every is 50): the signal checkpointed each run.
+        steps = _logged_steps(run_dir)
+        assert steps == list(range(1, steps[-1] + 1))
+        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+        assert latest.endswith(f"ckpt-{steps[-1]}")
+
+    result = run_module("ganpipe.sweep", *args, timeout=900, env=hold)  # held_at exists: no hold
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert {(r["Schedule.critic_steps"], r["seed"]) for r in rows} == {("1", "0"), ("2", "0")}
     assert len(rows) == 2
     for row in rows:
-        assert row["status"] == "done" and int(row["steps"]) == 3
+        assert row["status"] == "done" and int(row["steps"]) == 40
         assert float(row["fd"]) > 0 and 0 <= float(row["precision"]) <= 1
         run_dir = out / "runs" / row["cell"] / f"seed{row['seed']}"
+        assert _logged_steps(run_dir) == list(range(1, 41))
         assert (run_dir / "generator.keras").is_file() and (run_dir / "eval.json").is_file()
         operative = (run_dir / "operative_config.gin").read_text()
         assert f"train.seed = {row['seed']}" in operative
@@ -267,12 +318,12 @@ def test_small_sweep_end_to_end_then_resumes_without_rerunning(tmp_path):
     assert len(list(out.glob("hparams/*/seed*/events.out.tfevents.*"))) == 2
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")}
-    again = run_module("ganpipe.sweep", *_sweep_args(out), timeout=300)
+    again = run_module("ganpipe.sweep", *args, timeout=300, env=hold)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 to run" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
-    other = run_module("ganpipe.sweep", *_sweep_args(out, "--first_seed=1"), timeout=300)
+    other = run_module("ganpipe.sweep", *args, "--first_seed=1", timeout=300)
     assert other.returncode == 2 and "another sweep (different first_seed)" in other.stderr
 
 
@@ -342,68 +393,6 @@ def test_a_typo_stops_the_sweep_before_any_run(tmp_path):
     assert result.returncode == 2
     assert "critc_steps" in result.stderr and "did you mean" in result.stderr
     assert not (out / "runs").exists()
-
-
-@pytest.mark.slow  # end to end: a ganpipe.main and a ganpipe.evaluate process per run
-@pytest.mark.skipif(
-    not os.path.isdir("/usr/share/datasets/fashion-mnist"),
-    reason="scoring needs the Fashion-MNIST test split",
-)
-def test_interrupted_sweep_resumes_and_every_step_is_logged_once(tmp_path):
-    # tests/held_run.py holds the run at step 30 until the signal has arrived, so the run cannot
-    # end before it is interrupted, however fast the machine.
-    out, held = tmp_path / "sweep", tmp_path / "held_at"
-    (tmp_path / "held.gin").write_text("import tests.held_run\n")
-    args = [
-        f"--gin_file={GIN / 'gan.gin'}",
-        f"--gin_file={GIN / 'testing' / 'tiny.gin'}",
-        f"--gin_file={tmp_path / 'held.gin'}",
-        "--gin_param=NUM_STEPS = 100",
-        "--gin_param=load_images.source = 'fashion_mnist'",
-        "--gin_param=load_images.limit = 256",
-        "--gin_param=Intervals.checkpoint_every = 50",
-        "--gin_param=Intervals.sample_every = 1000",
-        "--seeds=1",
-        "--eval_samples=200",
-        f"--output_dir={out}",
-    ]
-    hold = {"GANPIPE_TEST_HOLD_AT": "30", "GANPIPE_TEST_HOLD_MARKER": str(held)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ganpipe.sweep", *args],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **hold},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics = out / "runs" / "base" / "seed0" / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    try:
-        while not held.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert held.exists() and process.poll() is None, "the run was not held at step 30"
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 4, stderr[-3000:]
-    assert not (out / "runs" / "base" / "seed0" / "result.json").exists()
-    stopped_at = int(held.read_text())  # the held round finished, was logged and checkpointed
-    assert 30 <= stopped_at < 100
-    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
-    assert steps == list(range(1, stopped_at + 1))
-    # The resume starts from there, not from the start (its checkpoint_every is 50).
-    assert tf.train.latest_checkpoint(str(metrics.parent / "checkpoints")).endswith(
-        f"ckpt-{stopped_at}"
-    )
-
-    result = run_module("ganpipe.sweep", *args, timeout=900, env=hold)  # held_at exists: no hold
-    assert result.returncode == 0, result.stderr[-3000:]
-    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
-    assert steps == list(range(1, 101))
-    row = json.loads((out / "runs" / "base" / "seed0" / "result.json").read_text())
-    assert row["status"] == "done" and row["steps"] == 100
 
 
 FAST_LADDER = GIN / "sweeps" / "fast_ladder.gin"

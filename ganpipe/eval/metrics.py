@@ -173,14 +173,8 @@ def frechet_distance_from_stats(
     clipped to 0), where the distance is >= 0 exactly; a negative result can only be round-off
     and is returned as 0.0.
 
-    Args:
-        mu_a: ``(d,)`` mean of the first set.
-        sigma_a: ``(d, d)`` symmetric covariance of the first set.
-        mu_b: ``(d,)`` mean of the second set.
-        sigma_b: ``(d, d)`` symmetric covariance of the second set.
-
-    Returns:
-        The distance, a float >= 0.
+    ``mu_*`` are ``(d,)`` means and ``sigma_*`` ``(d, d)`` symmetric covariances; returns a
+    float >= 0.
 
     Raises:
         ValueError: On mismatched shapes, non-finite values or non-symmetric covariances.
@@ -202,16 +196,11 @@ def frechet_distance_from_stats(
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (FID on Inception features).
 
-    See :func:`frechet_distance_from_stats` for the formula and numerics. The estimate is biased
-    upwards for small n (Binkowski et al., 2018), so compare values computed with the same
-    sample sizes only.
-
-    Args:
-        features_a: ``(n_a, d)`` features, n_a >= 2.
-        features_b: ``(n_b, d)`` features, n_b >= 2.
-
-    Returns:
-        The distance, a float >= 0.
+    See :func:`frechet_distance_from_stats` for the formula; with fewer samples than features it
+    is computed through the samples instead (same value, see ``_frechet_distance_from_factors``).
+    The estimate is biased upwards for small n (Binkowski et al., 2018), so compare values
+    computed with the same sample sizes only. ``features_a`` and ``features_b`` are ``(n, d)``
+    arrays with n >= 2 and one d; returns a float >= 0.
 
     Raises:
         ValueError: If an input is not 2-D, has fewer than 2 rows, non-finite values, or the two
@@ -220,7 +209,21 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     a = _features("features_a", features_a)
     b = _features("features_b", features_b)
     _same_width("features_a", a, "features_b", b)
+    if max(a.shape[0], b.shape[0]) < a.shape[1]:
+        return _frechet_distance_from_factors(a, b)
     return frechet_distance_from_stats(*gaussian_stats(a), *gaussian_stats(b))
+
+
+def _frechet_distance_from_factors(a: np.ndarray, b: np.ndarray) -> float:
+    """The same distance for fewer samples than features, with no ``d x d`` matrix: with
+    ``F = (x - mu) / sqrt(n - 1)``, ``S = F^T F``, ``tr(S) = ||F||^2``, and ``S_a S_b`` has the
+    nonzero eigenvalues of ``(F_a F_b^T)(F_a F_b^T)^T``, so the cross term is the sum of the
+    singular values of the ``(n_a, n_b)`` matrix ``F_a F_b^T`` (2048-d features: ms, not s)."""
+    fa = (a - a.mean(axis=0)) / np.sqrt(a.shape[0] - 1)
+    fb = (b - b.mean(axis=0)) / np.sqrt(b.shape[0] - 1)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    cross = np.linalg.svd(fa @ fb.T, compute_uv=False).sum()
+    return max(float(diff @ diff + np.sum(fa**2) + np.sum(fb**2) - 2.0 * cross), 0.0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -109,6 +109,20 @@ def test_fd_rank_deficient_is_finite_real_non_negative():
     assert frechet_distance(a, a) < 1e-8 * np.trace(gaussian_stats(a)[1])
 
 
+@pytest.mark.parametrize(("n_a", "n_b", "d"), [(5, 6, 32), (40, 30, 64), (63, 2, 64)])
+def test_fd_through_the_samples_equals_fd_through_the_covariances(n_a, n_b, d):
+    # Fewer samples than features: frechet_distance works on the (n_a, n_b) cross product of
+    # the samples, not on d x d covariances; both forms give one distance.
+    rng = np.random.default_rng(n_a + n_b)
+    a = rng.normal(size=(n_a, d)) * rng.uniform(0.2, 2.0, size=d)
+    b = rng.normal(size=(n_b, d)) @ rng.normal(size=(d, d)) / 8 + 0.3
+    for x, y in ((a, b), (b, a), (a, a)):
+        through_stats = frechet_distance_from_stats(*gaussian_stats(x), *gaussian_stats(y))
+        scale = np.trace(gaussian_stats(x)[1]) + np.trace(gaussian_stats(y)[1])
+        assert frechet_distance(x, y) == pytest.approx(through_stats, rel=1e-9, abs=1e-9 * scale)
+    assert frechet_distance(a, b) > 0.1 * (np.trace(gaussian_stats(a)[1]))
+
+
 def test_fd_mean_shift_adds_squared_norm():
     sigma = random_cov(10, seed=8)
     mu = np.random.default_rng(9).normal(size=10)
