@@ -37,10 +37,11 @@ CASES = {
     # takes well under a millisecond and the cost of each call dominates.
     "gan_b16": ("gan.gin", ["BATCH_SIZE = 16"]),
 }
-# variant -> (Keras backend, extra bindings): TensorFlow as the gin file says; JAX with
-# --jax_rounds rounds per program (fused); JAX with one round per program; and jax_before, the
-# checkout given by --before on JAX as its gin file says.
-VARIANTS = ("tensorflow", "jax", "jax_1", "jax_before")
+# variant -> (Keras backend, extra bindings): TensorFlow as the gin file says (or, unset, its
+# backend's default rounds per call); TensorFlow with one round per call; JAX with --jax_rounds
+# rounds per program (fused); JAX with one round per program; and jax_before, the checkout
+# given by --before on JAX as its gin file says.
+VARIANTS = ("tensorflow", "tensorflow_1", "jax", "jax_1", "jax_before")
 
 
 def worker(case: str, seconds: float, extra: list[str]) -> dict:
@@ -73,12 +74,13 @@ def worker(case: str, seconds: float, extra: list[str]) -> dict:
 
 
 def _run_worker(case: str, variant: str, seconds: float, args) -> dict:
-    backend = "tensorflow" if variant == "tensorflow" else "jax"
+    backend = "tensorflow" if variant.startswith("tensorflow") else "jax"
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "JAX_PLATFORMS": "cpu"}  # fmt: skip
     extra = {"jax": [f"Numerics.rounds_per_call = {args.jax_rounds}",
                      f"Intervals.log_every = {max(100, args.jax_rounds)}"],
-             "jax_1": ["Numerics.rounds_per_call = 1"]}.get(variant, [])  # fmt: skip
+             "jax_1": ["Numerics.rounds_per_call = 1"],
+             "tensorflow_1": ["Numerics.rounds_per_call = 1"]}.get(variant, [])  # fmt: skip
     if variant == "jax_before":
         env["GANPIPE_REPO"] = os.path.abspath(args.before)
     result = subprocess.run(

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 from ganpipe import validate
 
@@ -169,7 +170,8 @@ class Numerics:
         max_skips: Non-finite updates in a row that ``skip`` tolerates before it stops the run.
         deterministic: TensorFlow's op determinism (slower; exact reruns on one machine).
         jit_compile: Compiles the training step with XLA.
-        rounds_per_call: Training rounds fused into one call of the compiled function.
+        rounds_per_call: Training rounds fused into one call of the compiled function; None
+            (the default) takes the backend's (``ganpipe.backend.rounds_per_call``, logged).
         device_data_share: JAX: the training set is placed on the device once, as uint8, when
             it takes at most this share of the device's memory (of the host's on a CPU); its
             batches are then gathered inside the program. 0 reads every batch on the host.
@@ -180,11 +182,12 @@ class Numerics:
     max_skips: int = 10
     deterministic: bool = False
     jit_compile: bool = False
-    rounds_per_call: int = 1
+    rounds_per_call: int | None = None
     device_data_share: float = 0.25
 
     def __post_init__(self):
-        positive_int("Numerics.rounds_per_call", self.rounds_per_call)
+        if self.rounds_per_call is not None:
+            positive_int("Numerics.rounds_per_call", self.rounds_per_call)
         share = self.device_data_share
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
             raise ValueError(
@@ -368,6 +371,16 @@ _MOVED_KEY = re.compile(
     + r")(?=\s*=|$)",
     re.MULTILINE,
 )
+
+
+def with_rounds_per_call(s: RunSettings, rounds: int, why: str) -> RunSettings:
+    """``s`` with ``Numerics.rounds_per_call`` unset (None) made ``rounds``, the backend's
+    default (``backend.rounds_per_call``), logged with ``why``."""
+    if s.numerics.rounds_per_call is not None:
+        return s
+    logging.info("Numerics.rounds_per_call is not set: %d round(s) per call (%s).", rounds, why)
+    numerics = dataclasses.replace(s.numerics, rounds_per_call=rounds)
+    return dataclasses.replace(s, numerics=numerics)
 
 
 def move_bindings(text: str) -> tuple[str, list[tuple[str, str]]]:

@@ -24,7 +24,7 @@ from ganpipe import data as data_module
 from ganpipe import settings as settings_module
 from ganpipe.lazy_tf import tf
 from ganpipe.settings import RunSettings
-from ganpipe.training import callbacks, loop, state, writers
+from ganpipe.training import callbacks, functional, loop, state, writers
 from ganpipe.training.inputs import InputStream
 from ganpipe.training.steps import Steps
 
@@ -56,7 +56,8 @@ class Trainer:
         self.images = data()
         logging.info("Data: %s", data_module.describe(self.images))
         auto_classes = s.num_classes == settings_module.AUTO_CLASSES
-        self.settings = s = self._resolved_classes(s)
+        s = self._resolved_classes(s)
+        self.settings = s = settings_module.with_rounds_per_call(s, *backend.rounds_per_call())
         # 'auto' on unlabelled data: the factories' conditioning is left out.
         unconditional = auto_classes and s.num_classes is None
         if s.num_classes is not None:
@@ -152,20 +153,20 @@ class Trainer:
 
     def train_round(self, generator_steps: int | None = None) -> dict[str, float]:
         """Runs one round (``generator_steps`` defaults to the schedule's); returns its metrics."""
-        steps = (
-            self.settings.schedule.generator_steps if generator_steps is None else generator_steps
-        )
+        steps = generator_steps or self.settings.schedule.generator_steps
         return {k: float(v) for k, v in self._round(self._iterator, backend.count(steps)).items()}
 
     def train_rounds(self, count: int, generator_steps: int | None = None) -> dict[str, float]:
         """Runs ``count`` rounds in one call; returns their mean metrics."""
         if count == 1:
             return self.train_round(generator_steps)
-        steps = (
-            self.settings.schedule.generator_steps if generator_steps is None else generator_steps
-        )
+        steps = generator_steps or self.settings.schedule.generator_steps
         metrics = self._rounds(self._iterator, backend.count(count), backend.count(steps))
         return {k: float(v) for k, v in metrics.items()}
+
+    def functional(self) -> functional.Functional:
+        """JAX: one round as a pure function of an explicit state (``training.functional``)."""
+        return functional.Functional(self)
 
     def plan_call(self, current: int, limit: int) -> tuple[int, int]:
         """(rounds, generator steps per round) of the next call from step ``current``."""
@@ -233,10 +234,8 @@ class Trainer:
         return metrics, int(self.step.numpy())
 
     def _fit(self, run_dir, operative_config, restore_from: str) -> dict[str, float]:
-        rundir.write_data_record(
-            run_dir.path,
-            {**data_module.record(self.images), "num_classes": self.settings.num_classes},
-        )
+        record = {**data_module.record(self.images), "num_classes": self.settings.num_classes}
+        rundir.write_data_record(run_dir.path, record)
         checkpoint = self.state.checkpoint()
         keep = self.settings.intervals.keep_checkpoints
         checkpointer = writers.checkpointer(run_dir.join(rundir.CHECKPOINTS), checkpoint, keep)

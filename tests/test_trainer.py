@@ -171,6 +171,27 @@ def test_fused_calls_stop_at_log_boundaries_and_at_the_last_step():
     assert dcgan.plan_call(990, 1000) == (1, 10)  # the shortened last round
 
 
+def test_unset_rounds_per_call_takes_the_backends_default_and_logs_why(caplog, monkeypatch):
+    with caplog.at_level("INFO", logger="absl"):
+        trainer = make_trainer("dcgan")  # neither dcgan.gin nor tiny.gin sets it
+    assert trainer.settings.numerics.rounds_per_call == 1  # TensorFlow
+    assert "rounds_per_call is not set: 1 round(s) per call (on TensorFlow;" in caplog.text
+    explicit = make_trainer("dcgan", "Numerics.rounds_per_call = 3", "Intervals.log_every = 200")
+    assert explicit.plan_call(0, 1000) == (3, 50)
+    # JAX: rounds written out on a CPU (compiling grows with the count), a lax.scan elsewhere.
+    jax = pytest.importorskip("jax")
+    from ganpipe.backend import jax as jax_adaptor
+
+    assert jax_adaptor.rounds_per_call()[0] == (1 if jax.default_backend() == "cpu" else 20)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert jax_adaptor.rounds_per_call()[0] == 20
+
+
+def test_the_functional_round_is_refused_on_tensorflow_with_the_reason():
+    with pytest.raises(NotImplementedError, match="needs KERAS_BACKEND=jax"):
+        make_trainer("gan").functional()
+
+
 def test_xla_training_is_reproducible_and_finite():
     # XLA's stateless random generators differ from TensorFlow's kernels for the same seed, so an
     # XLA run is compared with another XLA run, not with a plain one. Op determinism (turned on

@@ -407,6 +407,44 @@ def scan(fn: Callable, count: int, xs=None) -> dict:
     return {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
 
 
+def functional(fn: Callable, parts: dict[str, list]) -> tuple[Callable, dict]:
+    """``fn(*args)``, Keras code that reads and writes the variables of ``parts``, as a pure
+    function of their values: ``(pure, state)``.
+
+    ``state`` is the variables' values as a pytree, ``{part: [array, ...]}`` in the order of
+    ``parts``; ``pure(state, *args) -> (new state, fn's outputs)`` reads and writes no
+    variable (the same ``keras.StatelessScope`` as a compiled round), so it can be jitted,
+    scanned, vmapped or differentiated. A variable listed in two parts takes its first value.
+    """
+    everything = _unique(v for part in parts.values() for v in part)
+    index = {id(v): i for i, v in enumerate(everything)}
+
+    def pure(state: dict, *args):
+        if set(state) != set(parts):
+            raise ValueError(f"The state's parts are {sorted(parts)}, got {sorted(state)}.")
+        values = [None] * len(everything)
+        for name, variables in parts.items():
+            if len(state[name]) != len(variables):
+                raise ValueError(
+                    f"The state's part {name!r} has {len(variables)} arrays, got "
+                    f"{len(state[name])}."
+                )
+            for variable, value in zip(variables, state[name]):
+                if values[index[id(variable)]] is None:
+                    values[index[id(variable)]] = value
+        new, outputs = _stateless(fn, everything, values, args)
+        return {n: [new[index[id(v)]] for v in vs] for n, vs in parts.items()}, outputs
+
+    return pure, {name: [v.value for v in variables] for name, variables in parts.items()}
+
+
+def load_state(parts: dict[str, list], state: dict) -> None:
+    """Writes a ``functional`` state into the variables of ``parts``."""
+    for name, variables in parts.items():
+        for variable, value in zip(variables, state[name]):
+            variable.assign(value)
+
+
 class TrainingInput:
     """The JAX training stream: the batches of ``data.batches.training_batches``, the same
     rows in the same order, read one batch at a time (``next``: a host batch, for the
@@ -450,10 +488,13 @@ class TrainingInput:
     def take(self, count: int):
         """The next ``count`` batches: their rows (int32 ``(count, batch)``), or the batches
         stacked when the images are not on the device."""
-        rows = self.rows.take(count)
         if self.data is not None:
-            return rows
-        parts = [self._batch(r) for r in rows]
+            return self.rows.take(count)
+        return self.host_batches(count)
+
+    def host_batches(self, count: int):
+        """The next ``count`` batches, stacked on the host (images, or (images, labels))."""
+        parts = [self._batch(r) for r in self.rows.take(count)]
         if self.labels is None:
             return np.stack(parts)
         return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
@@ -492,6 +533,21 @@ def _log_placement(size: int, limit: float, placed: bool) -> None:
 def notes() -> list[str]:
     """What the log says once about this backend's setup: nothing yet."""
     return []
+
+
+def rounds_per_call() -> tuple[int, str]:
+    """The default of ``Numerics.rounds_per_call``, and why (see docs/results.md, "Rounds per
+    call by default")."""
+    if jax.default_backend() == "cpu":
+        return 1, (
+            "on JAX on a CPU, a program's rounds are written out, so compiling grows with the "
+            "count, and a convolutional model runs no faster fused; set it for a small fully "
+            "connected model (gan.gin sets 20)"
+        )
+    return 20, (
+        "on JAX off a CPU, a program's rounds are one lax.scan, compiled once, and each call "
+        "costs time"
+    )
 
 
 def count(value: int) -> int:

@@ -235,6 +235,27 @@ def notes() -> list[str]:
     return [ganpipe.onednn_note()]
 
 
+def functional(fn, parts):
+    """JAX only: TensorFlow keeps the state in variables (``Trainer.functional``)."""
+    raise NotImplementedError(
+        "Trainer.functional (a round as a pure function of an explicit state) needs "
+        "KERAS_BACKEND=jax: on TensorFlow the state stays in variables, and the rounds run as "
+        "tf.function graph loops over them (Trainer.train_rounds)."
+    )
+
+
+load_state = functional
+
+
+def rounds_per_call() -> tuple[int, str]:
+    """The default of ``Numerics.rounds_per_call``, and why (see docs/results.md, "Rounds per
+    call by default")."""
+    return 1, (
+        "on TensorFlow; fused rounds run faster only where a round takes milliseconds, and "
+        "gan.gin sets 20 there; one round per call answers a stop signal and the budget soonest"
+    )
+
+
 def count(value: int):
     """A count passed into a compiled call: a tensor (one trace for every value)."""
     return tf.constant(value)

@@ -58,17 +58,22 @@ class GANState:
     def augment_variables(self) -> list:
         return [] if self.augment is None else list(self.augment.variables)
 
+    def parts(self) -> dict[str, list]:
+        """Every variable a round can change, by part (the checkpoint's keys), in a fixed
+        order; a part that is off (no average, no stateful augmentation) is an empty list."""
+        return {
+            GENERATOR: list(self.generator.variables),
+            GENERATOR_EMA: [] if self.generator_ema is None else list(self.generator_ema.variables),
+            CRITIC: list(self.critic.variables),
+            GENERATOR_OPTIMIZER: list(self.generator_optimizer.variables),
+            CRITIC_OPTIMIZER: list(self.critic_optimizer.variables),
+            AUGMENT: self.augment_variables,
+            STEP: [self.step],
+        }
+
     def variables(self) -> list:
-        """Every variable a round can change, in a fixed order."""
-        return [
-            *self.generator.variables,
-            *(self.generator_ema.variables if self.generator_ema is not None else ()),
-            *self.critic.variables,
-            *self.generator_optimizer.variables,
-            *self.critic_optimizer.variables,
-            *self.augment_variables,
-            self.step,
-        ]
+        """Every variable a round can change, in a fixed order (``parts``, concatenated)."""
+        return [variable for part in self.parts().values() for variable in part]
 
     def snapshot(self) -> list[np.ndarray]:
         """Host copies of ``variables()`` (what ``Numerics.non_finite = 'skip'`` restores)."""
