@@ -87,7 +87,11 @@ def test_the_gpu_script_dry_run_passes_on_a_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads((tmp_path / "gpu_results.json").read_text())
     assert not results["environment"]["tensorflow_imported"]
-    assert results["throughput"]
+    # throughput: the recipe at 1 and 2 rounds per call (20 on a GPU: JAX's default there)
+    assert [(r["rounds_per_call"], r["steps_per_s"] > 0) for r in results["throughput"]] == [
+        (1, True),
+        (2, True),
+    ]
     # reference: the hand-written loop and ganpipe each trained, and were timed, at the batch
     (row,) = results["reference"]
     assert row["batch"] == 8 and row["reference_over_ganpipe"] > 0, row

@@ -79,8 +79,15 @@ FLAGS = flags.FLAGS
 # In the order they run. The parts after throughput train to the budget and share it.
 PARTS = ("throughput", "reference", "resolution", "recommended", "fmnist64", "wgan")
 
-# (experiment, global batch sizes) timed for throughput.
-THROUGHPUT = (("recommended", (64, 512)), ("dcgan", (50,)), ("wgan", (50, 256)))
+# (experiment, global batch sizes, rounds per call) timed for throughput: the recipe at 1 and
+# 20 rounds per program, the measurement behind JAX's default of 20 off a CPU
+# (backend.rounds_per_call); DCGAN's rounds of 50 generator steps at 1.
+THROUGHPUT = (
+    ("recommended", (64, 512), (1, 20)),
+    ("dcgan", (50,), (1,)),
+    ("wgan", (50, 256), (1,)),
+)
+THROUGHPUT_DRY = (("recommended", (8,), (1, 2)),)
 FD_THRESHOLDS = (20.0, 5.0, 2.0, 1.0)
 # reference: global batches, and rounds per compiled call (each side's); under --dry_run.
 REFERENCE_BATCHES, REFERENCE_ROUNDS = (64, 256, 1024), 100
@@ -142,33 +149,40 @@ def environment(report: Report) -> None:
 
 
 def throughput(report: Report, seconds: float) -> None:
-    """Generator steps per second of each experiment and batch, after compilation."""
+    """Generator steps per second of each experiment, batch and rounds per call, after
+    compilation."""
     rows = []
     # --dry_run: the recipe at tiny.gin's batch, the program the test suite has compiled.
-    for experiment, batches in (("recommended", (8,)),) if FLAGS.dry_run else THROUGHPUT:
-        for batch in batches:
-            started = time.perf_counter()
-            trainer = build(experiment, f"BATCH_SIZE = {batch}")
-            trainer.train_round()  # compiles the updates
-            trainer.train_round()
-            compile_s = time.perf_counter() - started
-            first, steps, t0 = int(trainer.step.numpy()), 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds or steps == 0:
-                trainer.train_round()
-                steps = int(trainer.step.numpy()) - first
-            elapsed = time.perf_counter() - t0
-            row = {
-                "experiment": experiment, "batch": batch, "generator_steps": steps,
-                "seconds": round(elapsed, 3), "steps_per_s": round(steps / elapsed, 2),
-                "images_per_s": round(steps * batch / elapsed, 1),
-                "build_and_compile_s": round(compile_s, 1),
-            }  # fmt: skip
+    for experiment, batches, counts in THROUGHPUT_DRY if FLAGS.dry_run else THROUGHPUT:
+        for batch, rounds in [(b, r) for b in batches for r in counts]:
+            row = {"experiment": experiment, "batch": batch, "rounds_per_call": rounds}
+            row.update(_steps_per_second(experiment, batch, rounds, seconds))
             rows.append(row)
             report.put("throughput", rows)
             report.say(
-                f"{experiment} batch {batch}: {row['steps_per_s']} steps/s ({row['images_per_s']}"
-                f" images/s), build and compile {row['build_and_compile_s']} s"
+                f"{experiment} batch {batch}, {rounds} round(s) per call: {row['steps_per_s']} "
+                f"steps/s ({row['images_per_s']} images/s), build and compile "
+                f"{row['build_and_compile_s']} s"
             )
+
+
+def _steps_per_second(experiment: str, batch: int, rounds: int, seconds: float) -> dict:
+    keras.utils.clear_session()
+    started = time.perf_counter()
+    trainer = build(experiment, f"BATCH_SIZE = {batch}", f"Numerics.rounds_per_call = {rounds}")
+    trainer.train_rounds(rounds)  # compiles the call
+    trainer.train_rounds(rounds)
+    compile_s = time.perf_counter() - started
+    first, steps, t0 = int(trainer.step.numpy()), 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or steps == 0:
+        trainer.train_rounds(rounds)
+        steps = int(trainer.step.numpy()) - first
+    elapsed = time.perf_counter() - t0
+    return {
+        "generator_steps": steps, "seconds": round(elapsed, 3),
+        "steps_per_s": round(steps / elapsed, 2), "images_per_s": round(steps * batch / elapsed, 1),
+        "build_and_compile_s": round(compile_s, 1),
+    }  # fmt: skip
 
 
 class BusyMeter:
