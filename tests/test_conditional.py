@@ -497,6 +497,19 @@ def test_per_class_grid_has_one_row_per_class_and_one_noise_per_column(tmp_path)
             assert np.all(np.abs(cell - expected) <= 1), (row, column)
 
 
+@pytest.mark.parametrize(("count", "shape"), [(100, (10, 10)), (64, (8, 8)), (10, (3, 4))])
+def test_an_unconditional_grid_is_as_square_as_its_count_allows(tmp_path, count, shape):
+    class Blank:
+        def __call__(self, noise, training=False):
+            return np.zeros((len(noise), 3, 3, 1), np.float32)
+
+    noise = np.zeros((count, 2), np.float32)
+    path = writers.SampleGrid(str(tmp_path), noise, (0.0, 1.0))(Blank(), step=1)
+    png = tf.io.decode_png(open(path, "rb").read()).numpy()
+    rows, columns = shape
+    assert png.shape == (rows * 5 + 2, columns * 5 + 2, 1)
+
+
 def test_a_conditional_run_writes_per_class_grids(tmp_path):
     trainer = make_trainer("cgan", "Intervals.num_samples = 20")  # 10 classes x 2 columns
     trainer.fit(str(tmp_path / "run"))

@@ -29,7 +29,7 @@ REFERENCE = "reference.npz"
 # The self-supervised task: which of these was applied to an image (Gidaris et al., 2018,
 # predict image rotations; here with a horizontal flip too, 8 classes).
 SELF_SUPERVISED_TRANSFORMS = tuple(
-    f"{'flip, ' if flip else ''}rotate {90 * k}" for flip in (0, 1) for k in range(4)
+    f"{'flip + ' if flip else ''}rotate {90 * k}" for flip in (0, 1) for k in range(4)
 )
 
 

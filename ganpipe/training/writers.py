@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 
@@ -128,7 +129,8 @@ class SampleGrid:
         self.directory = directory
         self.noise = noise
         self.value_range = value_range
-        self.columns, self.labels = 8, None
+        # As square as the count allows (100 images: 10 x 10), so no last row is left part-empty.
+        self.columns, self.labels = math.ceil(math.sqrt(len(noise))), None
         if num_classes is not None:
             self.columns = len(noise)
             self.noise = np.tile(noise, (num_classes, 1))
