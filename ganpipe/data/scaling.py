@@ -66,11 +66,13 @@ def to_unit_range(images, value_range) -> np.ndarray:
 
 
 def image_grid(
-    images: np.ndarray, value_range: tuple[float, float], columns: int = 8
+    images: np.ndarray, value_range: tuple[float, float], columns: int | None = None
 ) -> np.ndarray:
-    """Tiles ``(n, h, w, c)`` images scaled in ``value_range`` into one uint8 grid, 2-pixel gaps."""
+    """Tiles ``(n, h, w, c)`` images scaled in ``value_range`` into one uint8 grid, 2-pixel gaps;
+    by default as square as ``n`` allows (100 images: 10 x 10), so no last row is part-empty."""
     scaled = np.round(to_unit_range(images, value_range) * 255.0).astype(np.uint8)
     n, h, w, c = scaled.shape
+    columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
     pad = 2
     grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 
@@ -129,8 +128,7 @@ class SampleGrid:
         self.directory = directory
         self.noise = noise
         self.value_range = value_range
-        # As square as the count allows (100 images: 10 x 10), so no last row is left part-empty.
-        self.columns, self.labels = math.ceil(math.sqrt(len(noise))), None
+        self.columns, self.labels = None, None  # image_grid's: as square as the count allows
         if num_classes is not None:
             self.columns = len(noise)
             self.noise = np.tile(noise, (num_classes, 1))
