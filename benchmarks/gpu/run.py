@@ -173,15 +173,20 @@ def _steps_per_second(experiment: str, batch: int, rounds: int, seconds: float) 
     trainer.train_rounds(rounds)  # compiles the call
     trainer.train_rounds(rounds)
     compile_s = time.perf_counter() - started
+    timed = _timed(trainer, lambda: trainer.train_rounds(rounds), batch, seconds)
+    return {**timed, "build_and_compile_s": round(compile_s, 1)}
+
+
+def _timed(trainer, advance, batch: int, seconds: float) -> dict:
+    """Generator steps per second of ``advance()`` calls for ``seconds`` (at least one call)."""
     first, steps, t0 = int(trainer.step.numpy()), 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or steps == 0:
-        trainer.train_rounds(rounds)
+        advance()
         steps = int(trainer.step.numpy()) - first
     elapsed = time.perf_counter() - t0
     return {
         "generator_steps": steps, "seconds": round(elapsed, 3),
         "steps_per_s": round(steps / elapsed, 2), "images_per_s": round(steps * batch / elapsed, 1),
-        "build_and_compile_s": round(compile_s, 1),
     }  # fmt: skip
 
 
@@ -309,18 +314,12 @@ def time_at(side: int, batch: int, seconds: float) -> dict:
     chunk = 2 if FLAGS.dry_run else trainer.settings.numerics.rounds_per_call
     trainer.train_steps(2 * chunk)  # compiles the call
     compile_s = time.perf_counter() - started
-    first, steps, t0 = int(trainer.step.numpy()), 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or steps == 0:
-        trainer.train_steps(chunk)
-        steps = int(trainer.step.numpy()) - first
-    elapsed = time.perf_counter() - t0
+    timed = _timed(trainer, lambda: trainer.train_steps(chunk), batch, seconds)
     return {
         "side": side, "channels": 3, "batch": batch,
         "generator_parameters": generator.parameters, "generator_macs": generator.multiply_adds,
         "critic_parameters": critic.parameters, "critic_macs": critic.multiply_adds,
-        "generator_steps": steps, "seconds": round(elapsed, 3),
-        "steps_per_s": round(steps / elapsed, 2), "images_per_s": round(steps * batch / elapsed, 1),
-        "build_and_compile_s": round(compile_s, 1),
+        **timed, "build_and_compile_s": round(compile_s, 1),
     }  # fmt: skip
 
 

@@ -219,9 +219,9 @@ def _frechet_distance_from_factors(a: np.ndarray, b: np.ndarray) -> float:
     ``F = (x - mu) / sqrt(n - 1)``, ``S = F^T F``, ``tr(S) = ||F||^2``, and ``S_a S_b`` has the
     nonzero eigenvalues of ``(F_a F_b^T)(F_a F_b^T)^T``, so the cross term is the sum of the
     singular values of the ``(n_a, n_b)`` matrix ``F_a F_b^T`` (2048-d features: ms, not s)."""
-    fa = (a - a.mean(axis=0)) / np.sqrt(a.shape[0] - 1)
-    fb = (b - b.mean(axis=0)) / np.sqrt(b.shape[0] - 1)
-    diff = a.mean(axis=0) - b.mean(axis=0)
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    fa, fb = (a - mu_a) / np.sqrt(a.shape[0] - 1), (b - mu_b) / np.sqrt(b.shape[0] - 1)
+    diff = mu_a - mu_b
     cross = np.linalg.svd(fa @ fb.T, compute_uv=False).sum()
     return max(float(diff @ diff + np.sum(fa**2) + np.sum(fb**2) - 2.0 * cross), 0.0)
 
