@@ -183,10 +183,17 @@ def repeat(fn: Callable[[], dict], count) -> dict:
     """
     if isinstance(count, int) and count == 1:
         return fn()
-    body = tf.function(fn) if not tf.executing_eagerly() else fn
-    sums = body()
-    for _ in tf.range(count - 1):
-        sums = add(sums, body())
+    if tf.executing_eagerly():
+        sums = fn()
+        for _ in range(int(count) - 1):
+            sums = add(sums, fn())
+        return sums
+    body = tf.function(fn, autograph=False)
+    count = tf.cast(count, tf.int64)
+    _, sums = tf.while_loop(
+        lambda i, _: i < count, lambda i, sums: (i + 1, add(sums, body())),
+        (tf.constant(1, tf.int64), body()),
+    )  # fmt: skip
     return sums
 
 
@@ -207,7 +214,11 @@ def compile(fn: Callable, *, jit_compile: bool = False, variables=None) -> Calla
     """``fn`` as one graph (XLA-compiled with ``jit_compile``). ``variables`` is for the JAX
     adaptor: a graph reads and writes variables itself."""
     del variables
-    return tf.function(fn, jit_compile=jit_compile) if jit_compile else tf.function(fn)
+    # Without AutoGraph: the update math is keras.ops that JAX traces too, so it has no Python
+    # control flow on tensors to convert, and converting every call made tracing slower.
+    if jit_compile:
+        return tf.function(fn, jit_compile=True, autograph=False)
+    return tf.function(fn, autograph=False)
 
 
 def is_floating(variable) -> bool:
