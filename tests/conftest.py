@@ -11,6 +11,11 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One thread per TensorFlow operation in every test process (set before TensorFlow starts, and
+# inherited by subprocesses): the two test processes and their subprocesses already keep both
+# cores busy, and a pool's threads that wait for work spin on a core another process needs
+# (measured on 155 in-process tests: 135 s of CPU with the default pool, 128 s with one thread).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -82,7 +87,12 @@ def jax_compilation_cache(tmp_path_factory):
 # the first rounds of recommended, dcgan, wgan_gp and sngan from 57 s of CPU to 48 s, with each
 # later round as fast as before (level 0 made dcgan's round 12x slower). The programs compute
 # the same operations; what a test compares runs under the same flags on both sides.
-TEST_XLA_FLAGS = "--xla_llvm_disable_expensive_passes=true --xla_backend_optimization_level=1"
+# One Eigen thread in XLA's CPU kernels, for the reason TF_NUM_INTRAOP_THREADS is 1 above (the
+# JAX every-experiment script: 126 s of CPU with Eigen's pool, 114 s without).
+TEST_XLA_FLAGS = (
+    "--xla_llvm_disable_expensive_passes=true --xla_backend_optimization_level=1 "
+    "--xla_cpu_multi_thread_eigen=false"
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
