@@ -183,12 +183,8 @@ def repeat(fn: Callable[[], dict], count) -> dict:
     """
     if isinstance(count, int) and count == 1:
         return fn()
-    if tf.executing_eagerly():
-        sums = fn()
-        for _ in range(int(count) - 1):
-            sums = add(sums, fn())
-        return sums
-    body = tf.function(fn, autograph=False)
+    # tf.while_loop runs as a Python loop when executing eagerly, on ``fn`` itself.
+    body = fn if tf.executing_eagerly() else tf.function(fn, autograph=False)
     count = tf.cast(count, tf.int64)
     _, sums = tf.while_loop(
         lambda i, _: i < count, lambda i, sums: (i + 1, add(sums, body())),
@@ -216,9 +212,7 @@ def compile(fn: Callable, *, jit_compile: bool = False, variables=None) -> Calla
     del variables
     # Without AutoGraph: the update math is keras.ops that JAX traces too, so it has no Python
     # control flow on tensors to convert, and converting every call made tracing slower.
-    if jit_compile:
-        return tf.function(fn, jit_compile=True, autograph=False)
-    return tf.function(fn, autograph=False)
+    return tf.function(fn, jit_compile=True if jit_compile else None, autograph=False)
 
 
 def is_floating(variable) -> bool:
