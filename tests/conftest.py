@@ -7,8 +7,6 @@ import json
 import os
 import pathlib
 import re
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One thread per TensorFlow operation in every test process (set before TensorFlow starts, and
@@ -25,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 import gin  # noqa: E402
 from ganpipe import config  # noqa: E402
 from ganpipe.eval.evaluation import CACHE_DIR_ENV  # noqa: E402
+from tests import prestarted  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 GIN = REPO / "gin"
@@ -102,6 +101,13 @@ def xla_compile_flags():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XLA_FLAGS", flags)
         yield flags
+
+
+@pytest.fixture(autouse=True, scope="session")
+def prestarted_interpreters():
+    """Ends the interpreters that test subprocesses are forked from (tests/prestarted.py)."""
+    yield
+    prestarted.close_servers()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -202,14 +208,7 @@ def run_module(module: str, *args: str, timeout: float = 300, env: dict | None =
     ``env`` adds to the environment; a value of None removes the variable."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     full_env = {k: v for k, v in full_env.items() if v is not None}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env=full_env,
-    )
+    return prestarted.run(["-m", module, *args], env=full_env, cwd=REPO, timeout=timeout)
 
 
 def run_main(*args: str, timeout: float = 300, env: dict | None = None):
@@ -348,7 +347,4 @@ def tiny_state(average: bool = False):
 def run_jax(*args, timeout=600):
     """Runs ``python ARGS`` from the repository root under KERAS_BACKEND=jax (on the CPU)."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
-        cwd=REPO,
-    )  # fmt: skip
+    return prestarted.run(list(args), env=env, cwd=REPO, timeout=timeout)

@@ -3,8 +3,6 @@ labels, resume, refusals, per-class sample grids and conditional accuracy."""
 
 import json
 import re
-import subprocess
-import sys
 import types
 
 import keras
@@ -18,6 +16,7 @@ from ganpipe.data import ImageArray, make_training_dataset
 from ganpipe.models import conditioning, factories
 from ganpipe.settings import Latent
 from ganpipe.training import callbacks, writers
+from tests import prestarted
 from tests.conftest import FASHION_MNIST_DIR, REPO, make_trainer, parse, train_run
 
 MLP_BLOCKS = [
@@ -347,9 +346,7 @@ print("RESULT " + json.dumps(rows))
 @pytest.mark.slow
 def test_two_replicas_train_the_one_replica_conditional_model():
     # Each replica gets its rows of the real batch with their labels and of the fake labels.
-    result = subprocess.run(
-        [sys.executable, "-c", _TWO_REPLICAS], capture_output=True, text=True, cwd=REPO
-    )
+    result = prestarted.run(["-c", _TWO_REPLICAS], cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
     rows = json.loads(line[len("RESULT ") :])
@@ -601,11 +598,8 @@ def test_conditional_eval_during_training_and_the_evaluate_command_report_it(tmp
     trainer.fit(str(run), config_text=gin.config_str())
     rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
     assert all(0 <= row["eval_conditional_accuracy"] <= 1 for row in rows)
-    result = subprocess.run(
-        [sys.executable, "-m", "ganpipe.evaluate", f"--run_dir={run}", "--num_samples=300"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    result = prestarted.run(
+        ["-m", "ganpipe.evaluate", f"--run_dir={run}", "--num_samples=300"], cwd=REPO, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((run / "eval.json").read_text())

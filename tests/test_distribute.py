@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from ganpipe import distribute
+from tests import prestarted
 from tests.conftest import REPO
 
 
@@ -81,13 +80,7 @@ PER_REPLICA_SCRIPT = textwrap.dedent(
 
 
 def test_per_replica_batch_on_two_logical_cpus():
-    result = subprocess.run(
-        [sys.executable, "-c", PER_REPLICA_SCRIPT],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = prestarted.run(["-c", PER_REPLICA_SCRIPT], cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "PER-REPLICA-OK" in result.stdout
 
@@ -127,13 +120,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_training_round_under_mirrored_strategy_on_two_logical_cpus():
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = prestarted.run(["-c", MIRRORED_SCRIPT], cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "MIRRORED-OK" in result.stdout
 
@@ -185,10 +172,8 @@ def parity_runs(tmp_path_factory):
     started = {}
     for replicas in (1, 2, 4):
         path = folder / f"replicas{replicas}.npz"
-        command = [sys.executable, "-m", "tests.replicas", "parity", str(replicas), str(path)]
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        command = ["-m", "tests.replicas", "parity", str(replicas), str(path)]
+        process = prestarted.popen(command, cwd=REPO, env=env)
         started[replicas] = (process, path)
     runs = {}
     for replicas, (process, path) in started.items():

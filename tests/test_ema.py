@@ -6,8 +6,6 @@ the 5/50 DCGAN schedule run in seconds.
 """
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -18,6 +16,7 @@ import tensorflow as tf
 import gin
 from ganpipe import rundir
 from ganpipe.training import writers
+from tests import prestarted
 from tests.conftest import REPO, SMALL_GENERATOR, make_trainer, values
 
 SMALL_MODELS = (
@@ -383,13 +382,7 @@ TWO_REPLICAS = textwrap.dedent(
 
 @pytest.mark.slow
 def test_the_average_stays_identical_on_every_replica():
-    result = subprocess.run(
-        [sys.executable, "-c", TWO_REPLICAS],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = prestarted.run(["-c", TWO_REPLICAS], cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
     found = json.loads(line[len("RESULT ") :])

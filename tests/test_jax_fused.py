@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
+from tests import prestarted
 from tests.conftest import REPO, logged_steps, run_jax
 
 _FUSED = """
@@ -177,10 +176,7 @@ def _start(run, total):
         "--gin_param=Intervals.checkpoint_every=8", "--gin_param=Intervals.sample_every=1000000",
     ]  # fmt: skip
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ganpipe.main", *params], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return prestarted.popen(["-m", "ganpipe.main", *params], cwd=REPO, env=env)
 
 
 @pytest.mark.slow

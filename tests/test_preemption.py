@@ -4,14 +4,13 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
 from ganpipe.training import callbacks, writers
+from tests import prestarted
 from tests.conftest import REPO, logged_steps, make_trainer
 
 pytestmark = pytest.mark.slow
@@ -27,22 +26,12 @@ TINY = [
 
 
 def _start(run, num_steps, *extra):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ganpipe.main",
-            *TINY,
-            f"--gin_param=NUM_STEPS={num_steps}",
-            f"--output_dir={run}",
-            *extra,
-        ],
+    return prestarted.popen(
+        ["-m", "ganpipe.main", *TINY, f"--gin_param=NUM_STEPS={num_steps}", f"--output_dir={run}",
+         *extra],
         cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    )  # fmt: skip
 
 
 def _wait_for_rows(run, count, process, timeout=120):

@@ -2,7 +2,6 @@
 every registry of the package through the same interface."""
 
 import subprocess
-import sys
 
 import keras
 import pytest
@@ -12,6 +11,7 @@ from ganpipe.data import sources
 from ganpipe.eval import classifier
 from ganpipe.models import blocks, conditioning
 from ganpipe.registry import Registry
+from tests import prestarted
 from tests.conftest import REPO
 
 
@@ -160,10 +160,8 @@ def test_every_class_of_the_gin_registries_is_a_configurable():
     assert expected <= set(config.CONFIGURABLES)
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+def _run(code: str, fresh: bool = False) -> subprocess.CompletedProcess:
+    return prestarted.run(["-c", code], cwd=REPO, timeout=300, fresh=fresh)
 
 
 def test_a_class_registered_as_a_penalty_is_a_gin_configurable():
@@ -189,6 +187,7 @@ def test_the_registry_and_the_validator_import_nothing_heavy():
     result = _run(
         "import sys, ganpipe.registry, ganpipe.validate\n"
         "heavy = {'tensorflow', 'keras', 'numpy', 'jax', 'gin'} & set(sys.modules)\n"
-        "assert not heavy, heavy"
+        "assert not heavy, heavy",
+        fresh=True,  # what a fresh interpreter imports
     )
     assert result.returncode == 0, result.stderr[-3000:]

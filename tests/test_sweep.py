@@ -6,8 +6,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,6 +14,7 @@ import tensorflow as tf
 import gin
 from ganpipe import config, sweeps
 from ganpipe.models import factories
+from tests import prestarted
 from tests.conftest import GIN, REPO, run_module
 
 LADDER = GIN / "sweeps" / "gan_to_wgan.gin"
@@ -263,13 +262,10 @@ def test_small_sweep_interrupted_resumed_scored_then_rerun_without_training(tmp_
         "--parallel=2",
     )
     hold = {"GANPIPE_TEST_HOLD_AT": "30", "GANPIPE_TEST_HOLD_MARKER": str(held)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ganpipe.sweep", *args],
+    process = prestarted.popen(
+        ["-m", "ganpipe.sweep", *args],
         cwd=REPO,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **hold},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     deadline = time.monotonic() + 300
     try:

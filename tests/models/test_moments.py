@@ -2,14 +2,13 @@
 two-pass all-reduced mean and variance equal those of the whole batch, and SyncBatchNorm uses
 exactly them."""
 
-import subprocess
-import sys
 import textwrap
 
 import keras
 import pytest
 
 from ganpipe.models import moments
+from tests import prestarted
 from tests.conftest import REPO
 
 
@@ -78,12 +77,6 @@ TWO_REPLICAS_SCRIPT = textwrap.dedent(
 def test_two_replicas_get_the_global_batch_moments():
     if keras.backend.backend() != "tensorflow":
         pytest.skip("replicas exist under the TensorFlow backend only")
-    result = subprocess.run(
-        [sys.executable, "-c", TWO_REPLICAS_SCRIPT],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    result = prestarted.run(["-c", TWO_REPLICAS_SCRIPT], cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "MOMENTS-OK" in result.stdout
