@@ -15,7 +15,8 @@ ancestor, the test process (``prctl(PR_SET_CHILD_SUBREAPER)``), which then waits
 signals it and reads its exit status like any child of its own.
 
 A server imports under the command's environment, and is keyed by all of it but the variables
-read at run time (``_READ_LATE``), so a command with another backend, oneDNN setting or log
+read at run time (``_READ_LATE``; under JAX, ``XLA_FLAGS`` and the cluster's variables too, as
+no server starts a backend), so a command with another backend, oneDNN setting or log
 level gets a server of its own. The first command of an environment runs in a fresh process
 (a server pays off from the second), as does any command past ``_MAX_SERVERS`` servers. Tests
 of what happens at import (the modules a command imports, TensorFlow's C++ log lines, the oneDNN
@@ -43,6 +44,8 @@ _FRESH_ENV = "GANPIPE_TEST_FRESH_PROCESSES"
 # Read by ganpipe or TensorFlow when they run, never when they are imported.
 _READ_LATE = ("PYTEST_CURRENT_TEST", "TF_CONFIG")
 _READ_LATE_PREFIXES = ("GANPIPE_",)
+# JAX reads these when it first starts a backend, which a server never does.
+_READ_LATE_BY_JAX = ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 _MAX_SERVERS = 5
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -262,10 +265,10 @@ def _server_env(args, env: dict) -> dict:
     ganpipe command sets TensorFlow's oneDNN default before TensorFlow loads (ganpipe's
     ``__init__``), so its server loads TensorFlow with that default too; the child still gets
     the command's own environment, and ganpipe's import sets (and logs) it as in any run."""
+    late = _READ_LATE + (_READ_LATE_BY_JAX if env.get("KERAS_BACKEND") == "jax" else ())
     server_env = {
-        k: v for k, v in env.items()
-        if k not in _READ_LATE and not k.startswith(_READ_LATE_PREFIXES)
-    }  # fmt: skip
+        k: v for k, v in env.items() if k not in late and not k.startswith(_READ_LATE_PREFIXES)
+    }
     if args[0] == "-m" and args[1].startswith("ganpipe."):
         server_env.setdefault(_ONEDNN, "1")
     return server_env

@@ -15,15 +15,13 @@ penalized experiments with the penalty's second-order term cut, and that must fa
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 import gin
-from tests import backend_parity
+from tests import backend_parity, prestarted
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow  # one JAX process that compiles three experiments
@@ -72,10 +70,9 @@ def results(tmp_path_factory):
     inputs = _inputs()
     np.savez(folder / "inputs.npz", **inputs)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.backend_parity", str(folder / "inputs.npz"),
-         str(folder / "jax.npz")],
-        capture_output=True, text=True, timeout=900, env=env, cwd=REPO,
+    child = prestarted.run(
+        ["-m", "tests.backend_parity", str(folder / "inputs.npz"), str(folder / "jax.npz")],
+        env=env, cwd=REPO, timeout=900,
     )  # fmt: skip
     assert child.returncode == 0, child.stderr[-4000:]
     with np.load(folder / "jax.npz") as loaded:

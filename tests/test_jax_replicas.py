@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from tests import prestarted
 from tests.conftest import REPO
 
 
@@ -33,9 +32,9 @@ def _load(out, devices: int) -> dict:
 
 def _replicas(tmp_path, devices: int, *bindings) -> dict:
     out = tmp_path / f"replicas_{devices}_{len(bindings)}.npz"
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.jax_replicas", str(out), *bindings],
-        capture_output=True, text=True, timeout=600, env=_env(devices), cwd=REPO,
+    result = prestarted.run(
+        ["-m", "tests.jax_replicas", str(out), *bindings], env=_env(devices), cwd=REPO,
+        timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     return _load(out, devices)
@@ -51,17 +50,14 @@ def _processes(tmp_path, count: int) -> list[dict]:
     """The same run as ``count`` jax.distributed processes of one CPU device each."""
     cluster = {"JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}",
                "JAX_NUM_PROCESSES": str(count)}  # fmt: skip
-    command = [sys.executable, "-m", "tests.jax_replicas"]
+    command = ["-m", "tests.jax_replicas"]
     binding = "train.strategy = 'multi_worker_mirrored'"
     started = [
-        subprocess.Popen(
+        prestarted.popen(
             [*command, str(tmp_path / f"process{i}.npz"), binding],
             cwd=REPO,
-            text=True,
             env=_env(1, **cluster, JAX_PROCESS_ID=str(i)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
+        )
         for i in range(count)
     ]
     for process in started:

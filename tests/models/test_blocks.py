@@ -1,8 +1,6 @@
 """Blocks: every entry builds and runs; bad specs fail clearly; the blocks run under JAX."""
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -10,6 +8,8 @@ import numpy as np
 import pytest
 
 from ganpipe.models import blocks, factories
+from tests import prestarted
+from tests.conftest import REPO
 
 INIT = {"kernel_initializer": lambda: "glorot_uniform", "bias_initializer": lambda: "zeros"}
 
@@ -369,9 +369,7 @@ def test_blocks_and_factories_run_under_jax():
         print("JAX-OK")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
-    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+    result = prestarted.run(["-c", script], env=env, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "JAX-OK" in result.stdout
