@@ -35,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -42,7 +43,7 @@ import types
 
 _FRESH_ENV = "GANPIPE_TEST_FRESH_PROCESSES"
 # Read by ganpipe or TensorFlow when they run, never when they are imported.
-_READ_LATE = ("PYTEST_CURRENT_TEST", "TF_CONFIG")
+_READ_LATE = ("PYTEST_CURRENT_TEST", "TF_CONFIG", "TMPDIR")
 _READ_LATE_PREFIXES = ("GANPIPE_",)
 # JAX reads these when it first starts a backend, which a server never does.
 _READ_LATE_BY_JAX = ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -116,6 +117,7 @@ def _child(request: dict, out_fd: int, err_fd: int) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    tempfile.tempdir = None  # found again from TMPDIR, should an import have asked already
     code = _run_command(request["args"])
     try:
         threading._shutdown()  # what the interpreter does at exit: wait for non-daemon threads

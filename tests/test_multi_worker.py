@@ -5,14 +5,13 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import time
 
 import keras
 import pytest
 
 from ganpipe.training import writers
+from tests import prestarted
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -45,9 +44,8 @@ def _start_workers(run, scratch, steps):
             "TF_CONFIG": json.dumps({"cluster": cluster, "task": task}),
         }
         processes.append(
-            subprocess.Popen(
+            prestarted.popen(
                 [
-                    sys.executable,
                     "-m",
                     "ganpipe.main",
                     "--gin_file=gin/wgan.gin",
@@ -58,9 +56,6 @@ def _start_workers(run, scratch, steps):
                 ],
                 cwd=REPO,
                 env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
             )
         )
     return processes
