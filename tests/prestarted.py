@@ -166,12 +166,14 @@ def serve(fd: int, backend: str) -> None:
 
 
 class Child:
-    """A child forked by a server, as ``subprocess.Popen`` is used in the tests: ``pid``,
-    ``returncode``, ``poll``, ``wait``, ``communicate``, ``send_signal``, ``terminate``, ``kill``
-    (text output)."""
+    """A child of this process (forked by a server, or a fresh ``subprocess.Popen``), as the
+    tests use ``Popen``: ``pid``, ``returncode``, ``poll``, ``wait``, ``communicate``,
+    ``send_signal``, ``terminate``, ``kill`` (text output). Its stdout and stderr are read as
+    they come, so a child that writes much never waits on a full pipe."""
 
-    def __init__(self, args, pid: int, out_read: int, err_read: int):
+    def __init__(self, args, pid: int, out_read: int, err_read: int, fresh=None):
         self.args, self.pid, self.returncode = args, pid, None
+        self._fresh = fresh  # the Popen of a fresh child, told its status once it is known
         self._chunks = {1: [], 2: []}
         self._readers = [
             threading.Thread(target=self._drain, args=(fd, self._chunks[n]), daemon=True)
@@ -191,6 +193,8 @@ class Child:
             pid, status = os.waitpid(self.pid, flags)
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
+                if self._fresh is not None:
+                    self._fresh.returncode = self.returncode
         return self.returncode
 
     def poll(self):
@@ -315,16 +319,19 @@ def close_servers() -> None:
 
 
 def popen(args, *, env: dict | None = None, cwd, fresh: bool = False):
-    """``python ARGS`` as a started child (a ``Child``, or a ``subprocess.Popen`` when fresh),
-    with text stdout and stderr piped; ``env`` is the whole environment (default: this one)."""
+    """``python ARGS`` as a started ``Child``, forked or fresh, with its stdout and stderr
+    piped; ``env`` is the whole environment (default: this one)."""
     env = dict(os.environ if env is None else env)
     server = None if fresh else _server_for(args, env)
-    if server is None:
-        return subprocess.Popen(
-            [sys.executable, *args], cwd=cwd, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-    return server.start(args, env, cwd)
+    if server is not None:
+        return server.start(args, env, cwd)
+    process = subprocess.Popen(
+        [sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    pipes = [os.dup(process.stdout.fileno()), os.dup(process.stderr.fileno())]
+    process.stdout.close()
+    process.stderr.close()
+    return Child(args, process.pid, *pipes, fresh=process)
 
 
 def run(args, *, env: dict | None = None, cwd, timeout: float, fresh: bool = False):
