@@ -129,8 +129,9 @@ def _child(request: dict, out_fd: int, err_fd: int) -> None:
 
 
 def serve(fd: int, backend: str) -> None:
-    """The server's loop: one request (a JSON line and the child's stdout and stderr) at a
-    time; replies with the child's pid. Ends when the test process closes the socket."""
+    """The server's loop: one request at a time (a JSON message with the child's stdout and
+    stderr descriptors); replies with the child's pid. Ends when the test process closes the
+    socket."""
     _preload(backend)
     connection = socket.socket(fileno=fd)
     connection.sendall(b"ready")
