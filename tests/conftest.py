@@ -344,7 +344,14 @@ def tiny_state(average: bool = False):
     return state.GANState(generator, critic, g_opt, c_opt, step, elapsed, best_fd, ema)
 
 
+def jax_env(**extra: str) -> dict:
+    """This environment under KERAS_BACKEND=jax on the CPU, with the repository importable."""
+    return {
+        **os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO),
+        **extra,
+    }  # fmt: skip
+
+
 def run_jax(*args, timeout=600):
     """Runs ``python ARGS`` from the repository root under KERAS_BACKEND=jax (on the CPU)."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    return prestarted.run(list(args), env=env, cwd=REPO, timeout=timeout)
+    return prestarted.run(list(args), env=jax_env(), cwd=REPO, timeout=timeout)

@@ -14,15 +14,13 @@ penalized experiments with the penalty's second-order term cut, and that must fa
 
 from __future__ import annotations
 
-import os
-
 import keras
 import numpy as np
 import pytest
 
 import gin
-from tests import backend_parity, prestarted
-from tests.conftest import REPO
+from tests import backend_parity
+from tests.conftest import REPO, run_jax
 
 pytestmark = pytest.mark.slow  # one JAX process that compiles three experiments
 
@@ -69,10 +67,9 @@ def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parity")
     inputs = _inputs()
     np.savez(folder / "inputs.npz", **inputs)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    child = prestarted.run(
-        ["-m", "tests.backend_parity", str(folder / "inputs.npz"), str(folder / "jax.npz")],
-        env=env, cwd=REPO, timeout=900,
+    child = run_jax(
+        "-m", "tests.backend_parity", str(folder / "inputs.npz"), str(folder / "jax.npz"),
+        timeout=900,
     )  # fmt: skip
     assert child.returncode == 0, child.stderr[-4000:]
     with np.load(folder / "jax.npz") as loaded:

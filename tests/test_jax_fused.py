@@ -7,14 +7,13 @@ nothing and repeats nothing."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
 import pytest
 
 from tests import prestarted
-from tests.conftest import REPO, logged_steps, run_jax
+from tests.conftest import REPO, jax_env, logged_steps, run_jax
 
 _FUSED = """
 import json, sys
@@ -175,8 +174,7 @@ def _start(run, total):
         f"--gin_param=NUM_STEPS={total}", "--gin_param=Intervals.log_every=4",
         "--gin_param=Intervals.checkpoint_every=8", "--gin_param=Intervals.sample_every=1000000",
     ]  # fmt: skip
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    return prestarted.popen(["-m", "ganpipe.main", *params], cwd=REPO, env=env)
+    return prestarted.popen(["-m", "ganpipe.main", *params], cwd=REPO, env=jax_env())
 
 
 @pytest.mark.slow

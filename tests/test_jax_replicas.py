@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 
 from tests import prestarted
-from tests.conftest import REPO
+from tests.conftest import REPO, jax_env
 
 
 def _env(devices: int, **extra) -> dict:
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
-    return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags,
-            "PYTHONPATH": str(REPO), **extra}  # fmt: skip
+    return jax_env(XLA_FLAGS=flags, **extra)
 
 
 def _load(out, devices: int) -> dict:

@@ -1,6 +1,5 @@
 """Blocks: every entry builds and runs; bad specs fail clearly; the blocks run under JAX."""
 
-import os
 import textwrap
 
 import keras
@@ -8,8 +7,7 @@ import numpy as np
 import pytest
 
 from ganpipe.models import blocks, factories
-from tests import prestarted
-from tests.conftest import REPO
+from tests.conftest import run_jax
 
 INIT = {"kernel_initializer": lambda: "glorot_uniform", "bias_initializer": lambda: "zeros"}
 
@@ -369,7 +367,6 @@ def test_blocks_and_factories_run_under_jax():
         print("JAX-OK")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-    result = prestarted.run(["-c", script], env=env, cwd=REPO, timeout=300)
+    result = run_jax("-c", script, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "JAX-OK" in result.stdout
