@@ -131,6 +131,11 @@ def make_strategy(
     return strategy
 
 
+def _unwrapped(value):
+    """The ``tf.Variable`` behind a Keras variable; anything else as it is."""
+    return value.value if isinstance(value, keras.Variable) else value
+
+
 def update_variables(
     variables: Iterable[tf.Variable],
     fn: Callable[..., tf.Tensor],
@@ -152,11 +157,11 @@ def update_variables(
                 variable, lambda v, *s: v.assign(fn(v, *s)), args=args, group=False
             )
 
-    variables = [getattr(v, "value", v) for v in variables]
+    variables = [_unwrapped(v) for v in variables]
     if sources is None:
         sources = [None] * len(variables)
     else:
-        sources = [getattr(s, "value", s) for s in sources]
+        sources = [_unwrapped(s) for s in sources]
         if len(sources) != len(variables):
             raise ValueError(f"{len(variables)} variables but {len(sources)} sources.")
     replica_context = tf.distribute.get_replica_context()

@@ -127,16 +127,14 @@ def _first_updates(inputs, experiment: str, prefix: str = "") -> dict:
     batch = real if labels is None else (real, labels)
     noise = keras.ops.convert_to_tensor(inputs[given + "noise"])
     fake_labels = labels
-    if backend.RECORDS_PASSES:
-        critic = steps.critic_update(batch, noise=noise, fake_labels=fake_labels)
-        generator = steps.generator_update(noise, fake_labels)
+    if backend.IN_PLACE:  # the state is the variables
+        _, critic = steps.critic_update(steps.parts, batch, noise=noise, fake_labels=fake_labels)
+        _, generator = steps.generator_update(steps.parts, noise, fake_labels)
     else:
-        critic = backend.compile(steps.critic_update, variables=s.variables)(
-            batch, noise, fake_labels
-        )
-        generator = backend.compile(steps.generator_update, variables=s.variables)(
-            noise, fake_labels
-        )
+        state = backend.functional(steps.parts)
+        state, critic = backend.compile(steps.critic_update)(state, batch, noise, fake_labels)
+        state, generator = backend.compile(steps.generator_update)(state, noise, fake_labels)
+        backend.load_state(steps.parts, state)
     out = {f"{prefix}metric/{k}": np.asarray(v) for k, v in {**critic, **generator}.items()}
     for model, key in ((s.generator, "generator"), (s.critic, "critic")):
         for i, w in enumerate(model.get_weights()):
@@ -181,7 +179,7 @@ def fixed_streams(patch=setattr) -> None:
     random streams; ``patch`` is ``setattr`` or a pytest monkeypatch's."""
     from ganpipe.training import steps
 
-    patch(steps.Steps, "random", lambda self, optimizer, stream: FixedDraws(stream))
+    patch(steps.Steps, "random", lambda self, counter, stream: FixedDraws(stream))
 
 
 if __name__ == "__main__":

@@ -282,8 +282,8 @@ def test_fake_labels_are_uniform_over_the_classes_and_reproducible_from_the_seed
         for counter in range(counters):
             trainer.critic_optimizer.iterations.assign(counter)
             trainer.generator_optimizer.iterations.assign(counter)
-            out[0].append(steps.fake_labels(trainer.critic_optimizer, 0).numpy())
-            out[1].append(steps.fake_labels(trainer.generator_optimizer, 1).numpy())
+            out[0].append(steps.fake_labels(trainer.critic_optimizer.iterations, 0).numpy())
+            out[1].append(steps.fake_labels(trainer.generator_optimizer.iterations, 1).numpy())
         return {side: np.concatenate(v) for side, v in out.items()}
 
     first, again, other = draws(5), draws(5), draws(6)

@@ -8,6 +8,8 @@ from keras import ops
 
 from ganpipe import backend, config, losses
 from ganpipe.augment import Augmentation
+from ganpipe.backend import tf as backend_tf
+from ganpipe.training.state import CRITIC_OPTIMIZER
 from tests.conftest import make_trainer, parse, values
 
 
@@ -137,7 +139,7 @@ def test_a_recorded_pass_resumes_in_a_later_tape_and_nothing_between_is_recorded
     x, w = tf.Variable(2.0), tf.Variable(3.0)
     tape, y = backend.record(lambda: x * w)  # y = 6, recorded
     between = w * 10.0  # computed while the tape is paused: a constant to it
-    (_, grads) = backend.gradients(lambda: (y * y + between * x, None), [x, w], tape)
+    (_, grads) = backend.gradients(lambda _: (y * y + between * x, None), [x, w], tape)
     # d/dx = 2 y w + between = 36 + 30; d/dw = 2 y x (+ 10 x had ``between`` been recorded).
     assert [float(g) for g in grads] == [2 * 6.0 * 3.0 + 30.0, 2 * 6.0 * 2.0]
 
@@ -155,18 +157,19 @@ def _shared_round_weights(generator_noise_of_its_own: bool | None):
     else:
 
         def separate(real):
-            c_opt = trainer.state.critic_optimizer
+            state = steps.parts
+            counter = steps.counter(state, CRITIC_OPTIMIZER)
             batch = ops.shape(steps.split(real)[0])[0]
             noise = steps.latent.sample(
-                steps.random(c_opt, backend.CRITIC_NOISE), [batch, steps.latent_dim]
+                steps.random(counter, backend.CRITIC_NOISE), [batch, steps.latent_dim]
             )
-            labels = steps.fake_labels(c_opt, backend.CRITIC_SIDE)
-            steps.critic_update(real, noise, labels)
+            labels = steps.fake_labels(counter, backend.CRITIC_SIDE)
+            state, _ = steps.critic_update(state, real, noise, labels)
             if generator_noise_of_its_own:
-                return steps.generator_update()
-            return steps.generator_update(noise, labels)
+                return steps.generator_update(state)[1]
+            return steps.generator_update(state, noise, labels)[1]
 
-        tf.function(lambda real: backend.run(steps.strategy, separate, (real,)))(
+        tf.function(lambda real: backend_tf.run(steps.strategy, separate, (real,)))(
             next(trainer.iterator)
         )
     after = values(trainer.generator.trainable_variables + trainer.critic.trainable_variables)

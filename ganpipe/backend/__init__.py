@@ -1,12 +1,15 @@
 """The backend adaptor of the Keras backend in use: ``ganpipe.backend.tf`` or
 ``ganpipe.backend.jax``, imported as ordinary modules.
 
-``steps``, ``penalties`` and ``augment`` write the update math once, in ``keras.ops``, and call
-these few functions for what differs between backends: ``gradients`` (and ``record``, a forward
-pass kept for a later gradient), ``input_gradients`` (the penalties' second order), ``compile``,
-``apply_gradients``, ``cond``, ``update_variables``, ``average_replica_copies``,
-``count_nonfinite`` and the random streams (``ReplicaRandom``); and each backend's own way of
-running rounds (``ONLY``). The rest of a run asks this package for the pieces each backend owns
+``steps``, ``penalties`` and ``augment`` write the update math once, in ``keras.ops``, over an
+explicit state, and call these few functions for what differs between backends (``INTERFACE``):
+``gradients`` (and ``record``, a forward pass kept for a later gradient), ``input_gradients``
+(the penalties' second order), ``optimizer_step``, ``stateless`` (Keras code over some
+variables run on given values), ``carry`` (a new value of the state), ``cond``, ``scan`` (an
+update's loop), ``compile_rounds`` (K rounds as one program), ``average_replica_copies``,
+``count_nonfinite`` and the random streams (``ReplicaRandom``). ``IN_PLACE`` says how the state
+is held: JAX passes arrays in and out of pure functions; TensorFlow's state is the variables,
+written in place. The rest of a run asks this package for the pieces each backend owns
 (``RUN``): counters, the checkpoint format, the input iterator, fixed noise, PNG encoding, and
 what only TensorFlow offers. Outside this package, ``keras.backend.backend()`` is asked only where
 WORKSPACE.md names it.
@@ -30,9 +33,10 @@ from ganpipe.backend.streams import (  # noqa: F401 (re-exported)
 
 # What each adaptor supplies for the update math: the one list of the interface.
 INTERFACE = (
-    "RECORDS_PASSES", "ReplicaRandom", "apply_gradients", "average_replica_copies", "compile",
-    "copy", "cond", "count_nonfinite", "gradients", "input_gradients", "is_floating",
-    "record", "replica_sum", "update_variables",
+    "IN_PLACE", "RECORDS_PASSES", "ReplicaRandom", "average_replica_copies", "batch_slice",
+    "carry", "compile", "compile_rounds", "cond", "count_nonfinite", "gradients",
+    "input_gradients", "is_floating", "optimizer_step", "record", "replica_sum", "scan",
+    "stateless",
 )  # fmt: skip
 # ... and for the rest of a run: what each backend owns, and what only TensorFlow offers
 # (SavedModel export, Inception FID/KID, fused optimizer kernels, TFDS before IDX files,
@@ -43,13 +47,6 @@ RUN = (
     "latest_checkpoint", "load_state", "notes", "rounds_per_call", "sync_replica_context",
     "to_tensor", "training_input",
 )  # fmt: skip
-# What one adaptor alone supplies: TensorFlow runs the rounds as graph loops of per-replica
-# updates in ``steps`` (``run``, ``repeat``, ``mean_over``); JAX runs a call's rounds as one
-# program (``compile_rounds``, and ``scan`` for each side's updates inside it).
-ONLY = {
-    "tensorflow": ("mean_over", "repeat", "run"),
-    "jax": ("compile_rounds", "scan"),
-}
 
 NAME = keras.backend.backend()
 if NAME not in ("jax", "tensorflow"):
@@ -60,20 +57,21 @@ if NAME not in ("jax", "tensorflow"):
 if NAME == "jax":
     from ganpipe.backend.jax import (  # noqa: F401 (the interface)
         FUSED_OPTIMIZERS,
+        IN_PLACE,
         INCEPTION,
         RECORDS_PASSES,
         SAVED_MODEL,
         SUMMARY_OPS,
         TFDS_FIRST,
         ReplicaRandom,
-        apply_gradients,
         average_replica_copies,
+        batch_slice,
+        carry,
         checkpoint,
         checkpoint_names,
         compile,
         compile_rounds,
         cond,
-        copy,
         count,
         count_nonfinite,
         counters,
@@ -86,31 +84,34 @@ if NAME == "jax":
         latest_checkpoint,
         load_state,
         notes,
+        optimizer_step,
         record,
         replica_sum,
         rounds_per_call,
         scan,
+        stateless,
         sync_replica_context,
         to_tensor,
         training_input,
-        update_variables,
     )  # fmt: skip
 else:
     from ganpipe.backend.tf import (  # noqa: F401 (the interface)
         FUSED_OPTIMIZERS,
+        IN_PLACE,
         INCEPTION,
         RECORDS_PASSES,
         SAVED_MODEL,
         SUMMARY_OPS,
         TFDS_FIRST,
         ReplicaRandom,
-        apply_gradients,
         average_replica_copies,
+        batch_slice,
+        carry,
         checkpoint,
         checkpoint_names,
         compile,
+        compile_rounds,
         cond,
-        copy,
         count,
         count_nonfinite,
         counters,
@@ -122,15 +123,14 @@ else:
         is_floating,
         latest_checkpoint,
         load_state,
-        mean_over,
         notes,
+        optimizer_step,
         record,
-        repeat,
         replica_sum,
         rounds_per_call,
-        run,
+        scan,
+        stateless,
         sync_replica_context,
         to_tensor,
         training_input,
-        update_variables,
     )  # fmt: skip

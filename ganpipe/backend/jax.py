@@ -32,13 +32,11 @@ from ganpipe.backend import array_checkpoints
 from ganpipe.data import batches
 from ganpipe.settings import NumpyDraws
 
-# The variables of the state being compiled (``compile`` sets them): every scope here maps all of
-# them, so a variable read inside an update is never the concrete value behind the trace.
-_SCOPES: list[tuple[keras.StatelessScope, list]] = []
-
 # TensorFlow records a forward pass and differentiates it later; JAX differentiates a function,
 # so a recorded pass is run again inside the gradient (``steps`` asks this before reusing one).
 RECORDS_PASSES = False
+# The state's values are arrays, passed in and out of pure functions (``steps``).
+IN_PLACE = False
 # What only TensorFlow offers (``ganpipe.backend`` names each).
 SAVED_MODEL = False
 INCEPTION = False
@@ -81,76 +79,50 @@ def replica_sum(value):
     return value
 
 
-def _current(variables: Sequence) -> list:
-    if not _SCOPES:  # Outside a compiled update: the variables' own values.
-        return [v.value for v in variables]
-    scope, _ = _SCOPES[-1]
-    return [scope.get_current_value(v) for v in variables]
+def stateless(variables: Sequence, values: Sequence, fn: Callable) -> tuple:
+    """``(fn(), the variables' new values)``: Keras code that reads and writes ``variables``
+    (ADA's state, a loss scale) run on ``values`` in a ``keras.StatelessScope`` of its own, as
+    ``stateless_call`` runs a model. Each value keeps its dtype."""
+    variables = list(variables)
+    if not variables:
+        return fn(), []
+    scope = keras.StatelessScope(state_mapping=list(zip(variables, values)))
+    with scope:
+        outputs = fn()
+    new = [
+        jax.lax.convert_element_type(scope.get_current_value(v), jnp.asarray(old).dtype)
+        for v, old in zip(variables, values)
+    ]
+    return outputs, new
 
 
-def _everything(replaced: Sequence) -> list:
-    """The variables a scope maps: the compiled state's, or outside an update ``replaced``."""
-    return _SCOPES[-1][1] if _SCOPES else list(replaced)
-
-
-def _inner(fn: Callable, replaced: Sequence = (), values: Sequence = ()):
-    """Runs ``fn()`` in a scope over every variable of the state (``replaced`` mapped to
-    ``values``); returns ``(fn(), the scope's values of every variable)``. Outside a compiled
-    update the scope maps ``replaced`` alone, and writes to other variables are dropped."""
-    everything = _everything(replaced)
-    mapping = dict(zip(map(id, everything), _current(everything)))
-    mapping.update(zip(map(id, replaced), values))
-    pairs = [(v, mapping[id(v)]) for v in everything]
-    scope = keras.StatelessScope(state_mapping=pairs)
-    _SCOPES.append((scope, everything))
-    try:
-        with scope:
-            outputs = fn()
-    finally:
-        _SCOPES.pop()
-    return outputs, [scope.get_current_value(v) for v in everything]
-
-
-def _write(values: Sequence, skip: Sequence = (), everything: Sequence | None = None) -> None:
-    """Writes ``values`` (one per variable of the state) into the current scope."""
-    everything = _everything(skip) if everything is None else everything
-    skipped = set(map(id, skip))
-    for variable, value in zip(everything, values):
-        if id(variable) not in skipped:
-            variable.assign(value)
+def carry(variables: Sequence, values: Sequence) -> list:
+    """The state's new ``values`` for ``variables``: kept as arrays (written back into the
+    variables after each compiled call)."""
+    del variables
+    return list(values)
 
 
 def record(fn: Callable[[], object]) -> tuple:
-    """``(None, fn())``: nothing is recorded (``RECORDS_PASSES``), and what ``fn`` writes is
-    dropped, since the gradient's pass runs it again and writes it then."""
-    outputs, _ = _inner(fn)
-    return None, outputs
+    """``(None, fn())``: nothing is recorded (``RECORDS_PASSES``); the gradient's pass runs
+    ``fn`` again."""
+    return None, fn()
 
 
-def gradients(loss_fn: Callable[[], tuple], variables: Sequence, tape=None) -> tuple:
-    """``(aux, grads)`` of ``loss_fn() -> (scaled_loss, aux)`` with respect to ``variables``.
-
-    What ``loss_fn`` writes to other variables (a forward pass's batch-norm statistics) is
-    written into the current scope afterwards, as on TensorFlow.
-    """
+def gradients(loss_fn: Callable, values: Sequence, tape=None) -> tuple:
+    """``(aux, grads)`` of ``loss_fn(values) -> (scaled_loss, aux)`` with respect to
+    ``values``."""
     del tape
-    variables = list(variables)
-
-    def objective(values):
-        (scaled, aux), state = _inner(loss_fn, variables, values)
-        return scaled, (aux, state)
-
-    (_, (aux, state)), grads = jax.value_and_grad(objective, has_aux=True)(_current(variables))
-    _write(state, skip=variables, everything=_everything(variables))
+    (_, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(list(values))
     return aux, grads
 
 
 def input_gradients(fn: Callable, inputs):
     """``(fn(inputs), d sum(fn(inputs)) / d inputs)``, differentiable again (the penalties'
-    second order). Writes made by ``fn`` are dropped: a penalty's pass updates no statistics."""
+    second order)."""
 
     def total(x):
-        outputs, _ = _inner(lambda: fn(x))
+        outputs = fn(x)
         return jnp.sum(outputs.astype(jnp.float32)), outputs
 
     grads, outputs = jax.grad(total, has_aux=True)(inputs)
@@ -165,114 +137,64 @@ def count_nonfinite(grads, optimizer=None):
     return sum(jnp.sum(~jnp.isfinite(g.astype(jnp.float32))).astype(jnp.float32) for g in grads)
 
 
-def apply_gradients(optimizer, grads, variables) -> None:
-    """One optimizer step. A LossScaleOptimizer (``mixed_float16``) steps through its stateless
-    API: its own step writes its scale inside a ``cond``, which a trace cannot carry out."""
-    variables = list(variables)
-    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        optimizer.apply_gradients(zip(grads, variables))
-        return
-    slots = list(optimizer.variables)
-    weights, slot_values = optimizer.stateless_apply(_current(slots), grads, _current(variables))
-    for variable, value in zip([*variables, *slots], [*weights, *slot_values]):
-        variable.assign(value)
+def optimizer_step(optimizer, slots: Sequence, grads, weights: Sequence) -> tuple:
+    """One optimizer step as values: ``(new weights, new slots)`` (``stateless_apply``)."""
+    weights, slots = optimizer.stateless_apply(list(slots), list(grads), list(weights))
+    return weights, slots
 
 
 def cond(predicate, true_fn: Callable, false_fn: Callable):
-    """``true_fn()`` where ``predicate`` holds, else ``false_fn()``; each branch's writes are
-    carried out of ``lax.cond`` as values."""
-    outputs, state = jax.lax.cond(predicate, lambda: _inner(true_fn), lambda: _inner(false_fn))
-    _write(state, everything=_everything(()))
-    return outputs
+    """``true_fn()`` where ``predicate`` holds, else ``false_fn()`` (``lax.cond``)."""
+    return jax.lax.cond(predicate, true_fn, false_fn)
 
 
-def copy(target, source) -> None:
-    """``target = source`` for two Keras variables."""
-    target.assign(source.value)
-
-
-def update_variables(variables, fn: Callable, sources=None) -> None:
-    """Assigns ``fn(v)`` (or ``fn(v, source)``) to each variable."""
-    variables = list(variables)
-    sources = [None] * len(variables) if sources is None else list(sources)
-    for variable, source in zip(variables, sources):
-        args = () if source is None else (source.value,)
-        variable.assign(fn(variable.value, *args))
-
-
-def average_replica_copies(strategy, variables: Sequence) -> None:
-    """Nothing to do: a variable has one value, whatever devices hold its shards."""
+def average_replica_copies(strategy, values: Sequence) -> list:
+    """``values`` as they are: one program holds the global batch, so a value has one copy."""
+    del strategy
+    return list(values)
 
 
 def is_floating(variable) -> bool:
     return jnp.issubdtype(jnp.dtype(variable.dtype), jnp.floating)
 
 
-def _unique(variables) -> list:
-    seen, unique = set(), []
-    for variable in variables:
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            unique.append(variable)
-    return unique
+def batch_slice(batches, start: int, stop: int | None):
+    """Batches ``start`` to ``stop`` of a round's stacked batches."""
+    return jax.tree_util.tree_map(lambda a: a[start:stop], batches)
 
 
-def _stateless(fn: Callable, everything: list, values, args):
-    """Runs ``fn(*args)`` with ``everything`` (the state's variables) mapped to ``values``;
-    returns (the variables' new values, fn's outputs). A write to any other variable is
-    refused, since it would be lost."""
-    scope = keras.StatelessScope(state_mapping=list(zip(everything, values)))
-    _SCOPES.append((scope, everything))
-    try:
-        with scope:
-            outputs = fn(*args)
-    finally:
-        _SCOPES.pop()
-    known = set(map(id, everything))
-    lost = [k for k in scope.state_mapping if k not in known]
-    if lost:
-        raise RuntimeError(
-            f"An update wrote {len(lost)} variables that are not part of the state "
-            "(GANState.variables): their new values would be lost."
-        )
-    # The same dtype in as out (a Python-number update can make an int32 weakly typed).
-    new = [
-        jax.lax.convert_element_type(scope.get_current_value(v), jnp.asarray(old).dtype)
-        for v, old in zip(everything, values)
-    ]
-    return new, outputs
+def compile(fn: Callable, *, jit_compile: bool = True):  # noqa: A001
+    """``fn`` as one ``jax.jit`` program (JAX compiles every call)."""
+    del jit_compile
+    return jax.jit(fn)
 
 
-def compile(  # noqa: A001
-    fn: Callable, *, variables: Callable[[], list], jit_compile: bool = True, strategy=None
-):
-    """``fn(*arrays) -> metrics``, which reads and writes the state's Keras variables, as one
-    ``jax.jit`` program of the variables' values; the call writes the new values back.
+# XLA's CPU runtime runs a loop's body several times slower than the same ops unrolled (the
+# recipe: 1.0 against 4.0 updates/s on a 2-core AMD EPYC), so on a CPU a loop of up to this many
+# iterations is unrolled; on a GPU every loop stays a loop (one copy of the body to compile).
+CPU_UNROLL = 32
 
-    ``variables()`` lists every variable ``fn`` may touch (``GANState.variables``). With
-    ``strategy`` (a ``distribute.LocalDevices`` over several devices) the arrays' leading axis
-    is sharded over the devices and the state replicated, so the same program runs data
-    parallel. One update per call: the rounds run through ``compile_rounds``.
-    """
-    del jit_compile  # JAX compiles every call.
-    batch_sharding, state_sharding = (None, None) if strategy is None else strategy.shardings()
 
-    def pure(values, args):
-        return _stateless(fn, _unique(variables()), values, args)
+def _loop(body: Callable, carry, xs, count: int):
+    """``lax.scan(body, carry, xs, length=count)``, written out in the program on a CPU (up to
+    ``CPU_UNROLL`` iterations: scan's own ``unroll`` still leaves a loop there)."""
+    if jax.default_backend() != "cpu" or count > CPU_UNROLL:
+        return jax.lax.scan(body, carry, xs, length=count)
+    outputs = []
+    for i in range(count):
+        x = None if xs is None else jax.tree_util.tree_map(lambda a, i=i: a[i], xs)
+        carry, output = body(carry, x)
+        outputs.append(output)
+    return carry, jax.tree_util.tree_map(lambda *o: jnp.stack(o), *outputs)
 
-    jitted = jax.jit(pure)
 
-    def call(*args):
-        everything = _unique(variables())
-        values = _committed([v.value for v in everything], state_sharding)
-        if batch_sharding is not None:
-            args = jax.tree_util.tree_map(lambda a: jax.device_put(a, batch_sharding), args)
-        values, metrics = jitted(values, args)
-        for variable, value in zip(everything, values):
-            variable.assign(value)
-        return metrics
-
-    return call
+def scan(fn: Callable, count: int, xs, state: dict, strategy=None) -> tuple:
+    """``fn(state, x) -> (state, metrics)`` for each of ``count`` slices of ``xs`` (or with
+    ``None`` ``count`` times), as one loop of the program: ``(state, each metric's mean)``. The
+    program holds one copy of an update however many run."""
+    del strategy
+    state, metrics = _loop(fn, state, xs, int(count))
+    return state, {k: jnp.mean(v.astype(jnp.float32), axis=0) for k, v in metrics.items()}
 
 
 def _committed(values: list, sharding=None) -> list:
@@ -305,75 +227,63 @@ def _own_buffers(values: list) -> list:
     return owned
 
 
-# XLA's CPU runtime runs a loop's body several times slower than the same ops unrolled (the
-# recipe: 1.0 against 4.0 updates/s on a 2-core AMD EPYC), so on a CPU a loop of up to this many
-# iterations is unrolled; on a GPU every loop stays a loop (one copy of the body to compile).
-CPU_UNROLL = 32
-
-
-def _loop(body: Callable, carry, xs, count: int):
-    """``lax.scan(body, carry, xs, length=count)``, written out in the program on a CPU (up to
-    ``CPU_UNROLL`` iterations: scan's own ``unroll`` still leaves a loop there)."""
-    if jax.default_backend() != "cpu" or count > CPU_UNROLL:
-        return jax.lax.scan(body, carry, xs, length=count)
-    outputs = []
-    for i in range(count):
-        x = None if xs is None else jax.tree_util.tree_map(lambda a, i=i: a[i], xs)
-        carry, output = body(carry, x)
-        outputs.append(output)
-    return carry, jax.tree_util.tree_map(lambda *o: jnp.stack(o), *outputs)
+def _state_now(parts: dict, sharding=None) -> dict:
+    """The variables' values as the state a program takes: placed, each buffer its own."""
+    names = list(parts)
+    flat = [v.value for name in names for v in parts[name]]
+    flat = iter(_committed(_own_buffers(flat), sharding))
+    return {name: [next(flat) for _ in parts[name]] for name in names}
 
 
 def compile_rounds(
-    fn: Callable, *, variables: Callable[[], list], batches_per_round: Callable[[int], int],
-    strategy=None,
+    fn: Callable, *, parts: dict, batches_per_round: Callable[[int], int], strategy=None,
 ):  # fmt: skip
-    """``call(stream, count, generator_steps) -> metrics``: ``count`` rounds as one ``jax.jit``
-    program, the rounds a ``lax.scan`` over the state's values.
+    """``call(stream, count, generator_steps) -> metrics`` (``call.one(stream,
+    generator_steps)``: one round): ``count`` rounds as one ``jax.jit`` program, a loop
+    (``lax.scan``, written out on a CPU) of ``fn(state, batches, generator_steps) -> (state,
+    metrics)`` over the state of ``parts``' variables.
 
-    ``fn(batches, generator_steps) -> metrics`` is one round written as Keras code over the
-    state's variables (``variables()``), reading ``batches_per_round(generator_steps)`` data
-    batches. ``stream`` is the run's ``TrainingInput``: the program receives the rows of every
-    batch it reads and gathers them from the images on the device, or (a data set too large to
-    place there) receives the batches themselves. The state's values are donated to the program,
-    so it updates them in place; the metrics are averaged over the rounds on the device.
+    Each round reads ``batches_per_round(generator_steps)`` data batches. ``stream`` is the
+    run's ``TrainingInput``: the program receives the rows of every batch it reads and gathers
+    them from the images on the device, or (a data set too large to place there) receives the
+    batches themselves. The state is donated to the program, so it is updated in place; the
+    metrics are averaged over the rounds on the device; the variables are written once, after
+    the call.
     """
     batch_sharding, state_sharding = (None, None) if strategy is None else strategy.shardings()
 
-    def fused(values, blocks, data, generator_steps):
-        everything = _unique(variables())
-
+    def fused(state, blocks, data, generator_steps):
         def body(carry, block):
-            feed = _gather(block, data, batch_sharding)
-            return _stateless(fn, everything, carry, (feed, generator_steps))
+            return fn(carry, _gather(block, data, batch_sharding), generator_steps)
 
         count = jax.tree_util.tree_leaves(blocks)[0].shape[0]
-        values, metrics = _loop(body, values, blocks, count)
-        return values, {k: jnp.mean(v.astype(jnp.float32), axis=0) for k, v in metrics.items()}
+        return scan(body, count, blocks, state)
 
     jitted = jax.jit(fused, static_argnums=3, donate_argnums=0)
 
     def call(stream, count, generator_steps):
         count, generator_steps = int(count), int(generator_steps)
-        everything = _unique(variables())
-        values = _committed(_own_buffers([v.value for v in everything]), state_sharding)
         per_round = batches_per_round(generator_steps)
-        blocks = jax.tree_util.tree_map(
-            lambda a: a.reshape((count, per_round, *a.shape[1:])),
-            stream.take(count * per_round),
-        )
-        if state_sharding is not None:
+        if per_round == 0:  # an update that reads no data
+            blocks = np.zeros((count, 0), np.int32)
+        else:
+            blocks = jax.tree_util.tree_map(
+                lambda a: a.reshape((count, per_round, *a.shape[1:])),
+                stream.take(count * per_round),
+            )
+        if state_sharding is not None and per_round:
             if stream.data is None:  # the batches themselves: rows split over the devices
                 spec = jax.sharding.PartitionSpec(None, None, "batch")
                 rows = jax.sharding.NamedSharding(batch_sharding.mesh, spec)
                 blocks = jax.tree_util.tree_map(lambda a: jax.device_put(a, rows), blocks)
             else:  # the rows of every batch, on every device
                 blocks = jax.device_put(blocks, state_sharding)
-        values, metrics = jitted(values, blocks, stream.data, generator_steps)
-        for variable, value in zip(everything, values):
-            variable.assign(value)
+        state = _state_now(parts, state_sharding)
+        state, metrics = jitted(state, blocks, stream.data, generator_steps)
+        load_state(parts, state)
         return metrics
 
+    call.one = lambda stream, generator_steps: call(stream, 1, generator_steps)
     return call
 
 
@@ -381,7 +291,7 @@ def _gather(block, data, sharding):
     """One round's data batches, stacked, from its block: rows of the images on the device
     (``data`` = (images, labels or None, the uint8 -> float32 table)) or, ``data`` None, the
     batches themselves."""
-    if data is None:
+    if data is None or getattr(block, "size", 1) == 0:  # no data read: nothing to gather
         return block
     images, labels, table = data
     batches = table[images[block]]
@@ -393,53 +303,14 @@ def _gather(block, data, sharding):
     return batches if labels is None else (batches, labels[block])
 
 
-def scan(fn: Callable, count: int, xs=None) -> dict:
-    """``fn(x)`` for each of ``count`` slices of ``xs`` (or ``fn(None)`` ``count`` times), as
-    one ``lax.scan`` over the state's values inside a compiled round: the program holds one
-    copy of an update however many run. Returns the mean of each metric."""
-    everything = _SCOPES[-1][1]
-
-    def body(values, x):
-        return _stateless(fn, everything, values, (x,))
-
-    values, metrics = _loop(body, _current(everything), xs, int(count))
-    _write(values, everything=everything)
-    return {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
-
-
-def functional(fn: Callable, parts: dict[str, list]) -> tuple[Callable, dict]:
-    """``fn(*args)``, Keras code that reads and writes the variables of ``parts``, as a pure
-    function of their values: ``(pure, state)``.
-
-    ``state`` is the variables' values as a pytree, ``{part: [array, ...]}`` in the order of
-    ``parts``; ``pure(state, *args) -> (new state, fn's outputs)`` reads and writes no
-    variable (the same ``keras.StatelessScope`` as a compiled round), so it can be jitted,
-    scanned, vmapped or differentiated. A variable listed in two parts takes its first value.
-    """
-    everything = _unique(v for part in parts.values() for v in part)
-    index = {id(v): i for i, v in enumerate(everything)}
-
-    def pure(state: dict, *args):
-        if set(state) != set(parts):
-            raise ValueError(f"The state's parts are {sorted(parts)}, got {sorted(state)}.")
-        values = [None] * len(everything)
-        for name, variables in parts.items():
-            if len(state[name]) != len(variables):
-                raise ValueError(
-                    f"The state's part {name!r} has {len(variables)} arrays, got "
-                    f"{len(state[name])}."
-                )
-            for variable, value in zip(variables, state[name]):
-                if values[index[id(variable)]] is None:
-                    values[index[id(variable)]] = value
-        new, outputs = _stateless(fn, everything, values, args)
-        return {n: [new[index[id(v)]] for v in vs] for n, vs in parts.items()}, outputs
-
-    return pure, {name: [v.value for v in variables] for name, variables in parts.items()}
+def functional(parts: dict[str, list]) -> dict:
+    """The variables of ``parts`` as the state ``Steps.round`` takes: ``{part: [array,
+    ...]}``."""
+    return {name: [v.value for v in variables] for name, variables in parts.items()}
 
 
 def load_state(parts: dict[str, list], state: dict) -> None:
-    """Writes a ``functional`` state into the variables of ``parts``."""
+    """Writes a state into the variables of ``parts``."""
     for name, variables in parts.items():
         for variable, value in zip(variables, state[name]):
             variable.assign(value)

@@ -22,6 +22,8 @@ from ganpipe.backend.streams import STREAMS, add
 
 # A recorded forward pass is differentiated later (``record``).
 RECORDS_PASSES = True
+# The state's values are the variables, written in place (``steps``).
+IN_PLACE = True
 # What only this backend offers (``ganpipe.backend`` names each).
 SAVED_MODEL = True
 INCEPTION = True
@@ -113,17 +115,18 @@ def record(fn: Callable[[], object]) -> tuple:
     return tape, outputs
 
 
-def gradients(loss_fn: Callable[[], tuple], variables: Sequence, tape=None) -> tuple:
-    """Calls ``loss_fn() -> (scaled_loss, aux)`` under a gradient tape (a new one, or ``tape``
-    from ``record`` resumed); returns ``(aux, grads)`` of ``scaled_loss`` with respect to
-    ``variables``.
+def gradients(loss_fn: Callable, values: Sequence, tape=None) -> tuple:
+    """Calls ``loss_fn(values) -> (scaled_loss, aux)`` under a gradient tape (a new one, or
+    ``tape`` from ``record`` resumed); returns ``(aux, grads)`` of ``scaled_loss`` with respect
+    to ``values`` (the variables: the state's values here).
 
     Whatever must be differentiated (loss scaling included) happens inside ``loss_fn``.
     """
+    values = list(values)
     tape = tf.GradientTape() if tape is None else tape
     with tape:
-        scaled, aux = loss_fn()
-    return aux, tape.gradient(scaled, variables)
+        scaled, aux = loss_fn(values)
+    return aux, tape.gradient(scaled, values)
 
 
 def input_gradients(fn: Callable, inputs) -> tuple:
@@ -155,9 +158,46 @@ def count_nonfinite(grads, optimizer=None):
     return tf.cond(tf.math.is_finite(total), lambda: tf.constant(0.0), count)
 
 
-def apply_gradients(optimizer, grads, variables) -> None:
-    """One optimizer step (a LossScaleOptimizer's included)."""
-    optimizer.apply_gradients(zip(grads, variables))
+def optimizer_step(optimizer, slots: Sequence, grads, weights: Sequence) -> tuple:
+    """One optimizer step (a LossScaleOptimizer's included) on the variables ``weights``,
+    through the strategy (the gradients summed over replicas, the fused kernels where gin's
+    optimizer has one): ``(weights, slots)``, the same variables, written. Keras' TensorFlow
+    optimizer has no ``stateless_apply`` (tf.distribute needs variables)."""
+    optimizer.apply_gradients(zip(grads, weights))
+    return list(weights), list(slots)
+
+
+def stateless(variables: Sequence, values: Sequence, fn: Callable) -> tuple:
+    """``(fn(), values)``: the values are ``variables`` themselves, which ``fn`` reads and
+    writes in place."""
+    del variables
+    return fn(), list(values)
+
+
+def carry(variables: Sequence, values: Sequence) -> list:
+    """Writes the state's new ``values`` into ``variables`` (through the strategy, from
+    replica or cross-replica context) and returns the variables: here they are the state.
+    Values that are the variables already are left alone."""
+    variables, values = list(variables), list(values)
+    if all(v is x for v, x in zip(variables, values)):
+        return variables
+    if tf.distribute.has_strategy() and tf.distribute.get_replica_context() is not None:
+        distribute.update_variables(variables, lambda _, x: x, values)  # each replica its own
+    else:  # cross-replica context: every copy of a mirrored variable gets the value
+        for variable, value in zip(variables, values):
+            _tf_variable(variable).assign(_tf_variable(value))
+    return variables
+
+
+def _tf_variable(variable):
+    """The ``tf.Variable`` of a Keras variable (a counter is one already)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+def batch_slice(batches, start: int, stop: int | None):
+    """The input iterator itself: the updates read their batches from it in order."""
+    del start, stop
+    return batches
 
 
 def cond(predicate, true_fn: Callable, false_fn: Callable):
@@ -197,19 +237,57 @@ def mean_over(sums: dict, count) -> dict:
     return {k: v / tf.cast(count, v.dtype) for k, v in sums.items()}
 
 
-def average_replica_copies(strategy, variables: Sequence) -> None:
-    """Sets every replica's copy of each variable to the copies' mean (cross-replica context)."""
+def average_replica_copies(strategy, values: Sequence) -> list:
+    """Sets every replica's copy of each variable to the copies' mean (cross-replica context);
+    returns the variables."""
+    values = list(values)
+    variables = [_tf_variable(v) for v in values]
     if not variables or strategy.num_replicas_in_sync == 1:
-        return
+        return values
     local = strategy.run(lambda: [tf.identity(v) for v in variables])
     for variable, value in zip(variables, local):
         variable.assign(strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None))
+    return values
 
 
-def compile(fn: Callable, *, jit_compile: bool = False, variables=None) -> Callable:  # noqa: A001
-    """``fn`` as one graph (XLA-compiled with ``jit_compile``). ``variables`` is for the JAX
-    adaptor: a graph reads and writes variables itself."""
-    del variables
+def scan(fn: Callable, count, xs, state: dict, strategy) -> tuple:
+    """``fn(state, x) -> (state, metrics)`` ``count`` times (a tensor or int) on every replica,
+    ``x`` the next batch of the iterator ``xs`` (or None): ``(state, the metrics summed over
+    replicas, averaged over the calls)``. The state is the variables, written by ``fn``."""
+
+    def once():
+        x = None if xs is None else next(xs)
+        return run(strategy, lambda x: fn(state, x)[1], (x,))
+
+    return state, mean_over(repeat(once, count), count)
+
+
+def compile_rounds(fn: Callable, *, parts: dict, strategy, batches_per_round=None) -> Callable:
+    """``call(iterator, count, generator_steps) -> metrics``: ``count`` rounds of ``fn(state,
+    iterator, generator_steps) -> (state, metrics)`` as one ``tf.function`` over the state's
+    variables (``parts``), a graph loop; one round (``count`` the int 1, or ``call.one(iterator,
+    generator_steps)``) builds no loop."""
+    del strategy, batches_per_round  # fn runs its updates per replica; it reads the iterator
+
+    def one(iterator, generator_steps):
+        return fn(parts, iterator, generator_steps)[1]
+
+    def many(iterator, count, generator_steps):
+        return mean_over(repeat(lambda: one(iterator, generator_steps), count), count)
+
+    one_call, many_call = compile(one), compile(many)
+
+    def call(iterator, count, generator_steps):
+        if isinstance(count, int) and count == 1:
+            return one_call(iterator, generator_steps)
+        return many_call(iterator, count, generator_steps)
+
+    call.one = one_call  # one round: the tf.function (its graph shows what a round runs)
+    return call
+
+
+def compile(fn: Callable, *, jit_compile: bool = False) -> Callable:  # noqa: A001
+    """``fn`` as one graph (XLA-compiled with ``jit_compile``)."""
     # Without AutoGraph: the update math is keras.ops that JAX traces too, so it has no Python
     # control flow on tensors to convert, and converting every call made tracing slower.
     return tf.function(fn, jit_compile=True if jit_compile else None, autograph=False)
@@ -217,17 +295,6 @@ def compile(fn: Callable, *, jit_compile: bool = False, variables=None) -> Calla
 
 def is_floating(variable) -> bool:
     return tf.as_dtype(variable.dtype).is_floating
-
-
-def copy(target, source) -> None:
-    """``target = source`` for two Keras variables (every mirrored copy of each)."""
-    target.value.assign(source.value)
-
-
-def update_variables(variables, fn: Callable, sources=None) -> None:
-    """Assigns ``fn(v)`` (or ``fn(v, source)``) to each variable, through the strategy
-    (``distribute.update_variables``)."""
-    distribute.update_variables(variables, fn, sources)
 
 
 # --- A run's pieces outside the update math --------------------------------------------------
@@ -240,16 +307,18 @@ def notes() -> list[str]:
     return [ganpipe.onednn_note()]
 
 
-def functional(fn, parts):
+def functional(parts):
     """JAX only: TensorFlow keeps the state in variables (``Trainer.functional``)."""
     raise NotImplementedError(
         "Trainer.functional (a round as a pure function of an explicit state) needs "
-        "KERAS_BACKEND=jax: on TensorFlow the state stays in variables, and the rounds run as "
-        "tf.function graph loops over them (Trainer.train_rounds)."
+        "KERAS_BACKEND=jax: on TensorFlow the same round runs with the variables as its state, "
+        "written in place (tf.distribute needs variables), in tf.function graph loops "
+        "(Trainer.train_rounds)."
     )
 
 
-load_state = functional
+def load_state(parts, state):
+    functional(parts)
 
 
 def rounds_per_call() -> tuple[int, str]:

@@ -1,12 +1,12 @@
 """A training round as a pure function of an explicit state (JAX): ``Trainer.functional()``.
 
-``Functional(trainer)`` gives ``round(state, batches) -> (state, metrics)``, the round that
-training compiles (``Steps.round_of``), run as a pure function: ``state`` holds every value a
+``Functional(trainer)`` gives ``round(state, batches) -> (state, metrics)``: the round that
+training compiles (``Steps.round``), with the run's schedule. ``state`` holds every value a
 round changes, as a pytree ``{part: [array, ...]}`` by the checkpoint's parts (generator,
 average, critic, both optimizers' slots and counters, the augmentation's state, the step; a
 part that is off is empty), and the call reads and writes no variable. So it can be jitted,
 scanned, vmapped or differentiated; ``load`` writes a state back into the run (for samples,
-checkpoints, export). TensorFlow refuses it, naming why (its state stays in variables).
+checkpoints, export). TensorFlow refuses it, naming why (its state is the variables).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ class Functional:
     def __init__(self, trainer):
         self._trainer = trainer
         self._steps = trainer.settings.schedule.generator_steps
-        self._pure, self.state = backend.functional(trainer.steps.round_of, trainer.state.parts())
+        self.state = backend.functional(trainer.state.parts())
 
     def round(self, state: dict, batches):
         """One round of the schedule on ``batches``: ``(new state, metrics)``."""
-        return self._pure(state, batches, self._steps)
+        return self._trainer.steps.round(state, batches, self._steps)
 
     def next_batches(self):
         """The next round's data batches from the run's stream, stacked on the host."""

@@ -1,28 +1,46 @@
-"""The updates of one round, as functions of the state and a batch.
+"""One training round as a function of an explicit state, written once in ``keras.ops`` for
+both backends: ``Steps.round(state, batches, generator_steps) -> (state, metrics)``.
 
-One round is ``critic_steps`` critic updates, then ``generator_steps`` generator updates; each
-update runs per replica (``backend.run``) and a whole round (or several) is one compiled call.
-Per-example losses are summed per replica and divided by the GLOBAL batch, so Keras' optimizer,
-which sums gradients over replicas, applies the gradient of the global-batch mean.
+The state is ``{part: [value, ...]}`` in the order of ``GANState.parts()`` (generator, average,
+critic, both optimizers' variables, the augmentation's, the step). An update reads only the
+state it is given and returns the new one: models run through ``stateless_call``, an optimizer
+steps through ``backend.optimizer_step`` (``stateless_apply`` on JAX), and any other stateful
+piece (ADA's p, a loss scale) through ``backend.stateless``. Under JAX the values are arrays,
+so a round is a pure function that a compiled program scans K times with the state donated.
+Under TensorFlow the values are the variables themselves (``backend.IN_PLACE``): a training
+pass, an optimizer step or ``backend.carry`` writes them in the graph, where ``tf.distribute``
+needs variables, and the round hands the same variables on.
 
-While one side trains the other is not modified: its forward pass uses ``stateless_call`` where it
-has state (batch-norm statistics, dropout seeds), so none of its variables are written.
+One round is ``critic_steps`` critic updates, then ``generator_steps`` generator updates, each
+side one loop (``backend.scan``: per replica on TensorFlow). Per-example losses are summed per
+replica and divided by the GLOBAL batch, so summing gradients over replicas gives the gradient
+of the global-batch mean. While one side trains the other is not written: its pass is a
+``frozen_call``.
 
 Seams: the loss sees real and fake scores on both sides (``GANLoss.generator_uses_real``); a
 penalty may run every k-th critic update with its weight multiplied by k (``Penalty.every``); an
-augmentation (``augment``) transforms every image the critic sees, real or generated, inside the
-gradient, and its state is part of the checkpointed state.
+augmentation transforms every image the critic sees, real or generated, inside the gradient,
+and its state is part of the state.
 """
 
 from __future__ import annotations
 
 import keras
 from absl import logging
-from keras import ops, tree
+from keras import ops
 
 from ganpipe import backend, distribute
 from ganpipe.models import factories
-from ganpipe.training.state import GANState
+from ganpipe.training.state import (
+    AUGMENT,
+    CRITIC,
+    CRITIC_OPTIMIZER,
+    GENERATOR,
+    GENERATOR_EMA,
+    GENERATOR_OPTIMIZER,
+    STEP,
+    GANState,
+)
 
 # Which images an augmentation draw is for, within one update.
 REAL, FAKE = 0, 1
@@ -33,30 +51,70 @@ def scores(model_output):
     return ops.cast(ops.reshape(model_output, [-1]), "float32")
 
 
-def frozen_call(model: keras.Model, inputs, training: bool = True):
-    """Calls ``model`` without writing any of its variables (batch-norm statistics included)."""
-    if not model.non_trainable_variables:
-        return model(inputs, training=training)
-    outputs, _ = model.stateless_call(
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        inputs,
-        training=training,
-    )
-    return outputs
-
-
 def model_inputs(x, labels):
     """A model's input: ``x`` alone, or ``[x, labels]`` for a conditional model."""
     return x if labels is None else [x, labels]
 
 
+def take(values: list, index: list) -> list:
+    return [values[i] for i in index]
+
+
+def put(values: list, index: list, new) -> list:
+    """``values`` with ``new`` at the positions ``index``."""
+    out = list(values)
+    for i, value in zip(index, new):
+        out[i] = value
+    return out
+
+
+class Layout:
+    """Where a model's trainable and other variables sit in ``model.variables`` (the state's
+    order), each list in the order ``stateless_call`` and the optimizer take them."""
+
+    def __init__(self, model: keras.Model):
+        index = {id(v): i for i, v in enumerate(model.variables)}
+        self.trainable = [index[id(v)] for v in model.trainable_variables]
+        self.rest = [index[id(v)] for v in model.non_trainable_variables]
+
+
+def _read(values: list) -> list:
+    """What ``stateless_call`` takes: a variable's value (TensorFlow's state), or the array."""
+    return [v.value if isinstance(v, keras.Variable) else v for v in values]
+
+
+def frozen_call(model: keras.Model, values: list, inputs, training: bool = True):
+    """``model`` on ``inputs`` with its variables at ``values``, writing nothing (batch-norm
+    statistics included)."""
+    if backend.IN_PLACE and not model.non_trainable_variables:
+        return model(inputs, training=training)
+    layout = Layout(model)
+    outputs, _ = model.stateless_call(
+        _read(take(values, layout.trainable)), _read(take(values, layout.rest)), inputs,
+        training=training,
+    )  # fmt: skip
+    return outputs
+
+
+def train_call(model: keras.Model, values: list, inputs) -> tuple:
+    """``model`` in training mode at ``values``: ``(outputs, values with what the pass wrote)``
+    (batch-norm statistics, spectral norm's vector). Under TensorFlow the pass writes the
+    variables, which are the values."""
+    if backend.IN_PLACE:
+        return model(inputs, training=True), values
+    layout = Layout(model)
+    outputs, rest = model.stateless_call(
+        take(values, layout.trainable), take(values, layout.rest), inputs, training=True
+    )
+    return outputs, put(values, layout.rest, rest)
+
+
 class Steps:
-    """The per-replica updates and the rounds that run them; built once per run.
+    """The updates and the round, as functions of the state; built once per run.
 
     Args:
-        state: The models, optimizers and counters.
-        strategy: The tf.distribute strategy the state was built under.
+        state: The models, optimizers and counters (the state's layout and its variables).
+        strategy: The strategy the state was built under.
         loss, constraint, penalty, augment: The objective's parts (constraint, penalty and
             augment may be None).
         schedule, latent: ``settings.Schedule`` and ``settings.Latent``.
@@ -79,40 +137,64 @@ class Steps:
         self.ema_decay = None if ema is None else ema.decay
         self.ema_start = 0 if ema is None else ema.start
         self.penalty_every = 1 if penalty is None else int(penalty.every)
-        if state.generator_ema is not None:
-            # Trainable weights are averaged after every generator update; the rest (batch-norm
-            # moving statistics) are copied from the live model once per round.
-            trainable = {id(v) for v in state.generator.trainable_variables}
-            pairs = list(zip(state.generator_ema.variables, state.generator.variables))
-            self._ema_weights = [(e, v) for e, v in pairs if id(v) in trainable]
-            self._ema_state = [(e, v) for e, v in pairs if id(v) not in trainable]
+        self.parts = state.parts()
+        self._g, self._c = Layout(state.generator), Layout(state.critic)
+        self._counters = {
+            part: [id(v) for v in self.parts[part]].index(id(optimizer.iterations))
+            for part, optimizer in (
+                (GENERATOR_OPTIMIZER, state.generator_optimizer),
+                (CRITIC_OPTIMIZER, state.critic_optimizer),
+            )
+        }
         logging.info(
             "Generator: %d parameters; critic: %d parameters; loss %s; %d critic / %d generator "
             "updates per round; constraint %s; penalty %s; augmentation %s.",
-            state.generator.count_params(),
-            state.critic.count_params(),
-            loss.name,
-            schedule.critic_steps,
-            schedule.generator_steps,
-            constraint,
-            penalty,
-            augment,
-        )
+            state.generator.count_params(), state.critic.count_params(), loss.name,
+            schedule.critic_steps, schedule.generator_steps, constraint, penalty, augment,
+        )  # fmt: skip
         self._updates = {
             "critic": self.critic_update,
-            "generator": self.generator_update,
+            "generator": lambda s, _: self.generator_update(s),
+            "generator_real": lambda s, real: self.generator_update(s, real=real),
             "shared": self.shared_update,
         }
 
     def compiled(self, jit_compile: bool) -> tuple[bool, tuple]:
         """(XLA on, (round, rounds, critic update, generator update) as compiled calls).
 
-        With ``jit_compile`` the per-replica updates are XLA-compiled; the round around them,
-        which reads the input iterator, stays a plain compiled function. XLA is used for one
-        replica only (the all-reduces run outside XLA here).
+        Each call runs ``count`` rounds (or one update) as one program: under JAX one
+        ``jax.jit`` program over the state's arrays, donated; under TensorFlow one
+        ``tf.function`` over the variables, the per-replica updates XLA-compiled with
+        ``jit_compile`` (one replica only: the all-reduces run outside XLA here).
         """
-        if not backend.RECORDS_PASSES:
-            return True, self._compiled_functional()
+        jit_compile = self._xla(jit_compile)
+        reads = int(self.loss.generator_uses_real)
+        rounds, critic, generator = (
+            backend.compile_rounds(
+                fn, parts=self.parts, strategy=self.strategy, batches_per_round=per_round
+            )
+            for fn, per_round in (
+                (self.round, self.batches_per_round),
+                (self._critic_alone, lambda _: 1),
+                (self._generator_alone, lambda _: reads),
+            )
+        )
+        return jit_compile, (
+            rounds.one,
+            rounds,
+            lambda iterator: critic.one(iterator, 1),
+            lambda iterator: generator.one(iterator, 1),
+        )
+
+    def _xla(self, jit_compile: bool) -> bool:
+        """Whether the updates are XLA-compiled: always under JAX; under TensorFlow as asked,
+        on one replica."""
+        if not backend.IN_PLACE:
+            logging.info(
+                "JAX: the rounds of each call run as one jax.jit program (a lax.scan; on a CPU "
+                "the rounds are written out, since XLA runs a loop body slower there)."
+            )
+            return True
         replicas = self.strategy.num_replicas_in_sync
         if jit_compile and replicas > 1:
             logging.warning(
@@ -120,20 +202,13 @@ class Steps:
                 "one replica's updates. Training without XLA.",
                 replicas,
             )
-            jit_compile = False
+            return False
         if jit_compile:
-            self._updates = {
-                k: backend.compile(f, jit_compile=True) for k, f in self._updates.items()
-            }
+            for name, fn in list(self._updates.items()):
+                jitted = backend.compile(lambda x, fn=fn: fn(self.parts, x)[1], jit_compile=True)
+                self._updates[name] = lambda s, x, jitted=jitted: (s, jitted(x))
             logging.info("XLA: the critic and generator updates are compiled (jit_compile).")
-
-        def generator_alone(iterator):
-            metrics = self.generator_once(iterator)
-            self.sync_replica_state()
-            return metrics
-
-        calls = (self.round, self.rounds, self.critic_once, generator_alone)
-        return jit_compile, tuple(backend.compile(f) for f in calls)
+        return jit_compile
 
     def batches_per_round(self, generator_steps: int) -> int:
         """Data batches one round reads: one per critic update, plus one per generator update
@@ -143,66 +218,45 @@ class Steps:
         uses_real = self.loss.generator_uses_real
         return self.schedule.critic_steps + (int(generator_steps) if uses_real else 0)
 
-    def round_of(self, batches, generator_steps: int) -> dict:
-        """One round on ``batches`` (stacked: a leading axis of ``batches_per_round``): the
-        round's mean metrics. Cross-replica code for a backend whose program spans the devices
-        (JAX), where each side's updates are one loop (``backend.scan``) in the program."""
+    # -- the round -------------------------------------------------------------------------
 
-        def part(start, stop=None):
-            return tree.map_structure(lambda a: a[start:stop], batches)
-
-        generator_steps = int(generator_steps)
+    def round(self, s: dict, batches, generator_steps) -> tuple[dict, dict]:
+        """One round on ``batches`` (JAX: stacked, a leading axis of ``batches_per_round``;
+        TensorFlow: the input iterator, read as the updates run): ``(state, the round's mean
+        metrics)``."""
+        strategy = self.strategy
         if self.schedule.share_noise:
-            metrics = self.shared_update(tree.map_structure(lambda a: a[0], batches))
+            first = backend.batch_slice(batches, 0, 1)
+            s, metrics = backend.scan(self._updates["shared"], 1, first, s, strategy)
         else:
             steps = self.schedule.critic_steps
-            metrics = backend.scan(self.critic_update, steps, part(0, steps))
+            critic = backend.batch_slice(batches, 0, steps)
+            s, metrics = backend.scan(self._updates["critic"], steps, critic, s, strategy)
             if self.loss.generator_uses_real:
-                generator = backend.scan(
-                    lambda real: self.generator_update(None, None, real), generator_steps,
-                    part(steps),
-                )  # fmt: skip
+                real = backend.batch_slice(batches, steps, None)
+                update = self._updates["generator_real"]
             else:
-                generator = backend.scan(lambda _: self.generator_update(), generator_steps)
-            metrics.update(generator)
-        self.state.step.assign(self.state.step.value + generator_steps)
-        self.sync_replica_state()
-        return metrics
+                real, update = None, self._updates["generator"]
+            s, generator = backend.scan(update, generator_steps, real, s, strategy)
+            metrics = {**metrics, **generator}
+        step = s[STEP][0]
+        dtype = keras.backend.standardize_dtype(step.dtype)
+        s = {**s, STEP: backend.carry(self.parts[STEP], [step + ops.cast(generator_steps, dtype)])}
+        return self.sync_replica_state(s), metrics
 
-    def _compiled_functional(self) -> tuple:
-        """The four calls on a backend that compiles pure functions (JAX): ``rounds`` runs
-        ``count`` rounds as one program (``backend.compile_rounds``), a round is one of them;
-        the single updates are one program each."""
-        self.strategy.check_batch(self.batch)
-        update = {
-            name: backend.compile(fn, variables=self.state.variables, strategy=self.strategy)
-            for name, fn in self._updates.items()
-            if name != "shared"
-        }
-        rounds = backend.compile_rounds(
-            self.round_of, variables=self.state.variables, strategy=self.strategy,
-            batches_per_round=self.batches_per_round,
-        )  # fmt: skip
+    def _critic_alone(self, s: dict, batches, _=None) -> tuple[dict, dict]:
+        """One critic update, nothing else (``Trainer.train_critic``)."""
+        first = backend.batch_slice(batches, 0, 1)
+        return backend.scan(self._updates["critic"], 1, first, s, self.strategy)
 
-        def generator_alone(iterator):
-            if self.loss.generator_uses_real:
-                metrics = update["generator"](None, None, next(iterator))
-            else:
-                metrics = update["generator"]()
-            self.sync_replica_state()
-            return metrics
-
-        def round_(iterator, generator_steps):
-            return rounds(iterator, 1, generator_steps)
-
-        def critic_once(iterator):
-            return update["critic"](next(iterator))
-
-        logging.info(
-            "JAX: the rounds of each call run as one jax.jit program (a lax.scan; on a CPU the "
-            "rounds are written out, since XLA runs a loop body slower there)."
-        )
-        return round_, rounds, critic_once, generator_alone
+    def _generator_alone(self, s: dict, batches, _=None) -> tuple[dict, dict]:
+        """One generator update, nothing else (``Trainer.train_generator``)."""
+        if self.loss.generator_uses_real:
+            first = backend.batch_slice(batches, 0, 1)
+            s, metrics = backend.scan(self._updates["generator_real"], 1, first, s, self.strategy)
+        else:
+            s, metrics = backend.scan(self._updates["generator"], 1, None, s, self.strategy)
+        return self.sync_replica_state(s), metrics
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -214,26 +268,40 @@ class Steps:
         """A replica's share of the global-batch mean: sum / global batch."""
         return ops.sum(per_example) / float(self.batch)
 
-    def random(self, optimizer, stream: int) -> backend.ReplicaRandom:
-        return backend.ReplicaRandom(self.seed, optimizer.iterations, stream, self.batch)
+    def counter(self, s: dict, part: str):
+        """The update count of the optimizer of ``part`` in state ``s``."""
+        return s[part][self._counters[part]]
+
+    def random(self, counter, stream: int) -> backend.ReplicaRandom:
+        return backend.ReplicaRandom(self.seed, counter, stream, self.batch)
 
     def split(self, batch):
         """(images, labels) of a data batch; labels are None in an unconditional run."""
         return (batch, None) if self.num_classes is None else batch
 
-    def fake_labels(self, optimizer, side: int):
+    def fake_labels(self, counter, side: int):
         """Labels for generated images, uniform over the classes (None when unconditional)."""
         if self.num_classes is None:
             return None
-        draw = self.random(optimizer, backend.LABELS)
+        draw = self.random(counter, backend.LABELS)
         return draw.integers([self.per_replica_batch, 2], self.num_classes)[:, side]
 
-    def critic_view(self, images, optimizer, side: int):
+    def critic_view(self, s: dict, images, counter, side: int):
         """What the critic sees of ``images``: augmented when an augmentation is set. Real
         (``side`` 0) and generated (1) images of one update get independent draws."""
         if self.augment is None:
             return images
-        return self.augment(images, self.random(optimizer, backend.AUGMENT).split(2)[side])
+        rng = self.random(counter, backend.AUGMENT).split(2)[side]
+        seen, _ = backend.stateless(
+            self.parts[AUGMENT], s[AUGMENT], lambda: self.augment(images, rng)
+        )
+        return seen
+
+    def _scaled(self, part: str, optimizer, s: dict, loss):
+        """``loss`` scaled as the optimizer of ``part`` asks (``mixed_float16``'s loss scale,
+        read from the state)."""
+        scaled, _ = backend.stateless(self.parts[part], s[part], lambda: optimizer.scale_loss(loss))
+        return scaled
 
     def batches_consumed(self) -> int:
         """Data batches the run has read: one per critic update, plus one per generator update
@@ -245,65 +313,77 @@ class Steps:
 
     # -- updates (replica context) ---------------------------------------------------------
 
-    def _penalty(self, real, fake, labels):
-        """The penalty's share of the critic loss (0 on the updates a lazy penalty skips)."""
-        c_opt = self.state.critic_optimizer
+    def _penalty(self, values: list, real, fake, labels, counter):
+        """The penalty's share of the critic loss (0 on the updates a lazy penalty skips), on
+        the critic at ``values``; what its passes write is not kept (TensorFlow: written)."""
+        critic = self.state.critic
 
         def penalized():
             value = self.mean(
                 self.penalty(
                     # Interpolates are scored with the real images' labels.
-                    lambda x: self.state.critic(model_inputs(x, labels), training=True),
+                    lambda x: train_call(critic, values, model_inputs(x, labels))[0],
                     real,
                     fake,
-                    self.random(c_opt, backend.PENALTY),
+                    self.random(counter, backend.PENALTY),
                 )
             )
             return value if self.penalty_every == 1 else value * float(self.penalty_every)
 
         if self.penalty_every == 1:
             return penalized()
-        due = ops.equal(c_opt.iterations % self.penalty_every, 0)
+        due = ops.equal(counter % self.penalty_every, 0)
         return backend.cond(due, penalized, lambda: ops.zeros((), "float32"))
 
-    def critic_update(self, real, noise=None, fake_labels=None, fake=None):
-        """One critic update; ``fake`` (with its ``fake_labels``) are generated images to use
-        instead of drawing noise and generating them here."""
-        state, c_opt = self.state, self.state.critic_optimizer
+    def critic_update(self, s: dict, real, noise=None, fake_labels=None, fake=None):
+        """One critic update: ``(state, metrics)``. ``fake`` (with its ``fake_labels``) are
+        generated images to use instead of drawing noise and generating them here."""
+        critic, c_opt = self.state.critic, self.state.critic_optimizer
+        counter = self.counter(s, CRITIC_OPTIMIZER)
         real, real_labels = self.split(real)
         if fake_labels is None:
-            fake_labels = self.fake_labels(c_opt, backend.CRITIC_SIDE)
+            fake_labels = self.fake_labels(counter, backend.CRITIC_SIDE)
         if fake is None:
             if noise is None:
                 noise = self.latent.sample(
-                    self.random(c_opt, backend.CRITIC_NOISE),
+                    self.random(counter, backend.CRITIC_NOISE),
                     [ops.shape(real)[0], self.latent_dim],
                 )
-            fake = frozen_call(state.generator, model_inputs(noise, fake_labels))
+            fake = frozen_call(self.state.generator, s[GENERATOR], model_inputs(noise, fake_labels))
 
-        def objective():
-            seen_real = self.critic_view(real, c_opt, REAL)
-            seen_fake = self.critic_view(fake, c_opt, FAKE)
-            real_s = scores(state.critic(model_inputs(seen_real, real_labels), training=True))
-            fake_s = scores(state.critic(model_inputs(seen_fake, fake_labels), training=True))
+        def objective(weights):
+            values = put(s[CRITIC], self._c.trainable, weights)
+            seen_real = self.critic_view(s, real, counter, REAL)
+            seen_fake = self.critic_view(s, fake, counter, FAKE)
+            real_out, values = train_call(critic, values, model_inputs(seen_real, real_labels))
+            fake_out, values = train_call(critic, values, model_inputs(seen_fake, fake_labels))
+            real_s, fake_s = scores(real_out), scores(fake_out)
             loss = self.mean(self.loss.critic(real_s, fake_s))
-            penalty = None
-            total = loss
+            penalty, total = None, loss
             if self.penalty is not None:
-                penalty = self._penalty(seen_real, seen_fake, real_labels)
+                penalty = self._penalty(values, seen_real, seen_fake, real_labels, counter)
                 total = loss + penalty
-            # Scaled inside the tape (mixed_float16's loss scaling), or the product is not
-            # recorded and every gradient is None.
-            return c_opt.scale_loss(total), (loss, penalty, real_s, fake_s)
+            # Scaled inside the gradient (mixed_float16's loss scaling).
+            scaled = self._scaled(CRITIC_OPTIMIZER, c_opt, s, total)
+            return scaled, (loss, penalty, real_s, fake_s, take(values, self._c.rest))
 
-        variables = state.critic.trainable_variables
-        (loss, penalty, real_s, fake_s), grads = backend.gradients(objective, variables)
+        weights = take(s[CRITIC], self._c.trainable)
+        (loss, penalty, real_s, fake_s, rest), grads = backend.gradients(objective, weights)
         bad_grads = backend.count_nonfinite(grads, c_opt)
+        s = {**s, CRITIC: put(s[CRITIC], self._c.rest, rest)}
         if self.augment is not None:
-            self.augment.observe(real_s)
-        backend.apply_gradients(c_opt, grads, variables)
+            observe = lambda: self.augment.observe(real_s)  # noqa: E731
+            s[AUGMENT] = backend.stateless(self.parts[AUGMENT], s[AUGMENT], observe)[1]
+        weights, s[CRITIC_OPTIMIZER] = backend.optimizer_step(
+            c_opt, s[CRITIC_OPTIMIZER], grads, weights
+        )
         if self.constraint is not None:
-            backend.update_variables(variables, self.constraint)
+            variables = take(self.parts[CRITIC], self._c.trainable)
+            weights = backend.carry(variables, [self.constraint(w) for w in weights])
+        s[CRITIC] = put(s[CRITIC], self._c.trainable, weights)
+        return s, self._critic_metrics(s, loss, penalty, real_s, fake_s, bad_grads)
+
+    def _critic_metrics(self, s, loss, penalty, real_s, fake_s, bad_grads) -> dict:
         metrics = {
             "critic_loss": loss,
             "critic_real": self.mean(real_s),
@@ -317,92 +397,101 @@ class Steps:
         if self.augment is not None:
             # Global values, the same on every replica: divided by the replicas the sum adds.
             replicas = float(self.strategy.num_replicas_in_sync)
-            metrics.update({k: v / replicas for k, v in self.augment.metrics().items()})
+            logged, _ = backend.stateless(self.parts[AUGMENT], s[AUGMENT], self.augment.metrics)
+            metrics.update({k: v / replicas for k, v in logged.items()})
         return metrics
 
-    def generator_update(self, noise=None, labels=None, real=None, generated=None):
-        """One generator update. ``generated``, a ``(tape, images)`` pair from
-        ``backend.record``, is this update's forward pass of the generator, already run on
+    def generator_update(self, s: dict, noise=None, labels=None, real=None, generated=None):
+        """One generator update: ``(state, metrics)``. ``generated``, a ``(tape, images)`` pair
+        from ``backend.record``, is this update's forward pass of the generator, already run on
         ``noise`` and ``labels``: the update resumes its tape instead of running it again."""
-        state, g_opt = self.state, self.state.generator_optimizer
+        generator, g_opt = self.state.generator, self.state.generator_optimizer
+        counter = self.counter(s, GENERATOR_OPTIMIZER)
         if noise is None:
             noise = self.latent.sample(
-                self.random(g_opt, backend.GENERATOR_NOISE),
+                self.random(counter, backend.GENERATOR_NOISE),
                 [self.per_replica_batch, self.latent_dim],
             )
         if labels is None:
-            labels = self.fake_labels(g_opt, backend.GENERATOR_SIDE)
+            labels = self.fake_labels(counter, backend.GENERATOR_SIDE)
         real_s = None
         if real is not None:
             real, real_labels = self.split(real)
-            seen = self.critic_view(real, g_opt, REAL)
-            real_s = scores(frozen_call(state.critic, model_inputs(seen, real_labels)))
+            seen = self.critic_view(s, real, counter, REAL)
+            real_s = scores(
+                frozen_call(self.state.critic, s[CRITIC], model_inputs(seen, real_labels))
+            )
 
         tape, fake = generated if generated is not None else (None, None)
         if not backend.RECORDS_PASSES:
             fake = None  # This backend differentiates a function: the pass is run again inside.
 
-        def objective():
+        def objective(weights):
+            values = put(s[GENERATOR], self._g.trainable, weights)
             images = fake
             if images is None:
-                images = state.generator(model_inputs(noise, labels), training=True)
-            seen = self.critic_view(images, g_opt, FAKE)
-            fake_s = scores(frozen_call(state.critic, model_inputs(seen, labels)))
+                images, values = train_call(generator, values, model_inputs(noise, labels))
+            seen = self.critic_view(s, images, counter, FAKE)
+            fake_s = scores(frozen_call(self.state.critic, s[CRITIC], model_inputs(seen, labels)))
             if real_s is None:
                 loss = self.mean(self.loss.generator(fake_s))
             else:
                 loss = self.mean(self.loss.generator(fake_s, real_scores=real_s))
-            return g_opt.scale_loss(loss), loss
+            scaled = self._scaled(GENERATOR_OPTIMIZER, g_opt, s, loss)
+            return scaled, (loss, take(values, self._g.rest))
 
-        variables = state.generator.trainable_variables
-        loss, grads = backend.gradients(objective, variables, tape)
+        weights = take(s[GENERATOR], self._g.trainable)
+        (loss, rest), grads = backend.gradients(objective, weights, tape)
         bad_grads = backend.count_nonfinite(grads, g_opt)
-        backend.apply_gradients(g_opt, grads, variables)
-        self.update_ema()
-        return {"generator_loss": loss, "generator_nonfinite_grads": bad_grads}
+        weights, slots = backend.optimizer_step(g_opt, s[GENERATOR_OPTIMIZER], grads, weights)
+        values = put(put(s[GENERATOR], self._g.rest, rest), self._g.trainable, weights)
+        s = self.update_ema({**s, GENERATOR: values, GENERATOR_OPTIMIZER: slots})
+        return s, {"generator_loss": loss, "generator_nonfinite_grads": bad_grads}
 
-    def shared_update(self, real):
+    def shared_update(self, s: dict, real):
         """The seed GAN's step: one critic and one generator update on the same noise."""
-        c_opt = self.state.critic_optimizer
+        counter = self.counter(s, CRITIC_OPTIMIZER)
         noise = self.latent.sample(
-            self.random(c_opt, backend.CRITIC_NOISE),
+            self.random(counter, backend.CRITIC_NOISE),
             [ops.shape(self.split(real)[0])[0], self.latent_dim],
         )
         # The generator update reuses the critic's fakes' noise and, when conditional, labels,
         # so the generator runs forward once, recorded for the generator update: the critic's
         # fakes are the same images (same weights and noise, training mode either way), and the
         # generator's batch-norm statistics, if any, are written once, as before.
-        labels = self.fake_labels(c_opt, backend.CRITIC_SIDE)
+        labels = self.fake_labels(counter, backend.CRITIC_SIDE)
+        inputs = model_inputs(noise, labels)
         generated = backend.record(
-            lambda: self.state.generator(model_inputs(noise, labels), training=True)
+            lambda: train_call(self.state.generator, s[GENERATOR], inputs)[0]
         )
-        metrics = self.critic_update(real, fake_labels=labels, fake=generated[1])
+        s, metrics = self.critic_update(s, real, fake_labels=labels, fake=generated[1])
         generator_real = real if self.loss.generator_uses_real else None
-        metrics.update(self.generator_update(noise, labels, generator_real, generated))
-        return metrics
+        s, generator = self.generator_update(s, noise, labels, generator_real, generated)
+        return s, {**metrics, **generator}
 
-    def update_ema(self):
+    def update_ema(self, s: dict) -> dict:
         """ema = decay * ema + (1 - decay) * live for every trainable generator weight, after a
-        generator update; during the warm-up (the first ``ema_start`` updates) ema = live.
-
-        Runs in cross-replica context through the strategy (``backend.update_variables``),
-        so every mirrored copy of the average gets the same value, computed on its own device.
-        """
+        generator update; during the warm-up (the first ``ema_start`` updates) ema = live. Each
+        replica computes its copy from its own live weights."""
         if self.state.generator_ema is None:
-            return
-        updates = self.state.generator_optimizer.iterations  # this update included
+            return s
+        updates = self.counter(s, GENERATOR_OPTIMIZER)  # this update included
+        index = sorted(self._g.trainable)
 
         def average(ema, live):
-            decay = ops.cast(ops.where(updates > self.ema_start, self.ema_decay, 0.0), ema.dtype)
-            return decay * ema + (1.0 - decay) * ops.cast(live, ema.dtype)
+            dtype = keras.backend.standardize_dtype(ema.dtype)
+            decay = ops.cast(ops.where(updates > self.ema_start, self.ema_decay, 0.0), dtype)
+            return decay * ema + (1.0 - decay) * ops.cast(live, dtype)
 
-        backend.update_variables(
-            [e for e, _ in self._ema_weights], average, [v for _, v in self._ema_weights]
-        )
+        new = [
+            average(e, v) for e, v in zip(take(s[GENERATOR_EMA], index), take(s[GENERATOR], index))
+        ]
+        new = backend.carry(take(self.parts[GENERATOR_EMA], index), new)
+        return {**s, GENERATOR_EMA: put(s[GENERATOR_EMA], index, new)}
 
     # -- rounds (cross-replica context) ----------------------------------------------------
 
-    def sync_replica_state(self):
+    def sync_replica_state(self, s: dict) -> dict:
         """Makes every replica's copy of the models' non-trainable state (batch-norm moving
         statistics) their mean, then copies the live generator's into the average.
 
@@ -411,41 +500,15 @@ class Steps:
         estimate from its share of the batch alone. The moving-average update is linear in the
         batch statistics, so averaging once per round equals averaging after every update.
         """
-        state = self.state
-        variables = [
-            v.value
-            for v in (
-                *state.generator.non_trainable_variables,
-                *state.critic.non_trainable_variables,
+        s = dict(s)
+        for part, layout in ((GENERATOR, self._g), (CRITIC, self._c)):
+            index = [i for i in layout.rest if backend.is_floating(self.parts[part][i])]
+            mean = backend.average_replica_copies(self.strategy, take(s[part], index))
+            s[part] = put(s[part], index, mean)
+        if self.state.generator_ema is not None:
+            index = sorted(self._g.rest)
+            copied = backend.carry(
+                take(self.parts[GENERATOR_EMA], index), take(s[GENERATOR], index)
             )
-            if backend.is_floating(v)
-        ]
-        backend.average_replica_copies(self.strategy, variables)
-        if state.generator_ema is not None:
-            for ema, live in self._ema_state:
-                backend.copy(ema, live)
-
-    def critic_once(self, iterator):
-        return backend.run(self.strategy, self._updates["critic"], (next(iterator),))
-
-    def generator_once(self, iterator):
-        args = (None, None, next(iterator)) if self.loss.generator_uses_real else ()
-        return backend.run(self.strategy, self._updates["generator"], args)
-
-    def round(self, iterator, generator_steps):
-        """One round; returns the round's mean metrics (global-batch means)."""
-        if self.schedule.share_noise:
-            metrics = backend.run(self.strategy, self._updates["shared"], (next(iterator),))
-        else:
-            critic = backend.repeat(lambda: self.critic_once(iterator), self.schedule.critic_steps)
-            generator = backend.repeat(lambda: self.generator_once(iterator), generator_steps)
-            metrics = backend.mean_over(critic, self.schedule.critic_steps)
-            metrics.update(backend.mean_over(generator, generator_steps))
-        self.state.step.assign_add(ops.cast(generator_steps, "int64"))
-        self.sync_replica_state()
-        return metrics
-
-    def rounds(self, iterator, count, generator_steps):
-        """``count`` rounds in one call; returns their mean metrics."""
-        sums = backend.repeat(lambda: self.round(iterator, generator_steps), count)
-        return backend.mean_over(sums, count)
+            s[GENERATOR_EMA] = put(s[GENERATOR_EMA], index, copied)
+        return s

@@ -44,7 +44,8 @@ def test_a_critic_update_writes_the_critic_and_its_optimizer_only():
     s = _steps()
     state = s.state
     generator, critic = values(state.generator.variables), values(state.critic.trainable_variables)
-    metrics = s.critic_update(Batches().real)
+    new, metrics = s.critic_update(s.parts, Batches().real)
+    assert all(a is b for a, b in zip(new[steps.CRITIC], s.parts[steps.CRITIC]))  # in place
     # (The biases before the batch norm and of the last layer get no gradient from this loss.)
     assert any(_moved(critic, values(state.critic.trainable_variables)))
     assert not any(_moved(generator, values(state.generator.variables)))  # batch norm included
@@ -59,7 +60,7 @@ def test_a_generator_update_writes_the_generator_and_its_optimizer_only():
     state = s.state
     generator = values(state.generator.trainable_variables)
     critic = values(state.critic.variables)
-    s.generator_update()
+    s.generator_update(s.parts)
     assert any(_moved(generator, values(state.generator.trainable_variables)))
     assert not any(_moved(critic, values(state.critic.variables)))  # batch norm included
     assert int(state.generator_optimizer.iterations) == 1
@@ -70,7 +71,7 @@ def test_a_frozen_call_computes_the_training_pass_and_writes_nothing():
     critic = tiny_state().critic
     images = Batches().real
     before = values(critic.variables)
-    frozen = steps.scores(steps.frozen_call(critic, images))
+    frozen = steps.scores(steps.frozen_call(critic, critic.variables, images))
     assert not any(_moved(before, values(critic.variables)))
     assert frozen.shape == (BATCH,) and frozen.dtype == tf.float32
     trained = steps.scores(critic(images, training=True))  # writes the moving statistics
@@ -84,7 +85,7 @@ def test_a_round_runs_its_schedule_and_reads_one_batch_per_update_that_scores_re
     # real images (rpgan), and the count a resume skips says the same.
     s = _steps(loss, critic_steps=3)
     batches = Batches()
-    metrics = s.round(batches, 1)
+    _, metrics = s.round(s.parts, batches, 1)
     assert batches.read == reads == s.batches_consumed()
     assert int(s.state.critic_optimizer.iterations) == 3
     assert int(s.state.generator_optimizer.iterations) == 1 and int(s.state.step) == 1
@@ -93,5 +94,5 @@ def test_a_round_runs_its_schedule_and_reads_one_batch_per_update_that_scores_re
 
 def test_a_constraint_applies_after_every_critic_update():
     s = _steps(constraint=constraints.WeightClip(0.01))
-    s.critic_update(Batches().real)
+    s.critic_update(s.parts, Batches().real)
     assert max(np.abs(w).max() for w in values(s.state.critic.trainable_variables)) <= 0.01
