@@ -3,7 +3,7 @@
     python benchmarks/backends.py                      # recipe, recipe without R1, gan, dcgan
     python benchmarks/backends.py --cases=recipe --repeats=3 --seconds=30
     python benchmarks/backends.py --cases=gan_b16,recipe --variants=tensorflow,jax,jax_1 \
-        --before=/path/to/an/older/checkout            # adds jax_before: that checkout on JAX
+        --before=/path/to/an/older/checkout    # jax_before, tensorflow_before: that checkout
 
 A Keras backend is chosen once per process, so each measurement is a worker process
 (``--worker``) that builds the experiment from its shipped gin file on the full Fashion-MNIST
@@ -39,9 +39,9 @@ CASES = {
 }
 # variant -> (Keras backend, extra bindings): TensorFlow as the gin file says (or, unset, its
 # backend's default rounds per call); TensorFlow with one round per call; JAX with --jax_rounds
-# rounds per program (fused); JAX with one round per program; and jax_before, the checkout
-# given by --before on JAX as its gin file says.
-VARIANTS = ("tensorflow", "tensorflow_1", "jax", "jax_1", "jax_before")
+# rounds per program (fused); JAX with one round per program; and jax_before and
+# tensorflow_before, the checkout given by --before on JAX or TensorFlow as its gin file says.
+VARIANTS = ("tensorflow", "tensorflow_1", "jax", "jax_1", "jax_before", "tensorflow_before")
 
 
 def worker(case: str, seconds: float, extra: list[str]) -> dict:
@@ -81,7 +81,7 @@ def _run_worker(case: str, variant: str, seconds: float, args) -> dict:
                      f"Intervals.log_every = {max(100, args.jax_rounds)}"],
              "jax_1": ["Numerics.rounds_per_call = 1"],
              "tensorflow_1": ["Numerics.rounds_per_call = 1"]}.get(variant, [])  # fmt: skip
-    if variant == "jax_before":
+    if variant.endswith("_before"):
         env["GANPIPE_REPO"] = os.path.abspath(args.before)
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", f"--cases={case}",
@@ -112,13 +112,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", default="tensorflow,jax")
     parser.add_argument("--jax_rounds", type=int, default=20, help="rounds per program (jax)")
-    parser.add_argument("--before", default=None, help="an older checkout (jax_before)")
+    parser.add_argument("--before", default=None, help="an older checkout (*_before variants)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bind", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
-    if set(variants) - set(VARIANTS) or ("jax_before" in variants and not args.before):
-        parser.error(f"--variants are of {', '.join(VARIANTS)}; jax_before needs --before")
+    before = any(v.endswith("_before") for v in variants)
+    if set(variants) - set(VARIANTS) or (before and not args.before):
+        parser.error(f"--variants are of {', '.join(VARIANTS)}; *_before needs --before")
     cases = [c for c in args.cases.split(",") if c]
     unknown = sorted(set(cases) - set(CASES))
     if unknown:

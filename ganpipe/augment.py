@@ -373,13 +373,15 @@ class ADA(Augmentation):
         self._require_built()
         signs = backend.replica_sum(ops.sum(ops.sign(ops.cast(real_scores, "float32"))))
         count = backend.replica_sum(ops.cast(ops.shape(real_scores)[0], "float32"))
-        total, seen = self.sign_sum + signs, self.seen + count
-        updates = self.updates + 1
+        # Values, not variables, go into ops.where (JAX refuses a variable there).
+        p, old_rt = self.p.value, self.rt.value
+        total, seen = self.sign_sum.value + signs, self.seen.value + count
+        updates = self.updates.value + 1
         due = ops.equal(updates % self.interval, 0)
         rt = total / ops.maximum(seen, 1.0)
         step = ops.sign(rt - self.target) * seen / float(self.speed)
-        self.p.assign(ops.where(due, ops.clip(self.p + step, 0.0, self.max_p), self.p))
-        self.rt.assign(ops.where(due, rt, self.rt))
+        self.p.assign(ops.where(due, ops.clip(p + step, 0.0, self.max_p), p))
+        self.rt.assign(ops.where(due, rt, old_rt))
         self.sign_sum.assign(ops.where(due, 0.0, total))
         self.seen.assign(ops.where(due, 0.0, seen))
         self.updates.assign(updates)

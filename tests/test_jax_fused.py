@@ -60,10 +60,11 @@ rows = {}
 CASES = {
     "recommended.gin": (),
     "two_and_two": ("Schedule.critic_steps = 2", "Schedule.generator_steps = 2"),
+    "ada": ("train.augment = @ADA()", "ADA.interval = 1"),
     "gan.gin": (),
 }
 for name, params in CASES.items():
-    experiment = "recommended.gin" if name == "two_and_two" else name
+    experiment = "recommended.gin" if name in ("two_and_two", "ada") else name
     single, moved, _, initial = state(experiment, [1, 1], *params)
     if name == "recommended.gin":
         single_recommended, initial_recommended = single, initial
@@ -111,8 +112,9 @@ def test_fused_rounds_equal_single_rounds_and_device_batches_equal_host_batches(
     # differ in the last bits: measured on a 2-core AMD EPYC, 8.5e-7 of how far the 2 rounds
     # moved the state (L2) at most (4 rounds: 9e-7); the test allows 1e-4 of it, and counters
     # must be equal. A round lost or run twice moves the state by about half of the move. The
-    # cases cover a lazy R1 penalty with ADA, EMA and class conditioning (recommended), two
-    # updates of each side per round (a loop inside the round), and shared noise (gan).
+    # cases cover a lazy R1 penalty, EMA and class conditioning (recommended), ADA's state
+    # (recommended with ADA, adjusted after every update), two updates of each side per round
+    # (a loop inside the round), and shared noise (gan).
     result = run_jax("-c", _FUSED)
     assert result.returncode == 0, result.stderr[-4000:]
     rows = json.loads(result.stdout.strip().splitlines()[-1])
@@ -129,6 +131,7 @@ def test_fused_rounds_equal_single_rounds_and_device_batches_equal_host_batches(
     }  # fmt: skip
     assert rows == {
         "two_and_two": {"moved": True, "fused": True, "on_device": True, "step": 4},
+        "ada": {"moved": True, "fused": True, "on_device": True, "step": 2},
         "gan.gin": {"moved": True, "fused": True, "on_device": True, "step": 2},
     }
 

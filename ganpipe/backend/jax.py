@@ -2,19 +2,20 @@
 ``steps``, and the same pieces of a run outside it: counters, checkpoints (``.npz`` arrays,
 ``array_checkpoints``), the input stream (``TrainingInput``), fixed noise and PNG encoding.
 
-``steps`` writes an update as Keras code that reads and writes the models' and optimizers'
-variables. JAX differentiates and compiles pure functions only, so this adaptor runs that code
-inside ``keras.StatelessScope``s: ``compile`` maps every variable of the state to an array,
-runs the update once under ``jax.jit`` and writes the arrays it returns back into the variables;
-``gradients`` and ``cond`` run their functions in an inner scope whose writes (batch-norm
-statistics, say) come out as values and are written into the outer one. The random streams are
-``jax.random`` keys folded from the run's seed and the update counter, so they depend on the
-seed and the counter alone, as on TensorFlow, but they are not the same numbers.
+``steps`` writes a round as a function of an explicit state, ``{part: [value, ...]}``; here
+the values are arrays (``IN_PLACE`` is False), so a round is a pure function: models run through
+``stateless_call``, optimizers through ``stateless_apply``, ADA's state and a loss scale through
+``stateless`` (a ``keras.StatelessScope`` of their own variables only), gradients through
+``jax.value_and_grad`` over the weights' arrays, and each side's updates are one loop of the
+program (``scan``). ``compile_rounds`` runs K rounds as one ``jax.jit`` program with the state
+donated, and writes the arrays back into the Keras variables once, after the call. The random
+streams are ``jax.random`` keys folded from the run's seed and the update counter, so they
+depend on the seed and the counter alone, as on TensorFlow, but they are not the same numbers.
 
-Several devices: ``run`` calls the update directly, written for the global batch, and
-``compile`` shards the batch's rows over the devices of ``distribute.LocalDevices`` with the state
-replicated, so XLA partitions the one program (global batch statistics, sums and penalties
-included) instead of the update being written per replica.
+Several devices: the round is written for the global batch, and ``compile_rounds`` shards the
+batch's rows over the devices of ``distribute.LocalDevices`` with the state replicated, so XLA
+partitions the one program (global batch statistics, sums and penalties included) instead of the
+update being written per replica.
 """
 
 from __future__ import annotations

@@ -94,3 +94,35 @@ def test_cond_and_compile_give_the_eager_result():
     double = backend.compile(lambda x: backend.cond(x > 0, lambda: 2.0 * x, lambda: -x))
     assert float(double(tf.constant(2.0))) == 4.0 and float(double(tf.constant(-3.0))) == 3.0
     assert backend.is_floating(tf.Variable(1.0)) and not backend.is_floating(tf.Variable(1))
+
+
+def _top_level_names(module: str) -> set[str]:
+    import ast
+    import os
+
+    path = os.path.join(os.path.dirname(backend.__file__), f"{module}.py")
+    tree = ast.parse(open(path).read())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+@pytest.mark.parametrize("module", ["tf", "jax"])
+def test_each_adaptor_supplies_the_whole_interface(module):
+    # Read from the source, so the JAX adaptor is checked without importing JAX.
+    missing = set(backend.INTERFACE + backend.RUN) - _top_level_names(module)
+    assert not missing, f"ganpipe/backend/{module}.py lacks {sorted(missing)}"
+
+
+def test_on_tensorflow_the_state_is_the_variables_and_carry_writes_them():
+    assert backend.IN_PLACE
+    w = tf.Variable([1.0, 2.0])
+    assert backend.carry([w], [w])[0] is w  # nothing to write
+    (written,) = backend.carry([w], [tf.constant([3.0, 4.0])])
+    assert written is w and w.numpy().tolist() == [3.0, 4.0]
+    outputs, values = backend.stateless([w], [w], lambda: w.assign_add([1.0, 1.0]) * 0 + 7.0)
+    assert values == [w] and w.numpy().tolist() == [4.0, 5.0] and outputs.numpy()[0] == 7.0
