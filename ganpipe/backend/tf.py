@@ -259,6 +259,8 @@ def scan(fn: Callable, count, xs, state: dict, strategy) -> tuple:
         x = None if xs is None else next(xs)
         return run(strategy, lambda x: fn(state, x)[1], (x,))
 
+    if isinstance(count, int) and count == 1:
+        return state, once()  # one call: its metrics are their mean (no division in the graph)
     return state, mean_over(repeat(once, count), count)
 
 
