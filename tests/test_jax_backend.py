@@ -115,6 +115,10 @@ def test_array_checkpoints_round_trip_keep_the_newest_and_skip_a_broken_one(tmp_
     with pytest.raises(ValueError, match="does not fit"):
         other.assign(np.load(tmp_path / "ckpt-2.npz"), "ckpt-2.npz")
     assert zipfile.is_zipfile(tmp_path / "ckpt-2.npz")
+    with open(tmp_path / "ckpt-2.npz", "r+b") as f:  # now none reads: refused, named
+        f.truncate(40)
+    with pytest.raises(ValueError, match="No readable checkpoint"):
+        keeper.restore()
 
 
 def test_jax_process_zero_is_the_chief_and_a_bad_cluster_setting_is_named(monkeypatch):

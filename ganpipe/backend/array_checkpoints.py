@@ -123,27 +123,15 @@ class ArrayCheckpointer:
 
     def restore(self) -> str | None:
         """Restores the newest readable checkpoint, if any; returns its path."""
-        candidates = list(reversed(self.manager.checkpoints))
-        for index, path in enumerate(candidates):
-            try:
-                with np.load(path) as arrays:
-                    loaded = {k: arrays[k] for k in arrays.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                following = candidates[index + 1] if index + 1 < len(candidates) else None
-                logging.warning(
-                    "Checkpoint %s is unreadable (%s: %s); %s.", path, type(error).__name__,
-                    str(error)[:200],
-                    f"falling back to {following}" if following else "no older one is left",
-                )  # fmt: skip
-                continue
-            self.checkpoint.assign(loaded, path)
-            return path
-        if candidates:
-            raise ValueError(
-                f"No readable checkpoint in {self.manager.directory} (tried {candidates}). "
-                "Move that folder away to restart the run from scratch."
-            )
-        return None
+
+        def read(path):
+            with np.load(path) as arrays:
+                return {k: arrays[k] for k in arrays.files}
+
+        return restore_newest(
+            self.manager.directory, self.manager.checkpoints, read,
+            (OSError, ValueError, EOFError, zipfile.BadZipFile), self.checkpoint.assign,
+        )  # fmt: skip
 
     def save(self, step: int) -> str:
         os.makedirs(self.manager.directory, exist_ok=True)
@@ -153,6 +141,35 @@ class ArrayCheckpointer:
             os.remove(old)
         logging.info("Saved checkpoint %s", path)
         return path
+
+
+def restore_newest(directory: str, checkpoints: list[str], read, unreadable: tuple, apply):
+    """The restore loop of both checkpoint formats: ``apply(read(path), path)`` for the newest
+    of ``checkpoints`` (oldest first) whose ``read`` does not raise one of ``unreadable`` (files
+    missing, truncated or corrupt: a process killed while writing them), skipping each such one
+    with a warning. Returns the path restored, None when there is no checkpoint, and refuses a
+    folder where none reads. What ``apply`` raises (a checkpoint of another config) propagates.
+    """
+    candidates = list(reversed(checkpoints))
+    for index, path in enumerate(candidates):
+        try:
+            loaded = read(path)
+        except unreadable as error:
+            following = candidates[index + 1] if index + 1 < len(candidates) else None
+            logging.warning(
+                "Checkpoint %s is unreadable (%s: %s); %s.", path, type(error).__name__,
+                (str(error).splitlines() or [""])[0][:200],
+                f"falling back to {following}" if following else "no older one is left",
+            )  # fmt: skip
+            continue
+        apply(loaded, path)
+        return path
+    if candidates:
+        raise ValueError(
+            f"No readable checkpoint in {directory} (tried {candidates}). "
+            "Move that folder away to restart the run from scratch."
+        )
+    return None
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

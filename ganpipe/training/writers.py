@@ -182,37 +182,33 @@ class Checkpointer:
         writing it) is skipped with a warning and the one before it is used. A checkpoint that
         reads fine but does not fit these models is an error: the config changed.
         """
-        candidates = list(reversed(self.manager.checkpoints))
-        for index, path in enumerate(candidates):
-            try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (
-                tf.errors.OpError,  # DataLoss, NotFound, OutOfRange, InvalidArgument, ...
-                IndexError,  # a truncated data file ("Read less bytes than requested")
-                OSError,
-            ) as error:
-                following = candidates[index + 1] if index + 1 < len(candidates) else None
-                logging.warning(
-                    "Checkpoint %s is unreadable (%s: %s); %s.",
-                    path,
-                    type(error).__name__,
-                    str(error).splitlines()[0][:200],
-                    f"falling back to {following}" if following else "no older one is left",
-                )
-                continue
-            except (AssertionError, ValueError) as error:
-                raise ValueError(
-                    f"Checkpoint {path} does not fit the models and optimizers of this config "
-                    f"({error.__class__.__name__}: {str(error)[:500]}). Train in a new "
-                    "--output_dir."
-                ) from error
-            return path
-        if candidates:
-            raise ValueError(
-                f"No readable checkpoint in {self.manager.directory} (tried {candidates}). "
-                "Move that folder away to restart the run from scratch."
+
+        def does_not_fit(path, error):
+            return ValueError(
+                f"Checkpoint {path} does not fit the models and optimizers of this config "
+                f"({error.__class__.__name__}: {str(error)[:500]}). Train in a new --output_dir."
             )
-        return None
+
+        def read(path):
+            try:
+                return self.checkpoint.restore(path)
+            except (AssertionError, ValueError) as error:
+                raise does_not_fit(path, error) from error
+
+        def matched(status, path):
+            try:
+                status.assert_existing_objects_matched()
+            except (AssertionError, ValueError) as error:
+                raise does_not_fit(path, error) from error
+
+        unreadable = (
+            tf.errors.OpError,  # DataLoss, NotFound, OutOfRange, InvalidArgument, ...
+            IndexError,  # a truncated data file ("Read less bytes than requested")
+            OSError,
+        )
+        return array_checkpoints.restore_newest(
+            self.manager.directory, self.manager.checkpoints, read, unreadable, matched,
+        )  # fmt: skip
 
     def save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=step)
