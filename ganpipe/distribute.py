@@ -131,8 +131,9 @@ def make_strategy(
     return strategy
 
 
-def _unwrapped(value):
-    """The ``tf.Variable`` behind a Keras variable; anything else as it is."""
+def tf_variable(value):
+    """The ``tf.Variable`` behind a Keras variable; anything else (a counter, a tensor) as it
+    is."""
     return value.value if isinstance(value, keras.Variable) else value
 
 
@@ -157,11 +158,11 @@ def update_variables(
                 variable, lambda v, *s: v.assign(fn(v, *s)), args=args, group=False
             )
 
-    variables = [_unwrapped(v) for v in variables]
+    variables = [tf_variable(v) for v in variables]
     if sources is None:
         sources = [None] * len(variables)
     else:
-        sources = [_unwrapped(s) for s in sources]
+        sources = [tf_variable(s) for s in sources]
         if len(sources) != len(variables):
             raise ValueError(f"{len(variables)} variables but {len(sources)} sources.")
     replica_context = tf.distribute.get_replica_context()

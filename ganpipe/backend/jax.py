@@ -230,10 +230,8 @@ def _own_buffers(values: list) -> list:
 
 def _state_now(parts: dict, sharding=None) -> dict:
     """The variables' values as the state a program takes: placed, each buffer its own."""
-    names = list(parts)
-    flat = [v.value for name in names for v in parts[name]]
-    flat = iter(_committed(_own_buffers(flat), sharding))
-    return {name: [next(flat) for _ in parts[name]] for name in names}
+    leaves, structure = jax.tree_util.tree_flatten(functional(parts))
+    return jax.tree_util.tree_unflatten(structure, _committed(_own_buffers(leaves), sharding))
 
 
 def compile_rounds(

@@ -185,13 +185,8 @@ def carry(variables: Sequence, values: Sequence) -> list:
         distribute.update_variables(variables, lambda _, x: x, values)  # each replica its own
     else:  # cross-replica context: every copy of a mirrored variable gets the value
         for variable, value in zip(variables, values):
-            _tf_variable(variable).assign(_tf_variable(value))
+            distribute.tf_variable(variable).assign(distribute.tf_variable(value))
     return variables
-
-
-def _tf_variable(variable):
-    """The ``tf.Variable`` of a Keras variable (a counter is one already)."""
-    return variable.value if isinstance(variable, keras.Variable) else variable
 
 
 def batch_slice(batches, start: int, stop: int | None):
@@ -234,6 +229,10 @@ def repeat(fn: Callable[[], dict], count) -> dict:
 
 
 def mean_over(sums: dict, count) -> dict:
+    """``sums`` over ``count`` calls as means; a count known in Python to be 1 adds no division
+    to the graph (as ``repeat`` adds no loop)."""
+    if isinstance(count, int) and count == 1:
+        return sums
     return {k: v / tf.cast(count, v.dtype) for k, v in sums.items()}
 
 
@@ -241,7 +240,7 @@ def average_replica_copies(strategy, values: Sequence) -> list:
     """Sets every replica's copy of each variable to the copies' mean (cross-replica context);
     returns the variables."""
     values = list(values)
-    variables = [_tf_variable(v) for v in values]
+    variables = [distribute.tf_variable(v) for v in values]
     if not variables or strategy.num_replicas_in_sync == 1:
         return values
     local = strategy.run(lambda: [tf.identity(v) for v in variables])
@@ -259,8 +258,6 @@ def scan(fn: Callable, count, xs, state: dict, strategy) -> tuple:
         x = None if xs is None else next(xs)
         return run(strategy, lambda x: fn(state, x)[1], (x,))
 
-    if isinstance(count, int) and count == 1:
-        return state, once()  # one call: its metrics are their mean (no division in the graph)
     return state, mean_over(repeat(once, count), count)
 
 

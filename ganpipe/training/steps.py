@@ -232,12 +232,7 @@ class Steps:
             steps = self.schedule.critic_steps
             critic = backend.batch_slice(batches, 0, steps)
             s, metrics = backend.scan(self._updates["critic"], steps, critic, s, strategy)
-            if self.loss.generator_uses_real:
-                real = backend.batch_slice(batches, steps, None)
-                update = self._updates["generator_real"]
-            else:
-                real, update = None, self._updates["generator"]
-            s, generator = backend.scan(update, generator_steps, real, s, strategy)
+            s, generator = self._generator_updates(s, batches, steps, generator_steps)
             metrics = {**metrics, **generator}
         step = s[STEP][0]
         dtype = keras.backend.standardize_dtype(step.dtype)
@@ -251,12 +246,16 @@ class Steps:
 
     def _generator_alone(self, s: dict, batches, _=None) -> tuple[dict, dict]:
         """One generator update, nothing else (``Trainer.train_generator``)."""
-        if self.loss.generator_uses_real:
-            first = backend.batch_slice(batches, 0, 1)
-            s, metrics = backend.scan(self._updates["generator_real"], 1, first, s, self.strategy)
-        else:
-            s, metrics = backend.scan(self._updates["generator"], 1, None, s, self.strategy)
+        s, metrics = self._generator_updates(s, batches, 0, 1)
         return self.sync_replica_state(s), metrics
+
+    def _generator_updates(self, s: dict, batches, start: int, count) -> tuple[dict, dict]:
+        """``count`` generator updates, each reading a batch from ``start`` on when the loss
+        scores real images."""
+        if self.loss.generator_uses_real:
+            real = backend.batch_slice(batches, start, None)
+            return backend.scan(self._updates["generator_real"], count, real, s, self.strategy)
+        return backend.scan(self._updates["generator"], count, None, s, self.strategy)
 
     # -- helpers ----------------------------------------------------------------------------
 

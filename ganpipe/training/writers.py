@@ -191,13 +191,7 @@ class Checkpointer:
 
         def read(path):
             try:
-                return self.checkpoint.restore(path)
-            except (AssertionError, ValueError) as error:
-                raise does_not_fit(path, error) from error
-
-        def matched(status, path):
-            try:
-                status.assert_existing_objects_matched()
+                return self.checkpoint.restore(path).assert_existing_objects_matched()
             except (AssertionError, ValueError) as error:
                 raise does_not_fit(path, error) from error
 
@@ -207,7 +201,8 @@ class Checkpointer:
             OSError,
         )
         return array_checkpoints.restore_newest(
-            self.manager.directory, self.manager.checkpoints, read, unreadable, matched,
+            self.manager.directory, self.manager.checkpoints, read, unreadable,
+            lambda status, path: None,  # read restored it
         )  # fmt: skip
 
     def save(self, step: int) -> str:
